@@ -1,0 +1,76 @@
+"""Tokens -> the id tensors the network reads (shared by training and the tagger).
+
+Per token: a word id (lower-cased lookup, then digits -> 0, then unknown), the extra features of
+the artifact (``case``: casing/shape class; ``bigram_left`` / ``bigram_right``: ids of the
+character bigrams ending / starting at the token, for character-level languages), and the
+first ``max_word_chars`` code points of the token for the character CNN.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from model.vocab import UNK, Vocab, case_id, digit_key, word_key
+
+FEATURES = ("case", "bigram_left", "bigram_right")
+_CACHE_LIMIT = 500_000
+
+
+class Featurizer:
+    """Maps a text's tokens to ``(features (N, F) int64, chars (N, W) int32)``; F = 1 + extras."""
+
+    def __init__(self, words: Vocab, features: list[str], bigrams: Vocab | None, max_word_chars: int) -> None:
+        unknown = set(features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown features {sorted(unknown)}; known: {FEATURES}")
+        if ("bigram_left" in features or "bigram_right" in features) and bigrams is None:
+            raise ValueError("bigram features need a bigram vocabulary")
+        self.words = words
+        self.features = list(features)
+        self.bigrams = bigrams
+        self.max_word_chars = max_word_chars
+        self._use_case = "case" in features
+        self._cache: dict[str, tuple[int, int]] = {}
+        self._span = torch.arange(max_word_chars)  # (W,)
+
+    def _word(self, tok: str) -> tuple[int, int]:
+        hit = self._cache.get(tok)
+        if hit is None:
+            stoi = self.words.stoi
+            wid = stoi.get(word_key(tok))
+            if wid is None:
+                wid = stoi.get(digit_key(tok), UNK)
+            hit = (wid, case_id(tok))
+            if len(self._cache) > _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[tok] = hit
+        return hit
+
+    def columns(self, tokens: list[str]) -> list[list[int]]:
+        """One list of ids per column (word, then each extra feature) for ``tokens``."""
+        pairs = [self._word(t) for t in tokens]
+        cols = [[p[0] for p in pairs]]
+        for f in self.features:
+            if f == "case":
+                cols.append([p[1] for p in pairs])
+            elif f == "bigram_left":
+                stoi = self.bigrams.stoi  # type: ignore[union-attr]
+                cols.append([stoi.get(a + b, UNK) for a, b in zip(["<s>"] + tokens[:-1], tokens)])
+            elif f == "bigram_right":
+                stoi = self.bigrams.stoi  # type: ignore[union-attr]
+                cols.append([stoi.get(a + b, UNK) for a, b in zip(tokens, tokens[1:] + ["</s>"])])
+        return cols
+
+    def encode(self, text: str, offsets: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+        """``(features (N, 1+E) int64, chars (N, W) int32 code points, 0-padded)`` for the tokens."""
+        n = len(offsets)
+        if n == 0:
+            return torch.zeros(0, 1 + len(self.features), dtype=torch.long), torch.zeros(0, self.max_word_chars, dtype=torch.int32)
+        tokens = [text[a:b] for a, b in offsets]
+        feats = torch.tensor(self.columns(tokens), dtype=torch.long).t().contiguous()  # (N, F)
+        cps = torch.frombuffer(bytearray(text.encode("utf-32-le", "surrogatepass")), dtype=torch.int32)  # (L,)
+        bounds = torch.tensor(offsets, dtype=torch.long)  # (N, 2)
+        idx = bounds[:, :1] + self._span.unsqueeze(0)  # (N, W)
+        valid = idx < bounds[:, 1:]  # (N, W)
+        chars = torch.where(valid, cps[idx.clamp(max=cps.numel() - 1)], 0)  # (N, W)
+        return feats, chars

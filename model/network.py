@@ -1,0 +1,229 @@
+"""The tagger network: token representation -> BiLSTM -> masked self-attention -> CRF.
+
+Read top to bottom: the config, the leaf modules (character CNN, CRF), then ``TaggerNet``.
+Shapes: B sentences (chunks) in a batch, T tokens in the longest, W characters per token
+(truncated), D the token representation size, H the LSTM size per direction, C the number of tags.
+
+Everything here compiles with ``torch.jit.script`` and is deterministic in eval mode.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+NEG = -10000.0  # score of a forbidden tag transition
+
+
+@dataclass
+class NetworkConfig:
+    """Sizes of the network. The defaults are those of the shipped English model."""
+
+    num_words: int = 2  # rows of the word table (pad, unk, words...)
+    word_dim: int = 100
+    tune_words: bool = True  # fine-tune the word table (training only)
+    num_chars: int = 2  # character vocabulary size (pad, unk, chars...)
+    char_dim: int = 30  # 0 turns the character CNN off (e.g. Chinese: the token is the character)
+    char_filters: int = 50
+    char_kernel: int = 3
+    max_word_chars: int = 20  # longer tokens are cut to this many characters for the CNN
+    extra_sizes: List[int] = field(default_factory=list)  # vocab size of each extra id feature
+    extra_dims: List[int] = field(default_factory=list)  # embedding size of each (casing, bigrams...)
+    hidden: int = 200  # LSTM size per direction
+    lstm_layers: int = 1
+    heads: int = 4  # self-attention heads; 0 turns attention off
+    dropout: float = 0.5
+    crf: bool = True  # False: independent softmax per token
+    num_tags: int = 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkConfig":
+        known = cls.__dataclass_fields__
+        unknown = set(d) - set(known)
+        if unknown:
+            raise ValueError(f"unknown network config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class CharCNN(nn.Module):
+    """Characters of each token -> one vector per token (convolution + max over positions)."""
+
+    def __init__(self, num_chars: int, dim: int, filters: int, kernel: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, dim, padding_idx=0)
+        self.conv = nn.Conv1d(dim, filters, kernel, padding=kernel // 2)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        # chars: (N, W) character ids, 0 = padding
+        x = self.embed(chars).transpose(1, 2)  # (N, E, W)
+        x = self.conv(x)  # (N, F, W)
+        pad = (chars == 0).unsqueeze(1)  # (N, 1, W)
+        x = x.masked_fill(pad, -10000.0).max(dim=2).values  # (N, F)
+        return x.masked_fill(pad.all(dim=2), 0.0)  # tokens without characters -> 0
+
+
+class CRF(nn.Module):
+    """Linear-chain CRF: transition scores, NLL for training, Viterbi and marginals for decoding.
+
+    ``allowed`` (C, C) marks legal transitions i -> j (e.g. no ``O -> I-PER`` in BIOES);
+    illegal ones get a fixed score of NEG, as do illegal start and end tags.
+    """
+
+    def __init__(self, num_tags: int, allowed: Tensor, allowed_start: Tensor, allowed_end: Tensor) -> None:
+        super().__init__()
+        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))  # (C, C) from -> to
+        self.start = nn.Parameter(torch.zeros(num_tags))  # (C,)
+        self.end = nn.Parameter(torch.zeros(num_tags))  # (C,)
+        self.register_buffer("penalty", (~allowed).float() * NEG)
+        self.register_buffer("start_penalty", (~allowed_start).float() * NEG)
+        self.register_buffer("end_penalty", (~allowed_end).float() * NEG)
+
+    def _scores(self) -> Tuple[Tensor, Tensor, Tensor]:
+        return self.transitions + self.penalty, self.start + self.start_penalty, self.end + self.end_penalty
+
+    def _alphas(self, em: Tensor, mask: Tensor) -> Tensor:
+        # em: (B, T, C) emission scores; mask: (B, T) True for real tokens -> (B, T, C) forward scores
+        trans, start, _ = self._scores()
+        alpha = start.unsqueeze(0) + em[:, 0]  # (B, C)
+        out = [alpha]
+        for t in range(1, em.size(1)):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]  # (B, C)
+            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
+            out.append(alpha)
+        return torch.stack(out, dim=1)  # (B, T, C)
+
+    def nll(self, em: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        """Negative log-likelihood of the gold ``tags`` (B, T), summed over the batch."""
+        trans, start, end = self._scores()
+        B, T, _ = em.shape
+        lengths = mask.sum(dim=1)  # (B,)
+        maskf = mask.float()
+        gold = start[tags[:, 0]] + em.gather(2, tags.unsqueeze(2)).squeeze(2).mul(maskf).sum(dim=1)  # (B,)
+        pair = trans[tags[:, :-1], tags[:, 1:]]  # (B, T-1)
+        gold = gold + (pair * maskf[:, 1:]).sum(dim=1)
+        last = tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)  # (B,)
+        gold = gold + end[last]
+        alphas = self._alphas(em, mask)  # (B, T, C)
+        final = alphas[torch.arange(B), lengths - 1]  # (B, C)
+        log_z = torch.logsumexp(final + end.unsqueeze(0), dim=1)  # (B,)
+        return (log_z - gold).sum()
+
+    def viterbi(self, em: Tensor, mask: Tensor) -> Tensor:
+        """Best tag sequence (B, T); positions past a sequence's length repeat its last tag."""
+        trans, start, end = self._scores()
+        B, T, C = em.shape
+        score = start.unsqueeze(0) + em[:, 0]  # (B, C)
+        keep = torch.arange(C, device=em.device).unsqueeze(0).expand(B, C)  # (B, C) identity back-pointers
+        pointers: List[Tensor] = []
+        for t in range(1, T):
+            best, arg = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # (B, C) each
+            m = mask[:, t].unsqueeze(1)  # (B, 1)
+            score = torch.where(m, best + em[:, t], score)
+            pointers.append(torch.where(m, arg, keep))
+        last = (score + end.unsqueeze(0)).argmax(dim=1)  # (B,)
+        path = [last]
+        for bp in pointers[::-1]:
+            last = bp.gather(1, last.unsqueeze(1)).squeeze(1)
+            path.append(last)
+        path.reverse()
+        return torch.stack(path, dim=1)  # (B, T)
+
+    def marginals(self, em: Tensor, mask: Tensor) -> Tensor:
+        """Posterior probability of each tag at each position, (B, T, C)."""
+        trans, _, end = self._scores()
+        B, T, C = em.shape
+        alphas = self._alphas(em, mask)  # (B, T, C)
+        beta = end.unsqueeze(0).expand(B, C)  # (B, C)
+        betas = [beta]
+        for t in range(T - 2, -1, -1):
+            nxt = torch.logsumexp(trans.unsqueeze(0) + (em[:, t + 1] + beta).unsqueeze(1), dim=2)  # (B, C)
+            beta = torch.where(mask[:, t + 1].unsqueeze(1), nxt, end.unsqueeze(0).expand(B, C))
+            betas.append(beta)
+        betas.reverse()
+        scores = alphas + torch.stack(betas, dim=1)  # (B, T, C)
+        return torch.softmax(scores, dim=2)
+
+
+class TaggerNet(nn.Module):
+    """Token ids in, tags and per-token confidences out.
+
+    ``forward(words, extras, chars, lengths)``:
+      words (B, T) word ids; extras (B, T, E) ids of the extra features (casing, bigrams);
+      chars (B, T, W) Unicode code points of each token's characters (0 = padding);
+      lengths (B,) tokens per sentence, each >= 1.
+    returns tags (B, T) tag ids and conf (B, T): the CRF marginal probability of the chosen tag
+    (softmax probability without a CRF).
+    """
+
+    def __init__(self, cfg: NetworkConfig, char_table: Tensor, allowed: Tensor, allowed_start: Tensor,
+                 allowed_end: Tensor) -> None:
+        super().__init__()
+        self.word_table = nn.Parameter(torch.randn(cfg.num_words, cfg.word_dim) * 0.1)  # (V, Dw)
+        self.register_buffer("char_table", char_table.to(torch.int32))  # (65536,) code point -> char id
+        self.chars: Optional[CharCNN] = (
+            CharCNN(cfg.num_chars, cfg.char_dim, cfg.char_filters, cfg.char_kernel) if cfg.char_dim > 0 else None
+        )
+        self.extras = nn.ModuleList([nn.Embedding(n, d, padding_idx=0) for n, d in zip(cfg.extra_sizes, cfg.extra_dims)])
+        rep = cfg.word_dim + (cfg.char_filters if cfg.char_dim > 0 else 0) + sum(cfg.extra_dims)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.lstm = nn.LSTM(rep, cfg.hidden, num_layers=cfg.lstm_layers, batch_first=True, bidirectional=True,
+                            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0)
+        self.attn: Optional[nn.MultiheadAttention] = (
+            nn.MultiheadAttention(2 * cfg.hidden, cfg.heads, dropout=0.1, batch_first=True) if cfg.heads > 0 else None
+        )
+        self.norm = nn.LayerNorm(2 * cfg.hidden)
+        self.out = nn.Linear(2 * cfg.hidden, cfg.num_tags)
+        self.crf: Optional[CRF] = CRF(cfg.num_tags, allowed, allowed_start, allowed_end) if cfg.crf else None
+
+    def char_ids(self, chars: Tensor) -> Tensor:
+        """Code points (any shape) -> character ids; outside the table -> 1 (unknown)."""
+        inside = chars < self.char_table.size(0)
+        ids = self.char_table[chars.clamp(0, self.char_table.size(0) - 1)].long()
+        return torch.where(inside, ids, torch.ones_like(ids)).masked_fill(chars == 0, 0)
+
+    def emissions(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        """Tag scores (B, T, C) for each token."""
+        B, T = words.shape
+        parts = [F.embedding(words, self.word_table).float()]  # (B, T, Dw); the table may be fp16
+        if self.chars is not None:
+            W = chars.size(2)
+            c = self.chars(self.char_ids(chars).reshape(B * T, W))  # (B*T, F)
+            parts.append(c.reshape(B, T, -1))  # (B, T, F)
+        for i, emb in enumerate(self.extras):
+            parts.append(emb(extras[:, :, i]))  # (B, T, De)
+        x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)  # (B, T, 2H)
+        if self.attn is not None:
+            pad = torch.arange(T, device=words.device).unsqueeze(0) >= lengths.unsqueeze(1)  # (B, T) True = padding
+            a = self.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0]  # (B, T, 2H)
+            h = self.norm(h + self.drop(a))
+        return self.out(self.drop(h))  # (B, T, C)
+
+    def forward(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        em = self.emissions(words, extras, chars, lengths)  # (B, T, C)
+        mask = torch.arange(em.size(1), device=em.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        if self.crf is not None:
+            tags = self.crf.viterbi(em, mask)  # (B, T)
+            probs = self.crf.marginals(em, mask)  # (B, T, C)
+        else:
+            probs = torch.softmax(em, dim=2)
+            tags = probs.argmax(dim=2)
+        conf = probs.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T)
+        return tags, conf
+
+    @torch.jit.unused
+    def loss(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor, tags: Tensor) -> Tensor:
+        """Training loss summed over the batch (CRF NLL, or token cross-entropy)."""
+        em = self.emissions(words, extras, chars, lengths)
+        mask = torch.arange(em.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
+        if self.crf is not None:
+            return self.crf.nll(em, tags, mask)
+        return F.cross_entropy(em[mask], tags[mask], reduction="sum")

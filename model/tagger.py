@@ -1,0 +1,229 @@
+"""Load an artifact and tag texts: the API the worker codes against.
+
+>>> tagger = load()                        # model/artifacts/en-news.pt
+>>> tagger.tag(["Barack Obama visited Paris ."])
+[[Span(start=0, end=12, label='PER', ...), Span(start=21, end=26, label='LOC', ...)]]
+
+Span offsets are code-point offsets into the original text, end exclusive, and
+``span.text == text[span.start:span.end]``. ``span.score`` is the mean, over the span's tokens,
+of the CRF posterior marginal probability of the predicted tag (in [0, 1]).
+
+Texts longer than ``max_length`` tokens are cut into chunks at sentence ends (else at whitespace
+between tokens, else hard) and their spans merged back; nothing is truncated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from model.export import BIGRAMS_FILE, FORMAT, FORMAT_VERSION, META_FILE, WORDS_FILE
+from model.features import FEATURES, Featurizer
+from model.spans import tags_to_spans
+from model.tokenize import KINDS, tokenize_offsets
+from model.vocab import Vocab
+
+_SENTENCE_ENDS = frozenset(".!?;。！？；…")
+_MAX_BATCH_TOKENS = 8192  # padded tokens per network call
+_MAX_BATCH_CHUNKS = 256
+
+
+class ArtifactError(ValueError):
+    """A model file that cannot be used: missing, corrupt, truncated, foreign or incompatible."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"model file {os.fspath(path)}: {reason}")
+        self.path = os.fspath(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An entity: ``text[start:end]`` (code points, end exclusive) with its label and confidence."""
+
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "label": self.label, "text": self.text, "score": self.score}
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A text tokenised and cut into chunks, ready for the network (made by ``Tagger.prepare``)."""
+
+    text: str
+    num_tokens: int  # tokens over all chunks
+    starts: tuple[int, ...]  # code-point offset of each token
+    ends: tuple[int, ...]  # end (exclusive) of each token
+    features: torch.Tensor  # (N, F) word id and extra feature ids
+    chars: torch.Tensor  # (N, W) code points of each token, 0-padded
+    chunks: tuple[tuple[int, int], ...]  # token ranges [a, b) of at most max_length tokens
+
+
+def default_model_path() -> pathlib.Path:
+    """The shipped English news model inside the installed package."""
+    return pathlib.Path(__file__).resolve().parent / "artifacts" / "en-news.pt"
+
+
+def chunk_bounds(text: str, starts: Sequence[int], ends: Sequence[int], max_length: int) -> list[tuple[int, int]]:
+    """Cut ``n`` tokens into ranges of at most ``max_length`` tokens.
+
+    Each cut is after the last sentence-ending token in the second half of the window, else at
+    the last whitespace between tokens there, else at the window's end.
+    """
+    n = len(starts)
+    chunks: list[tuple[int, int]] = []
+    s = 0
+    while n - s > max_length:
+        e = s + max_length
+        lo = s + max(1, max_length // 2)
+        cut = next((j for j in range(e, lo, -1) if ends[j - 1] - starts[j - 1] == 1 and text[starts[j - 1]] in _SENTENCE_ENDS), 0)
+        if not cut:
+            cut = next((j for j in range(e, lo, -1) if starts[j] > ends[j - 1]), e)
+        chunks.append((s, cut))
+        s = cut
+    if n > s:
+        chunks.append((s, n))
+    return chunks
+
+
+class Tagger:
+    """A loaded artifact. ``tag``/``tag_prepared`` may be called from one thread at a time each."""
+
+    def __init__(self, module: torch.jit.ScriptModule, meta: dict, words: Vocab, bigrams: Vocab | None) -> None:
+        self.module = module
+        self.info: dict = meta
+        self.name: str = meta["name"]
+        self.version: str = meta["version"]
+        self.labels: tuple[str, ...] = tuple(meta["labels"])
+        self.max_length: int = int(meta["max_length"])
+        self.tokenizer: str = meta["tokenizer"]["kind"]
+        self.tags: list[str] = list(meta["tags"])
+        self._featurizer = Featurizer(words, meta["features"], bigrams, int(meta["max_word_chars"]))
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Tagger({self.name}@{self.version}, labels={self.labels}, max_length={self.max_length})"
+
+    def prepare(self, text: str) -> Prepared:
+        """Tokenise ``text`` and cut it into chunks; cheap, pure CPU, never raises for a str."""
+        if not isinstance(text, str):
+            raise TypeError(f"prepare expects str, got {type(text).__name__}")
+        offsets = tokenize_offsets(text, self.tokenizer)
+        features, chars = self._featurizer.encode(text, offsets)
+        starts = tuple(a for a, _ in offsets)
+        ends = tuple(b for _, b in offsets)
+        return Prepared(text, len(offsets), starts, ends, features, chars,
+                        tuple(chunk_bounds(text, starts, ends, self.max_length)))
+
+    def tag(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Entity spans of each text, in input order."""
+        return self.tag_prepared([self.prepare(t) for t in texts])
+
+    def tag_prepared(self, docs: Sequence[Prepared]) -> list[list[Span]]:
+        """Entity spans of each prepared text, in input order (chunks batched longest first)."""
+        out: list[list[Span]] = [[] for _ in docs]
+        work = sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
+        i = 0
+        with self._lock, torch.inference_mode():
+            while i < len(work):
+                longest = work[i][0]
+                j = i + min(_MAX_BATCH_CHUNKS, max(1, _MAX_BATCH_TOKENS // longest), len(work) - i)
+                self._run(docs, work[i:j], out)
+                i = j
+        for spans in out:
+            spans.sort(key=lambda s: s.start)
+        return out
+
+    def _run(self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]], out: list[list[Span]]) -> None:
+        feats = pad_sequence([docs[d].features[a:a + n] for n, d, a in batch], batch_first=True)  # (B, T, F)
+        chars = pad_sequence([docs[d].chars[a:a + n] for n, d, a in batch], batch_first=True)  # (B, T, W)
+        lengths = torch.tensor([n for n, _, _ in batch])  # (B,)
+        tags, conf = self.module(feats[:, :, 0], feats[:, :, 1:], chars.long(), lengths)  # (B, T) each
+        has_entity = (tags != 0).any(dim=1).tolist()
+        tag_rows = tags.tolist()
+        for row, (n, d, a) in enumerate(batch):
+            if not has_entity[row]:
+                continue
+            doc = docs[d]
+            names = [self.tags[t] for t in tag_rows[row][:n]]
+            found = tags_to_spans(names)
+            if not found:
+                continue
+            scores = conf[row]
+            for s, e, label in found:
+                start, end = doc.starts[a + s], doc.ends[a + e - 1]
+                out[d].append(Span(start, end, label, doc.text[start:end], float(scores[s:e].mean())))
+
+
+def _read(path: pathlib.Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
+    if not path.is_file():
+        raise ArtifactError(path, "does not exist" if not path.exists() else "is not a file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":
+        raise ArtifactError(path, "is not a TorchScript archive (no zip header): a foreign or corrupt file")
+    files = {META_FILE: "", WORDS_FILE: "", BIGRAMS_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    except Exception as e:  # torch raises RuntimeError / ValueError with long C++ traces
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ArtifactError(path, f"cannot be read as TorchScript (truncated or corrupt?): {first}") from e
+    return module, {k: (v.decode("utf-8") if isinstance(v, bytes) else v) for k, v in files.items()}
+
+
+def _check(path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, str]) -> dict:
+    if not files[META_FILE]:
+        raise ArtifactError(path, f"has no {META_FILE}: a TorchScript file, but not a tagstream model")
+    try:
+        meta = json.loads(files[META_FILE])
+    except json.JSONDecodeError as e:
+        raise ArtifactError(path, f"{META_FILE} is not valid JSON: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ArtifactError(path, f"{META_FILE} does not declare format {FORMAT!r}: not a tagstream model")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ArtifactError(path, f"bad format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(path, f"format version {version} is newer than this tagstream reads ({FORMAT_VERSION}); upgrade tagstream")
+    required = ("name", "version", "language", "tokenizer", "max_length", "max_word_chars", "labels", "tags", "features")
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise ArtifactError(path, f"{META_FILE} lacks {missing}")
+    if meta["tokenizer"].get("kind") not in KINDS:
+        raise ArtifactError(path, f"unknown tokenizer {meta['tokenizer']!r}")
+    if set(meta["features"]) - set(FEATURES):
+        raise ArtifactError(path, f"unknown features {meta['features']!r}")
+    if not isinstance(meta["max_length"], int) or meta["max_length"] < 1:
+        raise ArtifactError(path, f"bad max_length {meta['max_length']!r}")
+    rows = module.word_table.size(0)
+    if rows != len(files[WORDS_FILE].split("\n")) + 2 - (not files[WORDS_FILE]):
+        raise ArtifactError(path, f"{WORDS_FILE} does not match the word table ({rows} rows)")
+    if module.out.out_features != len(meta["tags"]):
+        raise ArtifactError(path, f"the network has {module.out.out_features} outputs for {len(meta['tags'])} tags")
+    return meta
+
+
+def load(path: str | os.PathLike | None = None, *, threads: int | None = None) -> Tagger:
+    """Load an artifact (default: ``default_model_path()``); ArtifactError if it cannot be used."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    path = pathlib.Path(path) if path is not None else default_model_path()
+    module, files = _read(path)
+    meta = _check(path, module, files)
+    module.eval()
+    bigrams = Vocab.loads(files[BIGRAMS_FILE]) if files[BIGRAMS_FILE] else None
+    try:
+        return Tagger(module, meta, Vocab.loads(files[WORDS_FILE]), bigrams)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArtifactError(path, f"inconsistent metadata: {e}") from e
