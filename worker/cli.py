@@ -1,0 +1,247 @@
+"""The ``tagstream`` command: ``run`` (the worker), ``tag`` (the same labelling without Kafka),
+``demo`` (a local end-to-end run for newcomers).
+
+Exit status: 0 done; 1 failed at run time (nothing undelivered was committed); 2 bad settings,
+arguments or model file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger("tagstream")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return args.func(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tagstream",
+        description="Named-entity tagging for Kafka streams. Settings come from TAGSTREAM_* "
+        "environment variables (and a .env file); see the README.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the worker: input topic -> labelled spans -> output topic")
+    run.set_defaults(func=cmd_run)
+
+    tag = sub.add_parser("tag", help="label JSON lines {\"id\", \"text\"} without Kafka")
+    tag.add_argument("--model", type=Path, help="model artifact (default: the shipped en-news)")
+    tag.add_argument("--input", type=Path, help="input file (default: stdin)")
+    tag.add_argument("--output", type=Path, help="output file (default: stdout)")
+    tag.add_argument("--input-format", choices=("json", "text"), default="json",
+                     help="json: one object per line with a \"text\" field; text: one text per line")
+    tag.add_argument("--batch-size", type=int, default=64, help="texts per model call (default 64)")
+    tag.add_argument("--echo-text", action="store_true", help="copy each text into its output")
+    tag.add_argument("--max-text-chars", type=int, default=100_000)
+    tag.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    tag.set_defaults(func=cmd_tag)
+
+    demo = sub.add_parser("demo", help="local broker + worker + a few hundred sentences, then a summary")
+    demo.add_argument("--sentences", type=Path, help="one text per line (default: the embedded set)")
+    demo.add_argument("--rate", type=float, default=50.0,
+                      help="messages/s in the streaming phase (default 50)")
+    demo.add_argument("--partitions", type=int, default=2)
+    demo.add_argument("--model", type=Path, help="model artifact (default: the shipped en-news)")
+    demo.add_argument("--bootstrap-servers",
+                      help="use this broker instead of starting the local one "
+                      "(default: $KAFKA_BOOTSTRAP_SERVERS, else scripts/kafka-local up)")
+    demo.add_argument("--keep-broker", action="store_true",
+                      help="leave the local broker running afterwards")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+# -- run -----------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from worker import logs
+    from worker.config import ConfigError, load_settings
+    from worker.http import Health, HttpServer
+    from worker.metrics import Metrics
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"tagstream: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.log.level, settings.log.format)
+    log.info("starting", extra={"settings": settings.redacted()})
+
+    stop = _install_signal_handlers()
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    health = Health(settings.http.max_loop_stall_s)
+    try:
+        http = HttpServer(settings.http.host, settings.http.port, registry, health).start()
+    except OSError as exc:
+        log.error("cannot serve HTTP on %s:%s: %s", settings.http.host, settings.http.port, exc)
+        return EXIT_USAGE
+
+    # Imported here: these pull in torch and kafka-python, slow to import for --help.
+    from kafka.errors import KafkaError
+
+    from worker.pipeline import Pipeline, load_tagger
+    from worker.sink import Sink
+    from worker.source import Source
+
+    try:
+        tagger = load_tagger(settings.model.path, settings.model.threads)
+    except ValueError as exc:  # model.ArtifactError
+        log.error("cannot load the model: %s", exc)
+        return EXIT_USAGE
+    metrics.set_model(tagger.name, tagger.version)
+    health.model_loaded = True
+    log.info("model loaded", extra={"model": f"{tagger.name}@{tagger.version}"})
+
+    try:
+        source = Source(settings, metrics)
+        missing = source.missing_topics(
+            [settings.kafka.input_topic, settings.kafka.output_topic, settings.kafka.dead_letter_topic]
+        )
+        if missing:
+            log.error("topics do not exist (create them first): %s", ", ".join(missing))
+            source.close()
+            return EXIT_FAILED
+        sink = Sink(settings)
+    except KafkaError as exc:
+        log.error("cannot connect to Kafka at %s: %r", settings.kafka.bootstrap_servers, exc)
+        return EXIT_FAILED
+    try:
+        return Pipeline(settings, tagger, source, sink, metrics, health, stop).run()
+    finally:
+        http.stop()
+        log.info("stopped")
+
+
+def _install_signal_handlers() -> threading.Event:
+    """SIGTERM/SIGINT set the stop flag (drain, then exit); a second one exits at once."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting without draining", signal.Signals(signum).name)
+            os._exit(EXIT_FAILED)
+        log.info("%s: stopping after the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+# -- tag -----------------------------------------------------------------------------------
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from worker import logs
+    from worker.messages import InvalidMessage, dumps, output_doc, parse_input
+    from worker.pipeline import load_tagger
+
+    logs.configure("WARNING")
+    if args.batch_size < 1:
+        print("tagstream tag: --batch-size must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        tagger = load_tagger(args.model, args.threads)
+    except ValueError as exc:
+        print(f"tagstream tag: cannot load the model: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    model_ref = f"{tagger.name}@{tagger.version}"
+    name = str(args.input) if args.input else "-"
+    errors = 0
+    with _open_in(args.input) as inp, _open_out(args.output) as out:
+        for chunk in _chunks(_lines(inp), args.batch_size):
+            docs, prepared = [], []
+            for number, raw in chunk:
+                source = {"file": name, "line": number}
+                try:
+                    doc_id, text = parse_input(raw, args.input_format, args.max_text_chars)
+                except InvalidMessage as exc:
+                    docs.append({"id": None, "error": {"class": exc.reason, "message": exc.message},
+                                 "source": source})
+                    errors += 1
+                    continue
+                docs.append((doc_id, text, source))
+                prepared.append(tagger.prepare(text))
+            results = iter(tagger.tag_prepared(prepared))
+            for doc in docs:
+                if isinstance(doc, tuple):
+                    doc_id, text, source = doc
+                    doc = output_doc(doc_id, next(results), model_ref, source,
+                                     text if args.echo_text else None)
+                out.write(dumps(doc) + b"\n")
+            out.flush()
+    if errors:
+        print(f"tagstream tag: {errors} line(s) could not be labelled (see their \"error\")",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _lines(inp: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(inp, start=1):
+        raw = raw.rstrip(b"\r\n")
+        if raw.strip():
+            yield number, raw
+
+
+def _chunks(items: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _open_in:  # noqa: N801 (a context manager used like open)
+    def __init__(self, path: Path | None):
+        self._path = path
+        self._file: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        self._file = open(self._path, "rb") if self._path else None  # noqa: SIM115
+        return self._file or sys.stdin.buffer
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file:
+            self._file.close()
+
+
+class _open_out(_open_in):  # noqa: N801
+    def __enter__(self) -> IO[bytes]:
+        self._file = open(self._path, "wb") if self._path else None  # noqa: SIM115
+        return self._file or sys.stdout.buffer
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from worker import demo
+
+    return demo.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The worker's settings tree, read from the environment (and an optional `.env` file).
+
+Every setting is an environment variable with the prefix ``TAGSTREAM_``; nested groups use a
+double underscore: ``TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS``, ``TAGSTREAM_BATCHING__MAX_WAIT_MS``.
+The whole tree is validated once at start-up (`load_settings`); an invalid value raises
+`ConfigError`, whose message names the variable and the bad value (never the value of a secret).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TAGSTREAM_"
+ENV_NESTED_DELIMITER = "__"
+
+
+class ConfigError(Exception):
+    """The settings are invalid; `problems` holds one line per bad variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Group):
+    """Where to read, where to write, and how to talk to the brokers."""
+
+    bootstrap_servers: str = "localhost:9092"
+    input_topic: str = "tagstream-input"
+    output_topic: str = "tagstream-output"
+    dead_letter_topic: str = "tagstream-dead-letters"
+    group_id: str = "tagstream"
+    client_id: str = Field(default_factory=lambda: f"tagstream-{socket.gethostname()}")
+    # Exactly-once only: must be unique per running worker and stable across its restarts
+    # (a restart with the same id fences the crashed instance and aborts its open transaction).
+    # Default: "<group_id>-<hostname>" (the pod name on Kubernetes).
+    transactional_id: str | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # Eager ("range") revokes every partition on each rebalance; "cooperative-sticky" moves only
+    # the partitions that change owner (KIP-429). Every worker of a group must use the same one.
+    assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = "range"
+    session_timeout_ms: int = Field(default=45_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # How long the producer keeps retrying one output before the worker gives up and exits
+    # (nothing is committed for an undelivered output, so a restart redoes it).
+    delivery_timeout_ms: int = Field(default=120_000, ge=1_000)
+    linger_ms: int = Field(default=5, ge=0)
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    max_request_size: int = Field(default=1_048_576, ge=1_024)
+    transaction_timeout_ms: int = Field(default=60_000, ge=1_000)
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        uses_sasl = self.security_protocol.startswith("SASL")
+        if uses_sasl:
+            missing = [
+                name
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol={self.security_protocol} needs "
+                    + ", ".join(_env_name(("kafka", m)) for m in missing)
+                )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{_env_name(('kafka', name))}={path}: no such file")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile must be set together")
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+        if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
+            raise ValueError("delivery_timeout_ms must be >= linger_ms + request_timeout_ms")
+        topics = [self.input_topic, self.output_topic, self.dead_letter_topic]
+        if len(set(topics)) != 3:
+            raise ValueError("input_topic, output_topic and dead_letter_topic must differ")
+        return self
+
+    def effective_transactional_id(self) -> str:
+        return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
+
+    def security_configs(self) -> dict[str, Any]:
+        """The kafka-python keyword arguments for TLS and SASL (shared by all clients)."""
+        out: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            assert self.sasl_password is not None
+            out.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password.get_secret_value(),
+            )
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            out.update(
+                ssl_cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+                ssl_certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                ssl_keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                ssl_password=self.ssl_password.get_secret_value() if self.ssl_password else None,
+                ssl_check_hostname=self.ssl_check_hostname,
+            )
+        return out
+
+
+class BatchingSettings(_Group):
+    """When a micro-batch closes: whichever limit is reached first."""
+
+    max_batch_records: int = Field(default=64, ge=1, le=100_000)
+    max_batch_tokens: int = Field(default=4_096, ge=1)
+    max_wait_ms: int = Field(default=50, ge=0)
+
+
+class ModelSettings(_Group):
+    # None: the shipped default model (en-news).
+    path: Path | None = None
+    # Torch intra-op threads; 0 leaves torch's default (one per core).
+    threads: int = Field(default=0, ge=0, le=256)
+
+    @model_validator(mode="after")
+    def _exists(self) -> ModelSettings:
+        if self.path is not None and not self.path.is_file():
+            raise ValueError(f"{_env_name(('model', 'path'))}={self.path}: no such file")
+        return self
+
+
+class HttpSettings(_Group):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65_535)
+    # /healthz turns 503 when the main loop has not turned for this long.
+    max_loop_stall_s: float = Field(default=60.0, gt=0)
+
+
+class LogSettings(_Group):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """The root of the tree. Construct through `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    input_format: Literal["json", "text"] = "json"
+    echo_text: bool = False
+    max_text_chars: int = Field(default=100_000, ge=1)
+    # SIGTERM: time allowed to finish the open batch, deliver, commit and close.
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+
+    kafka: KafkaSettings = KafkaSettings()
+    batching: BatchingSettings = BatchingSettings()
+    model: ModelSettings = ModelSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.drain_timeout_s * 1000 >= self.kafka.max_poll_interval_ms:
+            raise ValueError("drain_timeout_s must be shorter than kafka.max_poll_interval_ms")
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain data for logging; secrets appear as '**********'."""
+        return self.model_dump(mode="json")
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in loc)
+
+
+_SECRET_FIELDS = {"sasl_password", "ssl_password"}
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(p for p in error["loc"] if not isinstance(p, int))
+    message = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a model-level check: its message already names the variables
+        return message
+    name = _env_name(loc)
+    if error["type"] == "extra_forbidden":  # a typo; its value may be a misspelt secret
+        return f"{name}: not a setting (check the spelling)"
+    if loc[-1] in _SECRET_FIELDS:
+        return f"{name}: {message}"
+    value = error.get("input")
+    if isinstance(value, dict):  # a group-level check
+        return f"{name}: {message}"
+    return f"{name}={value!r}: {message}"
+
+
+def env_names() -> set[str]:
+    """Every environment variable the worker reads (used by the Helm chart's tests)."""
+    names: set[str] = set()
+    for field, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.update(_env_name((field, sub)) for sub in annotation.model_fields)
+        else:
+            names.add(_env_name((field,)))
+    return names
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the whole tree; raise `ConfigError` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([_describe(e) for e in exc.errors()]) from None

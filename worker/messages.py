@@ -1,0 +1,135 @@
+"""The message contract: input values in, output values and dead-letter headers out.
+
+Input value (``input_format="json"``): a UTF-8 JSON object ``{"id": str (optional), "text": str,
+...}``; other fields are ignored. With ``input_format="text"`` the whole value is the text.
+
+Output value: ``{"id", "spans": [{"start", "end", "label", "text", "score"}],
+"model": "name@version", "source": {"topic", "partition", "offset"}}`` plus ``"text"`` when
+echoing is on. ``start``/``end`` are code-point offsets into the input text, end exclusive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from worker.records import DeadLetter, SourceRecord, TextRecord
+
+# Dead-letter reasons (the ``tagstream.error.class`` header and the metric's ``reason`` label).
+NULL_VALUE = "null_value"
+INVALID_UTF8 = "invalid_utf8"
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_TEXT = "missing_text"
+TEXT_NOT_A_STRING = "text_not_a_string"
+INVALID_ID = "invalid_id"
+TEXT_TOO_LONG = "text_too_long"
+OUTPUT_TOO_LARGE = "output_too_large"
+TAGGING_FAILED = "tagging_failed"
+REASONS = (
+    NULL_VALUE, INVALID_UTF8, INVALID_JSON, NOT_AN_OBJECT, MISSING_TEXT, TEXT_NOT_A_STRING,
+    INVALID_ID, TEXT_TOO_LONG, OUTPUT_TOO_LARGE, TAGGING_FAILED,
+)
+
+HEADER_ERROR_CLASS = "tagstream.error.class"
+HEADER_ERROR_MESSAGE = "tagstream.error.message"
+HEADER_SOURCE_TOPIC = "tagstream.source.topic"
+HEADER_SOURCE_PARTITION = "tagstream.source.partition"
+HEADER_SOURCE_OFFSET = "tagstream.source.offset"
+HEADER_SOURCE_TIMESTAMP = "tagstream.source.timestamp"
+# Set on a dead letter whose input value was too large to pass on (its coordinates remain).
+HEADER_VALUE_DROPPED = "tagstream.error.value_dropped"
+
+
+class InvalidMessage(Exception):
+    """The value cannot be labelled; `reason` is one of `REASONS`."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def parse_input(value: bytes | None, input_format: str, max_text_chars: int) -> tuple[str | None, str]:
+    """Return ``(id, text)`` from a record value, or raise `InvalidMessage`.
+
+    >>> parse_input(b'{"id": "a1", "text": "Paris"}', "json", 100)
+    ('a1', 'Paris')
+    """
+    if value is None:
+        raise InvalidMessage(NULL_VALUE, "the record has no value (a tombstone)")
+    try:
+        decoded = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(INVALID_UTF8, f"value is not UTF-8: {exc}") from None
+    if input_format == "text":
+        doc_id, text = None, decoded
+    else:
+        try:
+            doc = json.loads(decoded.removeprefix("\ufeff"))
+        except (ValueError, RecursionError) as exc:
+            raise InvalidMessage(INVALID_JSON, f"value is not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise InvalidMessage(NOT_AN_OBJECT, f"value is JSON {type(doc).__name__}, not an object")
+        if "text" not in doc:
+            raise InvalidMessage(MISSING_TEXT, 'the object has no "text" field')
+        text = doc["text"]
+        if not isinstance(text, str):
+            raise InvalidMessage(TEXT_NOT_A_STRING, f'"text" is {type(text).__name__}, not a string')
+        doc_id = doc.get("id")
+        if doc_id is not None and not isinstance(doc_id, str):
+            raise InvalidMessage(INVALID_ID, f'"id" is {type(doc_id).__name__}, not a string')
+    if len(text) > max_text_chars:
+        raise InvalidMessage(
+            TEXT_TOO_LONG, f"text has {len(text)} characters, more than max_text_chars={max_text_chars}"
+        )
+    return doc_id, text
+
+
+def output_value(record: TextRecord, spans: Sequence[Any], model_ref: str, echo_text: bool) -> bytes:
+    """The output record's value for a labelled record."""
+    src = record.source
+    source = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
+    return dumps(output_doc(record.id, spans, model_ref, source, record.text if echo_text else None))
+
+
+def output_doc(
+    doc_id: str | None, spans: Sequence[Any], model_ref: str, source: dict[str, Any], text: str | None
+) -> dict[str, Any]:
+    """The output document; `text` is echoed when not None."""
+    doc: dict[str, Any] = {
+        "id": doc_id,
+        "spans": [
+            {"start": s.start, "end": s.end, "label": s.label, "text": s.text, "score": round(s.score, 4)}
+            for s in spans
+        ],
+        "model": model_ref,
+        "source": source,
+    }
+    if text is not None:
+        doc["text"] = text
+    return doc
+
+
+def dumps(doc: Any) -> bytes:
+    """Compact UTF-8 JSON; lone surrogates (legal in a JSON escape) fall back to ASCII escapes."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
+    """The input's own headers, then the error and where the record came from."""
+    src: SourceRecord = dead.source
+    return [
+        *src.headers,
+        (HEADER_ERROR_CLASS, dead.reason.encode()),
+        (HEADER_ERROR_MESSAGE, dead.message[:1000].encode("utf-8", "replace")),
+        (HEADER_SOURCE_TOPIC, src.topic.encode()),
+        (HEADER_SOURCE_PARTITION, str(src.partition).encode()),
+        (HEADER_SOURCE_OFFSET, str(src.offset).encode()),
+        (HEADER_SOURCE_TIMESTAMP, str(src.timestamp_ms).encode()),
+    ]

@@ -1,0 +1,427 @@
+"""source → batcher → tagger → sink → commit: the worker's loop, and the only module that
+joins the Kafka side (`worker`) to the model (`model`).
+
+Threads: the main thread owns both Kafka clients and runs the loop below; one inference thread
+runs the tagger. While a batch is being tagged the main thread goes on polling (with the
+partitions paused once the next batch is full), so the consumer keeps its place in the group
+however slow the model is, and the next batch is decoded and tokenised in the meantime.
+
+Delivery of a batch, at-least-once (the default):
+    1. produce its outputs and dead letters, in consumption order;
+    2. flush and check every acknowledgement;
+    3. only then commit its offsets.
+A crash before step 3 redoes the batch (duplicates bounded by one batch); nothing is lost.
+
+Exactly-once: 1. begin a transaction; 2. produce; 3. add the batch's offsets to the
+transaction; 4. commit it. A ``read_committed`` reader sees each input's output exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kafka.errors import (
+    AuthorizationError,
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+)
+
+from worker import messages
+from worker.batcher import Batcher
+from worker.config import Settings
+from worker.http import Health
+from worker.logs import RateLimitedLog
+from worker.messages import InvalidMessage
+from worker.metrics import Metrics
+from worker.records import (
+    Batch,
+    DeadLetter,
+    Entry,
+    LabelledRecord,
+    SourceRecord,
+    TextRecord,
+    TopicPartition,
+)
+from worker.sink import TOO_LARGE, DeliveryError, Outgoing, Sink
+from worker.source import Source
+
+log = logging.getLogger(__name__)
+
+# Errors after which this producer can never commit again: end the worker (a restart recovers).
+FATAL_PRODUCER_ERRORS = (ProducerFencedError, InvalidProducerEpochError, AuthorizationError)
+_BUSY_POLL_S = 0.005  # poll interval while a batch is being tagged
+_IDLE_POLL_S = 0.2  # longest poll when idle (how fast a stop request is noticed)
+
+
+def load_tagger(path: Path | None, threads: int = 0) -> Tagger:
+    """Load a TorchScript tagger artifact (None: the shipped default, en-news).
+
+    Raises `model.ArtifactError` (a ValueError) for a missing, corrupt or incompatible file.
+    """
+    import model  # the one place the worker reaches into the model package
+
+    return model.load(path, threads=threads or None)
+
+
+class Tagger(Protocol):
+    """What the pipeline needs from `model.Tagger`."""
+
+    name: str
+    version: str
+
+    def prepare(self, text: str) -> Any: ...
+
+    def tag_prepared(self, docs: Sequence[Any]) -> list[list[Any]]: ...
+
+
+@dataclass
+class _InFlight:
+    batch: Batch
+    future: Future[list[LabelledRecord | DeadLetter]]  # one result per entry, in order
+    revoked: set[TopicPartition] = field(default_factory=set)  # results to discard
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        tagger: Tagger,
+        source: Source,
+        sink: Sink,
+        metrics: Metrics,
+        health: Health,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._settings = settings
+        self._tagger = tagger
+        self._source = source
+        self._sink = sink
+        self._metrics = metrics
+        self._health = health
+        self._stop = stop
+        self._clock = clock
+        b = settings.batching
+        self._batcher = Batcher(b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagstream-infer")
+        self._inflight: _InFlight | None = None
+        self._uncommitted: dict[TopicPartition, int] = {}  # delivered, commit failed: retry
+        self._model_ref = f"{tagger.name}@{tagger.version}"
+        self._dead_letter_log = RateLimitedLog(log, 10.0)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until the stop flag is set, then drain. Returns the process exit status."""
+        status = 1
+        try:
+            while not self._stop.is_set():
+                self._health.beat()
+                self._turn()
+            status = self._drain()
+        except Exception:
+            log.exception("the worker stopped on an error; undelivered records stay uncommitted")
+        finally:
+            self._close()
+        return status
+
+    def _turn(self) -> None:
+        # 1. Poll. Fetch only while no closed batch is waiting: one batch being tagged plus
+        #    one ready is enough. Paused or not, polling keeps the group membership alive.
+        if self._batcher.closed() or self._batcher.room() == 0:
+            self._source.pause()
+        else:
+            self._source.resume()
+        records = self._source.poll(self._poll_timeout(), max(1, self._batcher.room()))
+        # 2. Apply rebalances before touching what the poll returned.
+        self._apply_rebalance()
+        # 3. Decode and tokenise each record once; bad ones become dead letters.
+        for record in records:
+            self._batcher.add(self._entry(record))
+        # 4. When the tagger is free: start the next batch, then deliver the finished one.
+        flight = self._inflight
+        if flight is None or flight.future.done():
+            self._inflight = None
+            batch = self._batcher.take()
+            if batch is not None:
+                self._inflight = self._submit(batch)
+            if flight is not None:
+                self._deliver(flight)
+        self._source.update_lag()
+
+    def _poll_timeout(self) -> float:
+        if self._inflight is not None:
+            return _BUSY_POLL_S
+        left = self._batcher.seconds_left()
+        return _IDLE_POLL_S if left is None else min(left, _IDLE_POLL_S)
+
+    def _drain(self) -> int:
+        """Stop polling; tag, deliver and commit what was already consumed; within the timeout."""
+        self._health.draining = True
+        deadline = self._clock() + self._settings.drain_timeout_s
+        log.info("draining", extra={"records": len(self._batcher) + self._inflight_size()})
+        while True:
+            if self._inflight is None:
+                batch = self._batcher.flush()
+                if batch is None:
+                    log.info("drained: everything consumed is delivered and committed")
+                    return 0
+                self._inflight = self._submit(batch)
+            try:
+                self._inflight.future.result(timeout=max(0.0, deadline - self._clock()))
+            except FutureTimeout:
+                log.error(
+                    "drain timeout: undelivered records stay uncommitted and will be redone",
+                    extra={"drain_timeout_s": self._settings.drain_timeout_s},
+                )
+                return 1
+            flight, self._inflight = self._inflight, None
+            batch = self._batcher.flush()
+            if batch is not None:
+                self._inflight = self._submit(batch)
+            self._deliver(flight)
+
+    def _close(self) -> None:
+        self._health.draining = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for name, close in (("producer", self._sink.close), ("consumer", self._source.close)):
+            try:
+                close()
+            except Exception:
+                log.exception("closing the %s failed", name)
+
+    # -- stages --------------------------------------------------------------------------
+
+    def _entry(self, record: SourceRecord) -> Entry:
+        s = self._settings
+        try:
+            doc_id, text = messages.parse_input(record.value, s.input_format, s.max_text_chars)
+        except InvalidMessage as exc:
+            return DeadLetter(record, exc.reason, exc.message)
+        try:
+            prepared = self._tagger.prepare(text)
+        except Exception as exc:  # the tagger promises not to raise; never let one record stop us
+            log.exception("tokenising a record failed")
+            return DeadLetter(record, messages.TAGGING_FAILED, f"tokenising failed: {exc!r}")
+        return TextRecord(record, doc_id, text, prepared.num_tokens, prepared)
+
+    def _submit(self, batch: Batch) -> _InFlight:
+        self._metrics.batch_records.observe(len(batch.entries))
+        self._metrics.batch_tokens.observe(batch.tokens)
+        return _InFlight(batch, self._executor.submit(self._tag, batch))
+
+    def _tag(self, batch: Batch) -> list[LabelledRecord | DeadLetter]:
+        """Runs on the inference thread. One result per entry of the batch, in order."""
+        texts = batch.texts
+        spans_by_text: dict[int, list[Any] | DeadLetter] = {}
+        if texts:
+            start = time.perf_counter()
+            try:
+                for record, spans in zip(texts, self._tagger.tag_prepared([r.prepared for r in texts])):
+                    spans_by_text[id(record)] = spans
+            except Exception:  # isolate the record the tagger chokes on, tag the rest
+                log.exception("tagging a batch failed; tagging its records one by one")
+                for record in texts:
+                    spans_by_text[id(record)] = self._tag_one(record)
+            self._metrics.inference_seconds.observe(time.perf_counter() - start)
+        out: list[LabelledRecord | DeadLetter] = []
+        for entry in batch.entries:
+            if isinstance(entry, DeadLetter):
+                out.append(entry)
+                continue
+            result = spans_by_text[id(entry)]
+            out.append(result if isinstance(result, DeadLetter) else LabelledRecord(entry, tuple(result)))
+        return out
+
+    def _tag_one(self, record: TextRecord) -> list[Any] | DeadLetter:
+        try:
+            return self._tagger.tag_prepared([record.prepared])[0]
+        except Exception as exc:
+            return DeadLetter(record.source, messages.TAGGING_FAILED, f"the tagger failed: {exc!r}")
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def _deliver(self, flight: _InFlight) -> None:
+        results = [
+            r for r in flight.future.result() if _source_of(r).tp not in flight.revoked
+        ]
+        if not results:
+            return
+        outgoing = [self._outgoing(r) for r in results]
+        offsets = _next_offsets(results)
+        if self._sink.transactional:
+            delivered = self._deliver_in_transaction(outgoing, offsets)
+        else:
+            delivered = self._deliver_then_commit(outgoing, offsets)
+        if delivered is not None:
+            self._observe(delivered)
+
+    def _deliver_then_commit(
+        self, outgoing: list[Outgoing], offsets: dict[TopicPartition, int]
+    ) -> list[Outgoing]:
+        # 1. Produce outputs and dead letters, in consumption order.
+        # 2. Flush and check every acknowledgement. An output too large for the topic goes to
+        #    the dead-letter topic instead; any other failure ends the worker uncommitted.
+        failures = self._sink.write(outgoing)
+        if failures:
+            failed, rerouted = self._reroute(failures)
+            if failures := self._sink.write(rerouted):
+                raise DeliveryError(failures)
+            outgoing = [o for o in outgoing if id(o) not in failed] + rerouted
+        # 3. Commit the offsets, now that every output is acknowledged. A failed commit (say,
+        #    a rebalance took the partition) is counted and retried with the next commit.
+        self._uncommitted.update(offsets)
+        try:
+            self._source.commit(self._uncommitted)
+            self._uncommitted = {}
+        except KafkaError as exc:
+            self._metrics.commit_failures.inc()
+            owned = self._source.owned()
+            self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in owned}
+            log.warning("offset commit failed; outputs may be redone once", extra={"error": repr(exc)})
+        return outgoing
+
+    def _deliver_in_transaction(
+        self, outgoing: list[Outgoing], offsets: dict[TopicPartition, int]
+    ) -> list[Outgoing] | None:
+        for attempt in (1, 2):
+            # 1. Begin a transaction.
+            self._sink.begin()
+            # 2. Produce outputs and dead letters, in consumption order.
+            failures = self._sink.write(outgoing)
+            if failures:
+                self._sink.abort()
+                if attempt == 2:
+                    raise DeliveryError(failures)
+                failed, rerouted = self._reroute(failures)
+                outgoing = [o for o in outgoing if id(o) not in failed] + rerouted
+                continue
+            try:
+                # 3. Add the batch's offsets to the transaction; the group coordinator fences
+                #    this step if the partitions moved to another worker meanwhile (KIP-447).
+                self._sink.send_offsets(offsets, self._source.group_metadata())
+                # 4. Commit: outputs and offsets become visible together, or not at all.
+                self._sink.commit()
+            except FATAL_PRODUCER_ERRORS:
+                raise
+            except KafkaError as exc:
+                self._metrics.commit_failures.inc()
+                log.warning("transaction failed; aborting and consuming the batch again",
+                            extra={"error": repr(exc)})
+                self._sink.abort()
+                self._rewind(outgoing)
+                return None
+            self._source.record_committed(offsets)
+            return outgoing
+        return None
+
+    def _rewind(self, aborted: list[Outgoing]) -> None:
+        """After an abort: forget all undelivered work and consume it again from its start."""
+        entries: list[Entry] = [o.entry for o in aborted]
+        if self._inflight is not None:
+            entries.extend(self._inflight.batch.entries)
+            self._inflight.revoked |= {e.source.tp for e in self._inflight.batch.entries}
+        entries.extend(self._batcher.drop(self._source.owned()))
+        first: dict[TopicPartition, int] = {}
+        for entry in entries:
+            tp = entry.source.tp
+            first[tp] = min(first.get(tp, entry.source.offset), entry.source.offset)
+        self._source.seek(first)
+
+    def _reroute(self, failures: list[tuple[Outgoing, BaseException]]) -> tuple[set[int], list[Outgoing]]:
+        """Records rejected as too large go to the dead-letter topic; other failures are fatal.
+
+        Returns the ids of the failed items and their replacements.
+        """
+        if not all(isinstance(exc, TOO_LARGE) for _, exc in failures):
+            raise DeliveryError(failures)
+        topic = self._settings.kafka.dead_letter_topic
+        replacements = []
+        for item, exc in failures:
+            entry = item.entry
+            if isinstance(entry, DeadLetter):  # the input itself is too large to pass on
+                replacements.append(_dead_letter_outgoing(entry, topic, drop_value=True))
+            else:
+                dead = DeadLetter(
+                    entry.record.source, messages.OUTPUT_TOO_LARGE, f"the output was rejected: {exc!r}"
+                )
+                replacements.append(_dead_letter_outgoing(dead, topic))
+        return {id(item) for item, _ in failures}, replacements
+
+    def _outgoing(self, result: LabelledRecord | DeadLetter) -> Outgoing:
+        if isinstance(result, DeadLetter):
+            return _dead_letter_outgoing(result, self._settings.kafka.dead_letter_topic)
+        record = result.record
+        value = messages.output_value(record, result.spans, self._model_ref, self._settings.echo_text)
+        return Outgoing(
+            self._settings.kafka.output_topic, record.source.key, value, record.source.headers, result
+        )
+
+    def _observe(self, delivered: list[Outgoing]) -> None:
+        """Metrics for acknowledged records."""
+        now = time.time()
+        produced = 0
+        for item in delivered:
+            entry = item.entry
+            if isinstance(entry, DeadLetter):
+                self._metrics.records_dead_lettered.labels(entry.reason).inc()
+                src = entry.source
+                self._dead_letter_log.warning(
+                    entry.reason, "record dead-lettered", reason=entry.reason, detail=entry.message,
+                    topic=src.topic, partition=src.partition, offset=src.offset,
+                )
+                continue
+            produced += 1
+            self._metrics.end_to_end_latency.observe(max(0.0, now - entry.record.source.timestamp_ms / 1000))
+            for span in entry.spans:
+                self._metrics.spans.labels(span.label).inc()
+        if produced:
+            self._metrics.records_produced.labels(self._settings.kafka.output_topic).inc(produced)
+
+    def _apply_rebalance(self) -> None:
+        revoked = self._source.take_revoked()
+        if revoked:
+            dropped = len(self._batcher.drop(revoked))
+            if self._inflight is not None:
+                self._inflight.revoked |= revoked
+            log.info("rebalance: dropped undelivered records of revoked partitions; "
+                     "they will be consumed again", extra={"dropped": dropped})
+            self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp not in revoked}
+        self._source.take_assigned()
+        self._health.assigned_partitions = len(self._source.owned())
+
+    def _inflight_size(self) -> int:
+        return len(self._inflight.batch.entries) if self._inflight else 0
+
+
+def _source_of(result: LabelledRecord | DeadLetter) -> SourceRecord:
+    return result.source if isinstance(result, DeadLetter) else result.record.source
+
+
+def _next_offsets(results: Sequence[LabelledRecord | DeadLetter]) -> dict[TopicPartition, int]:
+    out: dict[TopicPartition, int] = {}
+    for r in results:
+        src = _source_of(r)
+        out[src.tp] = max(out.get(src.tp, 0), src.offset + 1)
+    return out
+
+
+def _dead_letter_outgoing(dead: DeadLetter, topic: str, drop_value: bool = False) -> Outgoing:
+    src = dead.source
+    headers = messages.dead_letter_headers(dead)
+    value = src.value
+    if drop_value:
+        value = None
+        headers.append((messages.HEADER_VALUE_DROPPED, b"true"))
+    if value is None and src.key is None:
+        value = b""  # Kafka clients refuse a record with neither key nor value
+    return Outgoing(topic, src.key, value, tuple(headers), dead)

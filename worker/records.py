@@ -1,0 +1,83 @@
+"""Frozen, typed records passed between the pipeline's stages.
+
+    SourceRecord ──decode──▶ TextRecord | DeadLetter ──batcher──▶ Batch
+        ──tagger──▶ LabelledRecord ──sink──▶ output topic / dead-letter topic ──▶ commit
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record as consumed, untouched: what a dead letter carries on unchanged."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int  # the record's timestamp (producer CreateTime or broker LogAppendTime)
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class TextRecord:
+    """A record the tagger can label."""
+
+    source: SourceRecord
+    id: str | None
+    text: str
+    tokens: int  # the tagger's token count, for the batch's token limit
+    prepared: Any  # the tagger's ready-to-run form of `text`; opaque to the worker
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that cannot be labelled; it goes to the dead-letter topic unchanged."""
+
+    source: SourceRecord
+    reason: str  # the error class, snake_case, e.g. "invalid_json" (a metric label too)
+    message: str  # for humans
+
+
+Entry = TextRecord | DeadLetter
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries in consumption order; dead letters ride along so offsets commit in order."""
+
+    entries: tuple[Entry, ...]
+    tokens: int
+
+    @property
+    def texts(self) -> list[TextRecord]:
+        return [e for e in self.entries if isinstance(e, TextRecord)]
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """Per partition, the offset to commit once every entry is delivered (last + 1)."""
+        out: dict[TopicPartition, int] = {}
+        for entry in self.entries:
+            src = entry.source
+            out[src.tp] = max(out.get(src.tp, 0), src.offset + 1)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledRecord:
+    """A text record with the spans the tagger found (model `Span` objects)."""
+
+    record: TextRecord
+    spans: tuple[Any, ...]

@@ -1,0 +1,216 @@
+"""The input side: a Kafka consumer in a consumer group, committing offsets only when told.
+
+Rebalance callbacks run on kafka-python's IO thread, inside ``poll()``; they only record what
+changed. The pipeline reads those changes (`take_revoked`, `take_assigned`) right after each
+poll, before it touches the records the poll returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.structs import OffsetAndMetadata
+
+from worker.config import Settings
+from worker.metrics import Metrics
+from worker.records import SourceRecord, TopicPartition
+
+log = logging.getLogger(__name__)
+
+_ASSIGNORS = {
+    "range": (RangePartitionAssignor,),
+    "roundrobin": (RoundRobinPartitionAssignor,),
+    "cooperative-sticky": (CooperativeStickyAssignor,),
+}
+
+
+class Source:
+    """Consumes the input topic. Not thread-safe: call it from the pipeline's thread only."""
+
+    def __init__(self, settings: Settings, metrics: Metrics):
+        k = settings.kafka
+        self.topic = k.input_topic
+        self._metrics = metrics
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=k.bootstrap_servers.split(","),
+            client_id=k.client_id,
+            group_id=k.group_id,
+            enable_auto_commit=False,  # offsets are committed after delivery, never before
+            auto_offset_reset=k.auto_offset_reset,
+            isolation_level="read_committed",  # never label an aborted upstream transaction
+            partition_assignment_strategy=_ASSIGNORS[k.assignment_strategy],
+            max_poll_records=settings.batching.max_batch_records,
+            max_poll_interval_ms=k.max_poll_interval_ms,
+            session_timeout_ms=k.session_timeout_ms,
+            heartbeat_interval_ms=k.heartbeat_interval_ms,
+            request_timeout_ms=k.request_timeout_ms,
+            allow_auto_create_topics=False,
+            **k.security_configs(),
+        )
+        self._lock = threading.Lock()
+        self._revoked: set[TopicPartition] = set()
+        self._assigned: set[TopicPartition] = set()
+        self._owned: set[TopicPartition] = set()
+        self._committed: dict[TopicPartition, int] = {}
+        self._lag_at = 0.0
+        self._commit_timeout_ms = k.request_timeout_ms
+        self._consumer.subscribe([self.topic], listener=_Listener(self))
+
+    def missing_topics(self, names: Iterable[str]) -> list[str]:
+        """Which of these topics the cluster does not have (a start-up check)."""
+        existing = self._consumer.topics()
+        return [name for name in names if name not in existing]
+
+    # -- polling -------------------------------------------------------------------------
+
+    def poll(self, timeout_s: float, max_records: int) -> list[SourceRecord]:
+        """Records in partition order (offsets ascending within a partition); may be empty.
+
+        Also keeps the group membership alive: call it at least every few seconds, even when
+        paused.
+        """
+        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        out = [
+            SourceRecord(
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                key=r.key,
+                value=r.value,
+                headers=tuple((h[0], h[1] if h[1] is not None else b"") for h in r.headers or ()),
+                timestamp_ms=r.timestamp,
+            )
+            for records in batches.values()
+            for r in records
+        ]
+        if out:
+            self._metrics.records_consumed.labels(self.topic).inc(len(out))
+        return out
+
+    def pause(self) -> None:
+        """Stop fetching (memberships and heartbeats go on): the batches are full."""
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        paused = self._consumer.paused()
+        if paused:
+            self._consumer.resume(*paused)
+
+    # -- rebalances ----------------------------------------------------------------------
+
+    def take_revoked(self) -> set[TopicPartition]:
+        """Partitions revoked since the last call: drop their undelivered records."""
+        with self._lock:
+            revoked, self._revoked = self._revoked, set()
+        return revoked
+
+    def take_assigned(self) -> set[TopicPartition]:
+        """Partitions assigned since the last call (learns their committed offsets)."""
+        with self._lock:
+            assigned, self._assigned = self._assigned, set()
+        for tp in assigned:
+            committed = self._consumer.committed(KafkaTopicPartition(*tp))
+            if committed is not None:
+                self._committed[tp] = committed
+        return assigned
+
+    def owned(self) -> set[TopicPartition]:
+        with self._lock:
+            return set(self._owned)
+
+    def group_metadata(self) -> object:
+        """For `send_offsets_to_transaction` (KIP-447 fencing of zombie instances)."""
+        return self._consumer.group_metadata()
+
+    def seek(self, offsets: dict[TopicPartition, int]) -> None:
+        """Consume these owned partitions again from the given offsets (after an abort)."""
+        owned = self.owned()
+        for tp, offset in offsets.items():
+            if tp in owned:
+                self._consumer.seek(KafkaTopicPartition(*tp), offset)
+
+    # -- commits -------------------------------------------------------------------------
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit synchronously; raises kafka errors (e.g. CommitFailedError after a rebalance)."""
+        if not offsets:
+            return
+        self._consumer.commit(
+            {KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
+            timeout_ms=self._commit_timeout_ms,
+        )
+        self.record_committed(offsets)
+
+    def record_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        """Remember offsets committed here or inside a transaction (for the lag gauge)."""
+        self._committed.update(offsets)
+
+    def update_lag(self, every_s: float = 1.0) -> None:
+        """Refresh ``tagstream_consumer_lag`` from fetch high-water marks (no network call)."""
+        now = time.monotonic()
+        if now - self._lag_at < every_s:
+            return
+        self._lag_at = now
+        for tp in self.owned():
+            try:
+                high = self._consumer.highwater(KafkaTopicPartition(*tp))
+            except Exception:  # revoked between owned() and here
+                continue
+            if high is not None:
+                self._metrics.set_lag(tp, max(0, high - self._committed.get(tp, 0)))
+
+    def close(self) -> None:
+        """Leave the group at once, so the partitions move to the other workers quickly."""
+        self._consumer.close(autocommit=False)
+
+    # -- called by the listener on the IO thread -------------------------------------------
+
+    def _on_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
+        revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
+        with self._lock:
+            self._revoked |= revoked
+            self._assigned -= revoked
+            self._owned -= revoked
+            owned = len(self._owned)
+        for tp in revoked:
+            self._committed.pop(tp, None)
+        self._metrics.forget_partitions(sorted(revoked))
+        self._metrics.assigned_partitions.set(owned)
+        log.info("partitions revoked", extra={"partitions": _names(revoked)})
+
+    def _on_assigned(self, partitions: Iterable[KafkaTopicPartition]) -> None:
+        assigned = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
+        with self._lock:
+            self._assigned |= assigned
+            self._owned |= assigned
+            owned = len(self._owned)
+        self._metrics.rebalances.inc()
+        self._metrics.assigned_partitions.set(owned)
+        log.info("partitions assigned", extra={"partitions": _names(assigned)})
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, source: Source):
+        self._source = source
+
+    def on_partitions_revoked(self, revoked):  # noqa: ANN001 (kafka-python's signature)
+        self._source._on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned):  # noqa: ANN001
+        self._source._on_assigned(assigned)
+
+    def on_partitions_lost(self, lost):  # noqa: ANN001
+        self._source._on_revoked(lost)
+
+
+def _names(partitions: Iterable[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)
