@@ -1,0 +1,124 @@
+"""Settings validation: names, nesting, errors that name the variable, secrets kept out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from worker.config import ConfigError, env_names, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TAGSTREAM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults_are_valid():
+    s = load_settings()
+    assert s.delivery == "at_least_once"
+    assert s.kafka.input_topic != s.kafka.output_topic
+    assert s.batching.max_batch_records == 64
+
+
+def test_nested_variables(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS", "b1:9092,b2:9092")
+    monkeypatch.setenv("TAGSTREAM_BATCHING__MAX_WAIT_MS", "5")
+    monkeypatch.setenv("TAGSTREAM_DELIVERY", "exactly_once")
+    monkeypatch.setenv("TAGSTREAM_INPUT_FORMAT", "text")
+    s = load_settings()
+    assert s.kafka.bootstrap_servers == "b1:9092,b2:9092"
+    assert s.batching.max_wait_ms == 5
+    assert s.delivery == "exactly_once"
+    assert s.input_format == "text"
+
+
+def test_dotenv_file(tmp_path):
+    (tmp_path / ".env").write_text("TAGSTREAM_KAFKA__GROUP_ID=from-dotenv\n")
+    assert load_settings().kafka.group_id == "from-dotenv"
+
+
+def test_error_names_the_variable_and_value(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_BATCHING__MAX_BATCH_RECORDS", "zero")
+    monkeypatch.setenv("TAGSTREAM_DELIVERY", "twice")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "TAGSTREAM_BATCHING__MAX_BATCH_RECORDS='zero'" in text
+    assert "TAGSTREAM_DELIVERY='twice'" in text
+
+
+def test_misspelt_variable_is_an_error_without_its_value(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_PASWORD", "hunter2")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "TAGSTREAM_KAFKA__SASL_PASWORD: not a setting" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_sasl_needs_credentials(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "TAGSTREAM_KAFKA__SASL_USERNAME" in str(info.value)
+    assert "TAGSTREAM_KAFKA__SASL_PASSWORD" in str(info.value)
+
+
+def test_secrets_never_reach_the_dump(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_USERNAME", "alice")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_PASSWORD", "hunter2")
+    s = load_settings()
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.redacted())
+    assert s.kafka.security_configs()["sasl_plain_password"] == "hunter2"
+
+
+def test_missing_tls_file_is_named(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SSL_CAFILE", "/nonexistent/ca.pem")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "TAGSTREAM_KAFKA__SSL_CAFILE=/nonexistent/ca.pem" in str(info.value)
+
+
+def test_inconsistent_combinations_are_rejected(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_KAFKA__OUTPUT_TOPIC", "tagstream-input")
+    with pytest.raises(ConfigError, match="must differ"):
+        load_settings()
+    monkeypatch.delenv("TAGSTREAM_KAFKA__OUTPUT_TOPIC")
+    monkeypatch.setenv("TAGSTREAM_DRAIN_TIMEOUT_S", "400")
+    with pytest.raises(ConfigError, match="drain_timeout_s"):
+        load_settings()
+
+
+def test_transactional_id_defaults_per_host():
+    import socket
+
+    s = load_settings()
+    assert s.kafka.effective_transactional_id() == f"tagstream-{socket.gethostname()}"
+
+
+def test_env_names_cover_every_field():
+    names = env_names()
+    assert "TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS" in names
+    assert "TAGSTREAM_BATCHING__MAX_BATCH_TOKENS" in names
+    assert "TAGSTREAM_DRAIN_TIMEOUT_S" in names
+    assert all(n == n.upper() and n.startswith("TAGSTREAM_") for n in names)
+
+
+def test_run_exits_2_naming_the_variable(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_BATCHING__MAX_WAIT_MS": "soon"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "run"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "TAGSTREAM_BATCHING__MAX_WAIT_MS='soon'" in proc.stderr
