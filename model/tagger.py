@@ -97,6 +97,16 @@ def chunk_bounds(text: str, starts: Sequence[int], ends: Sequence[int], max_leng
     return chunks
 
 
+def join_tokens(tokens: Sequence[str], sep: str = " ") -> tuple[str, list[tuple[int, int]]]:
+    """``(text, offsets)`` of tokens joined by ``sep``."""
+    offsets = []
+    pos = 0
+    for tok in tokens:
+        offsets.append((pos, pos + len(tok)))
+        pos += len(tok) + len(sep)
+    return sep.join(tokens), offsets
+
+
 class Tagger:
     """A loaded artifact. ``tag``/``tag_prepared`` may be called from one thread at a time each."""
 
@@ -120,6 +130,19 @@ class Tagger:
         if not isinstance(text, str):
             raise TypeError(f"prepare expects str, got {type(text).__name__}")
         offsets = tokenize_offsets(text, self.tokenizer)
+        features, chars = self._featurizer.encode(text, offsets)
+        starts = tuple(a for a, _ in offsets)
+        ends = tuple(b for _, b in offsets)
+        return Prepared(text, len(offsets), starts, ends, features, chars,
+                        tuple(chunk_bounds(text, starts, ends, self.max_length)))
+
+    def prepare_tokens(self, tokens: Sequence[str]) -> Prepared:
+        """A Prepared for text that is already tokenised (evaluation on gold tokens).
+
+        The text is the tokens joined by one space ("conll-en") or nothing ("char").
+        """
+        sep = "" if self.tokenizer == "char" else " "
+        text, offsets = join_tokens(tokens, sep)
         features, chars = self._featurizer.encode(text, offsets)
         starts = tuple(a for a, _ in offsets)
         ends = tuple(b for _, b in offsets)

@@ -1,0 +1,73 @@
+"""Read CoNLL-style corpora: one token a line, the tag in the last column, blank lines between
+sentences, ``-DOCSTART-`` lines ignored, columns separated by tabs or spaces.
+
+>>> read_conll_lines(["-DOCSTART- -X- O", "", "EU NNP B-ORG", "rejects VBZ O", ""])
+[(['EU', 'rejects'], ['B-ORG', 'O'])]
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+from collections.abc import Iterable
+
+from model.spans import split_tag
+
+Sentence = tuple[list[str], list[str]]  # (tokens, tags)
+
+
+def read_conll_lines(lines: Iterable[str], source: str = "<lines>") -> list[Sentence]:
+    """Sentences of a CoNLL file's lines; ValueError naming the line for a malformed one."""
+    sents: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n").replace("\ufeff", "")  # byte-order marks count as nothing
+        if not line.strip():
+            if tokens:
+                sents.append((tokens, tags))
+                tokens, tags = [], []
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        cols = [c.strip() for c in cols if c.strip()]
+        if cols[0] == "-DOCSTART-":
+            continue
+        if len(cols) < 2:
+            raise ValueError(f"{source}:{n}: expected a token and a tag, got {line!r}")
+        try:
+            split_tag(cols[-1])
+        except ValueError as e:
+            raise ValueError(f"{source}:{n}: {e}") from None
+        tokens.append(cols[0])
+        tags.append(cols[-1])
+    if tokens:
+        sents.append((tokens, tags))
+    return sents
+
+
+def read_conll(path: str | os.PathLike) -> list[Sentence]:
+    """Sentences of a CoNLL file (UTF-8)."""
+    with open(path, encoding="utf-8") as f:
+        return read_conll_lines(f, os.fspath(path))
+
+
+def split_dev(sents: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
+    """``(train, dev)``: a seeded random ``fraction`` of the sentences set aside as dev.
+
+    Rule: shuffle sentence indices with ``random.Random(seed)``; the first
+    ``round(fraction * len)`` indices are dev; both parts keep the file order.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"dev fraction must be in (0, 1), got {fraction}")
+    order = list(range(len(sents)))
+    random.Random(seed).shuffle(order)
+    dev_ids = set(order[: round(fraction * len(sents))])
+    return [s for i, s in enumerate(sents) if i not in dev_ids], [s for i, s in enumerate(sents) if i in dev_ids]
+
+
+def data_dir() -> pathlib.Path:
+    """The corpora: ``$TAGSTREAM_DATA_DIR``, default ``../shared/data`` beside the repository."""
+    env = os.environ.get("TAGSTREAM_DATA_DIR")
+    if env:
+        return pathlib.Path(env)
+    return pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data"

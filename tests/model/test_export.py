@@ -1,0 +1,61 @@
+import json
+import time
+import zipfile
+
+import pytest
+import torch
+
+import model.export
+import model.tagger
+from model import ArtifactError, export_random, load
+
+
+@pytest.mark.parametrize("language, labels", [("en", ("PER", "LOC", "ORG", "MISC")), ("zh", ("PER", "LOC", "ORG"))])
+def test_export_random_is_quick_and_loadable(tmp_path, language, labels):
+    t0 = time.perf_counter()
+    path = export_random(tmp_path / "r.pt", language=language, max_length=16, name="r", version="9.9.9")
+    assert time.perf_counter() - t0 < 5
+    tagger = load(path, threads=1)
+    assert (tagger.name, tagger.version, tagger.labels, tagger.max_length) == ("r", "9.9.9", labels, 16)
+    text = "Some text here ." if language == "en" else "中国人民银行在北京。"
+    (spans,) = tagger.tag([text])
+    assert all(s.text == text[s.start:s.end] for s in spans)
+
+
+def test_missing_default_names_the_path(tmp_path, monkeypatch):
+    missing = tmp_path / "nope" / "en-news.pt"
+    monkeypatch.setattr(model.tagger, "default_model_path", lambda: missing)
+    with pytest.raises(ArtifactError, match="nope/en-news.pt"):
+        load()
+
+
+def test_truncated_file(tmp_path):
+    path = export_random(tmp_path / "r.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="truncated or corrupt"):
+        load(path)
+
+
+def test_random_bytes(tmp_path):
+    path = tmp_path / "random.pt"
+    path.write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(ArtifactError, match="not a TorchScript archive"):
+        load(path)
+
+
+def test_foreign_torchscript_file(tmp_path):
+    path = tmp_path / "foreign.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with pytest.raises(ArtifactError, match="not a tagstream model"):
+        load(path)
+
+
+def test_newer_format_version(tmp_path, monkeypatch):
+    monkeypatch.setattr(model.export, "FORMAT_VERSION", model.export.FORMAT_VERSION + 1)
+    path = export_random(tmp_path / "new.pt")
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith("extra/tagstream.json"))
+        assert json.loads(z.read(name))["format_version"] == model.tagger.FORMAT_VERSION + 1
+    with pytest.raises(ArtifactError, match="newer"):
+        load(path)

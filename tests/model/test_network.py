@@ -1,0 +1,95 @@
+import itertools
+
+import pytest
+import torch
+
+from model.export import build_network
+from model.network import NetworkConfig
+from model.spans import bioes_tags
+from model.vocab import Vocab
+
+LABELS = ["PER", "LOC"]
+
+
+def make_net(**kw):
+    torch.manual_seed(0)
+    cfg = NetworkConfig(num_words=30, word_dim=8, num_chars=20, char_dim=6, char_filters=5, extra_sizes=[9],
+                        extra_dims=[3], hidden=8, heads=2, num_tags=len(bioes_tags(LABELS)), **kw)
+    return build_network(cfg, LABELS, Vocab("abcdefghijklmnopq")).eval()
+
+
+def inputs(B=4, T=9, W=6):
+    g = torch.Generator().manual_seed(1)
+    words = torch.randint(0, 30, (B, T), generator=g)
+    extras = torch.randint(0, 9, (B, T, 1), generator=g)
+    chars = torch.randint(0, 200, (B, T, W), generator=g)
+    lengths = torch.tensor([T, 1, 5, 3])[:B]
+    return words, extras, chars, lengths
+
+
+@pytest.mark.parametrize("crf", [True, False])
+def test_scripted_and_eager_agree_and_are_deterministic(crf):
+    net = make_net(crf=crf)
+    scripted = torch.jit.script(net)
+    x = inputs()
+    with torch.inference_mode():
+        tags, conf = net(*x)
+        tags_s, conf_s = scripted(*x)
+        tags_again, conf_again = scripted(*x)
+    assert tags.shape == (4, 9) and conf.shape == (4, 9)
+    assert torch.equal(tags, tags_s) and torch.allclose(conf, conf_s, atol=1e-6)
+    assert torch.equal(tags_s, tags_again) and torch.equal(conf_s, conf_again)
+    assert float(conf.min()) >= 0.0 and float(conf.max()) <= 1.0
+
+
+def test_padding_does_not_change_a_sentence():
+    net = make_net()
+    words, extras, chars, lengths = inputs()
+    with torch.inference_mode():
+        alone = net(words[2:3, :5], extras[2:3, :5], chars[2:3, :5], lengths[2:3])
+        batched = net(words, extras, chars, lengths)
+    assert torch.equal(alone[0][0], batched[0][2, :5])
+    assert torch.allclose(alone[1][0], batched[1][2, :5], atol=1e-5)
+
+
+def test_viterbi_and_marginals_match_brute_force():
+    net = make_net()
+    crf = net.crf
+    torch.manual_seed(3)
+    with torch.no_grad():
+        crf.transitions.normal_()
+    C = crf.transitions.size(0)
+    em = torch.randn(1, 3, C)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    trans, start, end = crf._scores()
+    scores = {}
+    for seq in itertools.product(range(C), repeat=3):
+        s = start[seq[0]] + end[seq[-1]] + sum(em[0, i, seq[i]] for i in range(3)) + trans[seq[0], seq[1]] + trans[seq[1], seq[2]]
+        scores[seq] = float(s)
+    best = max(scores, key=scores.get)
+    assert crf.viterbi(em, mask)[0].tolist() == list(best)
+    z = torch.logsumexp(torch.tensor(list(scores.values())), 0)
+    marg = torch.zeros(3, C)
+    for seq, s in scores.items():
+        for i, t in enumerate(seq):
+            marg[i, t] += torch.exp(torch.tensor(s) - z)
+    assert torch.allclose(crf.marginals(em, mask)[0], marg, atol=1e-4)
+    nll = crf.nll(em, torch.tensor([best]), mask)
+    assert float(nll) == pytest.approx(float(z) - scores[best], abs=1e-3)
+
+
+def test_training_loss_decreases():
+    net = make_net()
+    net.train()
+    x = inputs()
+    gold = torch.zeros(4, 9, dtype=torch.long)
+    gold[:, 0] = 4  # S-PER at the first token of every sentence
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    first = None
+    for _ in range(30):
+        loss = net.loss(*x, gold)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 4

@@ -1,0 +1,127 @@
+"""The artifact contract: train a tiny model -> export -> load -> tag."""
+import random
+
+import pytest
+import torch
+
+from model import Prepared, Span, load
+from model.train import main as train_main
+
+PEOPLE = ["John Smith", "Mary Jones", "Peter Brown", "Anna Lee"]
+PLACES = ["London", "Paris", "Berlin", "Tokyo"]
+TEMPLATES = ["{p} lives in {l} .", "{p} visited {l} on Monday .", "In {l} , {p} said nothing ."]
+
+
+def corpus(n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    lines = ["-DOCSTART- -X- O", ""]
+    for _ in range(n):
+        text = rng.choice(TEMPLATES).format(p=rng.choice(PEOPLE), l=rng.choice(PLACES))
+        person = None
+        for tok in text.split():
+            name = next((p for p in PEOPLE if tok in p.split()), None)
+            if name:
+                tag = ("B-PER" if tok == name.split()[0] else "I-PER")
+            elif tok in PLACES:
+                tag = "B-LOC"
+            else:
+                tag = "O"
+            lines.append(f"{tok} X {tag}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    (d / "train.txt").write_text(corpus(60, 1))
+    (d / "dev.txt").write_text(corpus(10, 2))
+    out = d / "tiny.pt"
+    train_main(["--train", str(d / "train.txt"), "--dev", str(d / "dev.txt"), "--output", str(out), "--name", "tiny",
+                "--version", "0.0.1", "--epochs", "8", "--patience", "8", "--lr", "0.02", "--word-dim", "16",
+                "--char-dim", "8", "--char-filters", "8", "--extra-dim", "4", "--hidden", "16", "--heads", "2",
+                "--max-length", "12", "--batch-tokens", "128", "--threads", "1"])
+    return load(out)
+
+
+HARD_TEXTS = [
+    "",
+    "   \n\t ",
+    "Peter Brown 😀👍🏽 visited Paris 🇫🇷 !",
+    "Anna Lee e\u0301te\u0301 cafe\u0301 Z\u0351\u0352algo London .",
+    "John Smith 在 東京 and Москва , مرحبا Berlin .",
+    "\ud800 lone surrogate \x00\x07 control \u200b zero width",
+    " ".join(["Mary Jones lives in Berlin ."] * 40),  # 240 tokens > max_length 12
+    "x" * 5000,
+]
+
+
+def test_metadata_round_trips(tiny):
+    assert (tiny.name, tiny.version) == ("tiny", "0.0.1")
+    assert tiny.labels == ("LOC", "PER") and tiny.max_length == 12
+    assert tiny.info["training"]["train_sentences"] >= 60 and "micro" in tiny.info["dev_scores"]
+
+
+def test_learns_the_tiny_corpus(tiny):
+    spans = tiny.tag(["Mary Jones visited Tokyo on Monday ."])[0]
+    assert [(s.text, s.label) for s in spans] == [("Mary Jones", "PER"), ("Tokyo", "LOC")]
+
+
+@pytest.mark.parametrize("text", HARD_TEXTS, ids=range(len(HARD_TEXTS)))
+def test_every_span_is_a_valid_slice(tiny, text):
+    (spans,) = tiny.tag([text])
+    for s in spans:
+        assert isinstance(s, Span) and 0 <= s.start < s.end <= len(text)
+        assert s.text == text[s.start:s.end] and 0.0 <= s.score <= 1.0
+        assert s.label in tiny.labels
+    assert [s.start for s in spans] == sorted(s.start for s in spans)
+    assert all(a.end <= b.start for a, b in zip(spans, spans[1:])), "spans do not overlap"
+    if not text.strip():
+        assert spans == []
+
+
+def test_long_text_is_chunked_not_truncated(tiny):
+    text = " ".join(["Mary Jones lives in Berlin ."] * 40)
+    prepared = tiny.prepare(text)
+    assert prepared.num_tokens == 240
+    assert all(b - a <= tiny.max_length for a, b in prepared.chunks)
+    assert prepared.chunks[0][0] == 0 and prepared.chunks[-1][1] == 240
+    spans = tiny.tag([text])[0]
+    berlins = [s for s in spans if s.text == "Berlin" and s.label == "LOC"]
+    assert len(berlins) == 40, "an entity in every chunk, the last included"
+
+
+def test_prepare_then_tag_prepared_equals_tag_and_keeps_order(tiny):
+    texts = HARD_TEXTS + ["Anna Lee lives in London ."]
+    docs = [tiny.prepare(t) for t in texts]
+    assert all(isinstance(d, Prepared) for d in docs)
+    assert [d.num_tokens for d in docs][:2] == [0, 0]
+    assert tiny.tag_prepared(docs) == tiny.tag(texts)
+    single = [tiny.tag([t])[0] for t in texts]
+    batched = tiny.tag(texts)
+    strip = lambda docs: [[(s.start, s.end, s.label, s.text) for s in spans] for spans in docs]  # noqa: E731
+    assert strip(batched) == strip(single), "batching does not change the spans"
+    scores = lambda docs: [s.score for spans in docs for s in spans]  # noqa: E731
+    assert scores(batched) == pytest.approx(scores(single), abs=1e-4), "(only float noise in the scores)"
+    assert tiny.tag_prepared([]) == []
+
+
+def test_to_dict(tiny):
+    (span,) = [s for s in tiny.tag(["Tokyo ."])[0]] or [Span(0, 5, "LOC", "Tokyo", 1.0)]
+    assert span.to_dict() == {"start": span.start, "end": span.end, "label": span.label, "text": span.text, "score": span.score}
+
+
+def test_scripted_artifact_matches_eager_network(tiny):
+    """The loaded TorchScript module and an eager copy of its weights agree."""
+    from model.export import build_network
+    from model.network import NetworkConfig
+    from model.vocab import Vocab
+
+    cfg = NetworkConfig.from_dict(tiny.info["network"])
+    eager = build_network(cfg, list(tiny.labels), Vocab()).eval()
+    eager.load_state_dict({k: v.float() for k, v in tiny.module.state_dict().items()})
+    doc = tiny.prepare("Peter Brown visited London and Anna Lee stayed in Paris .")
+    args = (doc.features[None, :, 0], doc.features[None, :, 1:], doc.chars[None].long(), torch.tensor([doc.num_tokens]))
+    with torch.inference_mode():
+        a, b = eager(*args), tiny.module(*args)
+    assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1], atol=1e-5)
