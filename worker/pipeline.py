@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -69,7 +70,9 @@ def load_tagger(path: Path | None, threads: int = 0) -> Tagger:
     """
     import model  # the one place the worker reaches into the model package
 
-    return model.load(path, threads=threads or None)
+    with warnings.catch_warnings():  # torch marks TorchScript deprecated; it is what we ship
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+        return model.load(path, threads=threads or None)
 
 
 class Tagger(Protocol):

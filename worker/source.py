@@ -176,6 +176,8 @@ class Source:
 
     def _on_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
+        if not revoked:
+            return
         with self._lock:
             self._revoked |= revoked
             self._assigned -= revoked

@@ -1,0 +1,57 @@
+"""Every kind of bad input lands, unchanged, in the dead-letter topic with headers saying why;
+the worker keeps going and the good records around them are labelled."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.kit import ids_of, produce, read_all
+
+BAD = {
+    "invalid_utf8": (b"k1", b"\xff\xfe not utf-8"),
+    "invalid_json": (b"k2", b'{"text": "unterminated'),
+    "not_an_object": (b"k3", b'["a", "list"]'),
+    "missing_text": (b"k4", b'{"id": "no-text"}'),
+    "text_not_a_string": (b"k5", b'{"id": "num", "text": 42}'),
+    "invalid_id": (b"k6", b'{"id": 7, "text": "Paris"}'),
+    "text_too_long": (b"k7", json.dumps({"id": "long", "text": "y" * 2501}).encode()),
+    "null_value": (b"k8", None),
+    # labelled fine, but the output (text echoed, spans) exceeds max_request_size
+    "output_too_large": (b"k9", json.dumps({"id": "big", "text": "Paris Texas " * 200}).encode()),
+}
+
+
+def test_each_malformed_kind_is_dead_lettered_with_headers(cluster, topics, start_worker, bootstrap):
+    records = []
+    for i in range(10):  # good records before, between and after the bad ones
+        records.append((b"good", json.dumps({"id": f"good-{i}", "text": "Rome ."}).encode(), []))
+        if i < len(BAD):
+            reason, (key, value) = list(BAD.items())[i]
+            records.append((key, value, [("origin", reason.encode())]))
+    produce(bootstrap, topics.input, records)
+    worker = start_worker(
+        topics, max_text_chars="2500", echo_text="true", kafka__max_request_size="3000"
+    ).wait_ready()
+
+    dead = read_all(bootstrap, topics.dead_letters, lambda rs: len(rs) >= len(BAD), settle_s=1.0)
+    good = read_all(bootstrap, topics.output, lambda rs: len(rs) >= 10, settle_s=0.5)
+    assert sorted(ids_of(good)) == sorted(f"good-{i}" for i in range(10))
+    assert len(dead) == len(BAD)
+
+    inputs = {(r.partition, r.offset): r for r in read_all(bootstrap, topics.input, lambda rs: len(rs) >= len(records))}
+    for rec in dead:
+        headers = dict(rec.headers)
+        reason = headers["origin"].decode()  # the input's own header survives
+        assert headers["tagstream.error.class"] == reason.encode()
+        assert headers["tagstream.error.message"]
+        assert headers["tagstream.source.topic"] == topics.input.encode()
+        source = inputs[(int(headers["tagstream.source.partition"]), int(headers["tagstream.source.offset"]))]
+        key, value = BAD[reason]
+        assert rec.key == key == source.key  # unchanged
+        assert rec.value == value == source.value  # unchanged (a null value stays null)
+
+    cluster.wait_all_committed(topics.group, topics.input)
+    for reason in BAD:
+        assert worker.sample("tagstream_records_dead_lettered_total", reason=reason) == 1, reason
+    assert worker.proc.poll() is None  # still running
+    assert worker.terminate() == 0

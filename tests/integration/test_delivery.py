@@ -1,0 +1,112 @@
+"""Delivery guarantees on the real broker: crash, drain, scale-out, exactly-once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+from tests.integration.kit import ids_of, json_records, produce, read_all
+
+TEXT = "Reuters reported that Siemens opened an office in Lisbon , Portugal ."
+BATCH = 32
+
+
+def wait_for_outputs(bootstrap, topic, n, timeout_s=60, isolation_level="read_uncommitted"):
+    return read_all(bootstrap, topic, lambda rs: len(rs) >= n, timeout_s, isolation_level)
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing(cluster, topics, start_worker, bootstrap):
+    ids = [f"id-{i}" for i in range(3000)]
+    produce(bootstrap, topics.input, json_records(ids, lambda _: TEXT))
+    first = start_worker(topics, batching__max_batch_records=str(BATCH)).wait_ready()
+    wait_for_outputs(bootstrap, topics.output, 300)
+    first.kill9()  # mid-stream: no drain, no commit, no goodbye to the group
+    assert sum(cluster.committed(topics.group, topics.input).values()) < len(ids), "not mid-stream"
+
+    second = start_worker(topics, batching__max_batch_records=str(BATCH)).wait_ready()
+    cluster.wait_all_committed(topics.group, topics.input, timeout_s=120)
+    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=1.0)
+    counts = Counter(ids_of(outputs))
+    assert set(counts) == set(ids)  # every input id has an output
+    duplicated = [i for i, c in counts.items() if c > 1]
+    assert all(c == 2 for c in counts.values() if c > 1)
+    assert len(duplicated) <= BATCH, f"{len(duplicated)} duplicates, more than one batch"
+    assert second.terminate() == 0
+
+
+def test_sigterm_drains_and_leaves_nothing_uncommitted(cluster, topics, start_worker, bootstrap):
+    ids = [f"id-{i}" for i in range(4000)]
+    produce(bootstrap, topics.input, json_records(ids, lambda _: TEXT))
+    worker = start_worker(topics, batching__max_batch_records=str(BATCH), drain_timeout_s="20").wait_ready()
+    wait_for_outputs(bootstrap, topics.output, 300)
+    started = time.monotonic()
+    assert worker.terminate(timeout_s=30) == 0
+    assert time.monotonic() - started < 20
+    assert "drained" in worker.log()
+
+    # Everything the worker delivered is committed, and nothing beyond it: the committed
+    # offsets count exactly the outputs (each input before them has exactly one output).
+    committed = cluster.committed(topics.group, topics.input)
+    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= sum(committed.values()), settle_s=1.0)
+    assert len(outputs) == sum(committed.values())
+    by_partition: dict[int, list[int]] = {}
+    for rec in outputs:
+        src = json.loads(rec.value)["source"]
+        by_partition.setdefault(src["partition"], []).append(src["offset"])
+    for partition, offsets in by_partition.items():
+        assert sorted(offsets) == list(range(committed[partition]))
+
+    # a restart picks up exactly where the drain stopped: no duplicates at all
+    again = start_worker(topics, batching__max_batch_records=str(BATCH)).wait_ready()
+    cluster.wait_all_committed(topics.group, topics.input, timeout_s=120)
+    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=1.0)
+    assert sorted(ids_of(outputs)) == sorted(ids)
+    assert again.terminate() == 0
+
+
+def test_two_workers_split_the_partitions_and_label_every_id(cluster, topics, start_worker, bootstrap):
+    a = start_worker(topics).wait_ready()
+    b = start_worker(topics)
+    b.wait_ready()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait for the group to settle on both
+        owned = (a.sample("tagstream_assigned_partitions"), b.sample("tagstream_assigned_partitions"))
+        if owned[0] and owned[1] and sum(owned) == 3:
+            break
+        time.sleep(0.2)
+    assert sorted(owned) == [1, 2]
+
+    ids = [f"id-{i}" for i in range(2000)]
+    produce(bootstrap, topics.input, json_records(ids, lambda _: TEXT, keys=50))
+    cluster.wait_all_committed(topics.group, topics.input, timeout_s=120)
+    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=1.0)
+    assert sorted(ids_of(outputs)) == sorted(ids)
+    produced = [w.sample("tagstream_records_produced_total", topic=topics.output) for w in (a, b)]
+    assert all(p and p > 0 for p in produced) and sum(produced) == len(ids)
+    assert a.terminate() == 0 and b.terminate() == 0
+
+
+def test_exactly_once_across_a_crash(cluster, topics, start_worker, bootstrap):
+    ids = [f"id-{i}" for i in range(3000)]
+    produce(bootstrap, topics.input, json_records(ids, lambda _: TEXT))
+    settings = {
+        "delivery": "exactly_once",
+        "kafka__transactional_id": f"tx-{topics.group}",  # stable across the restart
+        "batching__max_batch_records": str(BATCH),
+    }
+    first = start_worker(topics, **settings).wait_ready()
+    wait_for_outputs(bootstrap, topics.output, 300, isolation_level="read_committed")
+    first.kill9()  # likely leaves an open transaction behind
+    assert sum(cluster.committed(topics.group, topics.input).values()) < len(ids), "not mid-stream"
+
+    second = start_worker(topics, **settings).wait_ready()
+    cluster.wait_all_committed(topics.group, topics.input, timeout_s=120)
+    outputs = read_all(
+        bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=2.0,
+        isolation_level="read_committed",
+    )
+    counts = Counter(ids_of(outputs))
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1, "a read_committed reader saw an output twice"
+    assert second.terminate() == 0

@@ -1,0 +1,106 @@
+"""A model slower than max_poll_interval_ms must not get the worker thrown out of its group."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from kafka import KafkaConsumer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from prometheus_client import CollectorRegistry
+
+import model
+from tests.integration.kit import ids_of, json_records, produce, read_all
+from worker.config import load_settings
+from worker.http import Health
+from worker.metrics import Metrics
+from worker.pipeline import Pipeline
+from worker.sink import Sink
+from worker.source import Source
+
+POLL_INTERVAL_MS = 1500
+SLOW_S = 2.5  # each batch takes longer than the poll interval
+
+
+class SlowTagger:
+    def __init__(self, inner):
+        self._inner = inner
+        self.name, self.version = inner.name, inner.version
+        self.calls = 0
+
+    def prepare(self, text):
+        return self._inner.prepare(text)
+
+    def tag_prepared(self, docs):
+        self.calls += 1
+        time.sleep(SLOW_S)
+        return self._inner.tag_prepared(docs)
+
+
+class CountingListener(ConsumerRebalanceListener):
+    def __init__(self):
+        self.assignments = 0
+
+    def on_partitions_revoked(self, revoked):
+        pass
+
+    def on_partitions_assigned(self, assigned):
+        self.assignments += 1
+
+
+def test_control_a_consumer_that_stops_polling_is_thrown_out(topics, bootstrap):
+    """Shows the limit is enforced here, so the test below can fail."""
+    listener = CountingListener()
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"{topics.group}-control",
+        max_poll_interval_ms=POLL_INTERVAL_MS, session_timeout_ms=6000, heartbeat_interval_ms=1000,
+    )
+    consumer.subscribe([topics.input], listener=listener)
+    deadline = time.monotonic() + 30
+    while not listener.assignments and time.monotonic() < deadline:
+        consumer.poll(timeout_ms=100)
+    assert listener.assignments == 1
+    time.sleep(SLOW_S * 2)  # "inference" on the polling thread
+    deadline = time.monotonic() + 30
+    while listener.assignments < 2 and time.monotonic() < deadline:
+        consumer.poll(timeout_ms=100)
+    consumer.close()
+    assert listener.assignments == 2  # it had left the group and had to join again
+
+
+def test_slow_batches_keep_the_group_membership(cluster, topics, bootstrap, tiny_model):
+    ids = [f"id-{i}" for i in range(96)]
+    produce(bootstrap, topics.input, json_records(ids, lambda _: "Oslo is in Norway ."))
+    settings = load_settings(
+        drain_timeout_s=1.0,
+        kafka={
+            "bootstrap_servers": bootstrap, "input_topic": topics.input,
+            "output_topic": topics.output, "dead_letter_topic": topics.dead_letters,
+            "group_id": topics.group, "max_poll_interval_ms": POLL_INTERVAL_MS,
+            "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
+        },
+        batching={"max_batch_records": 32, "max_wait_ms": 10},
+    )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, process_metrics=False)
+    tagger = SlowTagger(model.load(tiny_model))
+    stop = threading.Event()
+    pipeline = Pipeline(settings, tagger, Source(settings, metrics), Sink(settings), metrics,
+                        Health(60), stop)
+    status: list[int] = []
+    thread = threading.Thread(target=lambda: status.append(pipeline.run()))
+    thread.start()
+    try:
+        read_all(bootstrap, topics.output, lambda rs: len(rs) >= 1, timeout_s=60)
+        joined = registry.get_sample_value("tagstream_rebalances_total")  # settled, working
+        cluster.wait_all_committed(topics.group, topics.input, timeout_s=60)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert status == [0]
+    assert tagger.calls >= 3  # three slow batches, each longer than the poll interval
+    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=1.0)
+    assert Counter(ids_of(outputs)) == Counter(ids)  # exactly once: nothing redone
+    assert registry.get_sample_value("tagstream_rebalances_total") == joined  # never thrown out
+    assert registry.get_sample_value("tagstream_commit_failures_total") == 0
