@@ -1,0 +1,111 @@
+"""Bootstrap-server helper for tests that need a real Kafka broker.
+
+`ensure_broker()` returns the bootstrap servers to use:
+
+* ``KAFKA_BOOTSTRAP_SERVERS`` from the environment when it is set (an external
+  broker: nothing is started or stopped);
+* otherwise the address of the local Kafka 4.x broker run by
+  ``scripts/kafka-local up`` (which downloads the jars on first use and reuses an
+  already running broker).
+
+`stop_broker()` runs ``scripts/kafka-local down`` only if `ensure_broker()` started
+the broker itself, so a broker that a developer or CI had already started is left
+running.
+
+Deliberately free of pytest: the conftest decides on fixtures and skips.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+__all__ = ["ensure_broker", "stop_broker", "KafkaLocalError", "SCRIPT"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = REPO_ROOT / "scripts" / "kafka-local"
+_PREFIX = "KAFKA_BOOTSTRAP_SERVERS="
+
+# First `up` downloads ~45 MB of jars with Maven; later ones take ~10 s.
+UP_TIMEOUT_S = float(os.environ.get("TAGSTREAM_KAFKA_UP_TIMEOUT", "900"))
+DOWN_TIMEOUT_S = 60.0
+
+_lock = threading.Lock()
+_bootstrap: str | None = None
+_started_here = False
+
+
+class KafkaLocalError(RuntimeError):
+    """scripts/kafka-local failed; the message carries its output."""
+
+
+def _run(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["bash", str(SCRIPT), command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise KafkaLocalError(
+            f"scripts/kafka-local {command} did not finish within {timeout:.0f}s\n"
+            f"{_text(exc.stderr)}"
+        ) from exc
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _parse_bootstrap(stdout: str) -> str | None:
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if lines and lines[-1].startswith(_PREFIX):
+        value = lines[-1][len(_PREFIX):]
+        return value or None
+    return None
+
+
+def ensure_broker() -> str:
+    """Return bootstrap servers ("host:port[,host:port]"), starting a local broker if needed."""
+    global _bootstrap, _started_here
+    env_value = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if env_value:
+        return env_value
+    with _lock:
+        if _bootstrap is not None:
+            return _bootstrap
+        # Was a broker already running (started by someone else)? Then never stop it.
+        already_running = _run("status", DOWN_TIMEOUT_S).returncode == 0
+        proc = _run("up", UP_TIMEOUT_S)
+        bootstrap = _parse_bootstrap(proc.stdout)
+        if proc.returncode != 0 or bootstrap is None:
+            raise KafkaLocalError(
+                f"scripts/kafka-local up failed (exit {proc.returncode})\n"
+                f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+            )
+        _bootstrap = bootstrap
+        _started_here = not already_running
+        return bootstrap
+
+
+def stop_broker() -> None:
+    """Stop the local broker if (and only if) ensure_broker() started it."""
+    global _bootstrap, _started_here
+    with _lock:
+        if not _started_here:
+            _bootstrap = None
+            return
+        proc = _run("down", DOWN_TIMEOUT_S)
+        _bootstrap = None
+        _started_here = False
+        if proc.returncode != 0:
+            raise KafkaLocalError(
+                f"scripts/kafka-local down failed (exit {proc.returncode})\n{proc.stderr}"
+            )
