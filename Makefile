@@ -1,0 +1,54 @@
+# The README's two commands: `make demo` and `make test`. Both create or reuse the virtualenv
+# ($(VENV)) and bring up a real local Kafka broker (scripts/kafka-local) unless
+# KAFKA_BOOTSTRAP_SERVERS points at one.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tagstream-installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo clean
+
+help:
+	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
+	@echo "make test    set-up, then every test (unit, integration on real Kafka, deployment checks)"
+	@echo "make unit    the tests that need no broker"
+	@echo "make setup   only the set-up: virtualenv, Kafka jars, helm and the deploy tools"
+
+# The virtualenv, reinstalled when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+kafka-jars:
+	scripts/kafka-local fetch
+
+deploy-tools:
+	scripts/deploy-tools
+
+# The three set-up steps are independent: run them side by side.
+setup:
+	$(MAKE) --no-print-directory -j3 venv kafka-jars deploy-tools
+
+test: setup
+	scripts/with-broker $(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+integration: venv kafka-jars
+	scripts/with-broker $(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+demo: venv kafka-jars
+	$(VENV)/bin/tagstream demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
