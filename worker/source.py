@@ -53,6 +53,7 @@ class Source:
             session_timeout_ms=k.session_timeout_ms,
             heartbeat_interval_ms=k.heartbeat_interval_ms,
             request_timeout_ms=k.request_timeout_ms,
+            bootstrap_timeout_ms=k.request_timeout_ms,  # how long start-up waits for a broker
             allow_auto_create_topics=False,
             **k.security_configs(),
         )

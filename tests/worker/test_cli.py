@@ -1,0 +1,77 @@
+"""`tagstream tag`: the labelling without Kafka, and the CLI's exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from worker.cli import main
+
+
+def run_tag(tmp_path, lines: list[bytes], *args: str) -> tuple[int, list[dict]]:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_bytes(b"\n".join(lines) + b"\n")
+    status = main(["tag", "--input", str(inp), "--output", str(out), *args])
+    return status, [json.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def test_tag_json_lines_in_order(tmp_path, tiny_model):
+    texts = ["Angela Merkel visited Paris .", "", "Zoë 🎉 e\u0301 北京", "word " * 500]
+    lines = [json.dumps({"id": f"t{i}", "text": t}).encode() for i, t in enumerate(texts)]
+    status, docs = run_tag(tmp_path, lines, "--model", str(tiny_model), "--batch-size", "3")
+    assert status == 0
+    assert [d["id"] for d in docs] == ["t0", "t1", "t2", "t3"]
+    for doc, text in zip(docs, texts):
+        assert doc["model"] == "tiny-random@0.0.0"
+        assert doc["source"]["file"].endswith("in.jsonl")
+        for span in doc["spans"]:
+            assert text[span["start"]:span["end"]] == span["text"]
+    assert docs[1]["spans"] == []
+    assert [d["source"]["line"] for d in docs] == [1, 2, 3, 4]
+
+
+def test_tag_bad_lines_get_an_error_in_place_and_exit_1(tmp_path, tiny_model):
+    lines = [b'{"id": "a", "text": "Rome"}', b"{oops", b'{"id": "c"}', b'{"id": "d", "text": "Oslo"}']
+    status, docs = run_tag(tmp_path, lines, "--model", str(tiny_model))
+    assert status == 1
+    assert [d["id"] for d in docs] == ["a", None, None, "d"]
+    assert docs[1]["error"]["class"] == "invalid_json" and docs[1]["source"]["line"] == 2
+    assert docs[2]["error"]["class"] == "missing_text"
+
+
+def test_tag_text_format_with_echo(tmp_path, tiny_model):
+    status, docs = run_tag(
+        tmp_path, [b"plain text, no JSON", b"second line"],
+        "--model", str(tiny_model), "--input-format", "text", "--echo-text",
+    )
+    assert status == 0
+    assert [d["text"] for d in docs] == ["plain text, no JSON", "second line"]
+
+
+def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):
+    bogus = tmp_path / "model.pt"
+    bogus.write_bytes(b"not a model at all")
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "x"}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "tag", "--model", str(bogus), "--input", str(inp)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "cannot load the model" in proc.stderr and str(bogus) in proc.stderr
+
+
+def test_run_with_a_missing_model_file_exits_2(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_MODEL__PATH": str(tmp_path / "nope.pt")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "run"], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "TAGSTREAM_MODEL__PATH" in proc.stderr and "no such file" in proc.stderr
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "tagstream" in capsys.readouterr().err
