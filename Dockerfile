@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+# tagstream worker image: CPU-only PyTorch, non-root, read-only-root-filesystem friendly.
+#
+#   docker build -t tagstream:0.1.0 .
+#   docker run --rm -e TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS=broker:9092 -p 8080:8080 tagstream:0.1.0
+#
+# The install steps live in scripts/image-install, which tests/deploy/test_image.py runs into a
+# fresh virtualenv, so CI checks what this build does without a Docker engine.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---- build: a self-contained virtualenv in /opt/tagstream ----------------------------------
+FROM ${PYTHON_IMAGE} AS build
+# CPU-only wheels: the default PyPI torch pulls in several GB of CUDA libraries.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_VERSION=2.15.0
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# .dockerignore admits only what the install needs (an allowlist).
+COPY . .
+RUN sh scripts/image-install /opt/tagstream /src
+
+# ---- runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+# Same uid/gid as the Helm chart's runAsUser/runAsGroup.
+RUN groupadd --system --gid 10001 tagstream \
+    && useradd --system --uid 10001 --gid tagstream --no-create-home \
+       --home-dir /nonexistent --shell /usr/sbin/nologin tagstream
+COPY --from=build /opt/tagstream /opt/tagstream
+# HOME=/tmp: the only writable place when the root filesystem is read-only.
+ENV PATH=/opt/tagstream/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+WORKDIR /tmp
+USER 10001:10001
+# /metrics, /healthz, /readyz (TAGSTREAM_HTTP__PORT).
+EXPOSE 8080
+# For plain `docker run`; Kubernetes uses the chart's probes instead.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TAGSTREAM_HTTP__PORT', '8080'), timeout=4)"]
+# SIGTERM drains the worker (finish the batch, deliver, commit) within TAGSTREAM_DRAIN_TIMEOUT_S.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["tagstream"]
+CMD ["run"]
