@@ -52,7 +52,7 @@ from worker.records import (
     TextRecord,
     TopicPartition,
 )
-from worker.sink import TOO_LARGE, DeliveryError, Outgoing, Sink
+from worker.sink import DeliveryError, Outgoing, Sink
 from worker.source import Source
 
 log = logging.getLogger(__name__)
@@ -272,14 +272,8 @@ class Pipeline:
         self, outgoing: list[Outgoing], offsets: dict[TopicPartition, int]
     ) -> list[Outgoing]:
         # 1. Produce outputs and dead letters, in consumption order.
-        # 2. Flush and check every acknowledgement. An output too large for the topic goes to
-        #    the dead-letter topic instead; any other failure ends the worker uncommitted.
-        failures = self._sink.write(outgoing)
-        if failures:
-            failed, rerouted = self._reroute(failures)
-            if failures := self._sink.write(rerouted):
-                raise DeliveryError(failures)
-            outgoing = [o for o in outgoing if id(o) not in failed] + rerouted
+        # 2. Wait until every one is acknowledged (a failure raises: nothing gets committed).
+        delivered = self._produce(outgoing)
         # 3. Commit the offsets, now that every output is acknowledged. A failed commit (say,
         #    a rebalance took the partition) is counted and retried with the next commit.
         self._uncommitted.update(offsets)
@@ -291,41 +285,60 @@ class Pipeline:
             owned = self._source.owned()
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in owned}
             log.warning("offset commit failed; outputs may be redone once", extra={"error": repr(exc)})
-        return outgoing
+        return delivered
 
     def _deliver_in_transaction(
         self, outgoing: list[Outgoing], offsets: dict[TopicPartition, int]
     ) -> list[Outgoing] | None:
-        for attempt in (1, 2):
-            # 1. Begin a transaction.
-            self._sink.begin()
-            # 2. Produce outputs and dead letters, in consumption order.
-            failures = self._sink.write(outgoing)
-            if failures:
-                self._sink.abort()
-                if attempt == 2:
-                    raise DeliveryError(failures)
-                failed, rerouted = self._reroute(failures)
-                outgoing = [o for o in outgoing if id(o) not in failed] + rerouted
-                continue
-            try:
-                # 3. Add the batch's offsets to the transaction; the group coordinator fences
-                #    this step if the partitions moved to another worker meanwhile (KIP-447).
-                self._sink.send_offsets(offsets, self._source.group_metadata())
-                # 4. Commit: outputs and offsets become visible together, or not at all.
-                self._sink.commit()
-            except FATAL_PRODUCER_ERRORS:
-                raise
-            except KafkaError as exc:
-                self._metrics.commit_failures.inc()
-                log.warning("transaction failed; aborting and consuming the batch again",
-                            extra={"error": repr(exc)})
-                self._sink.abort()
-                self._rewind(outgoing)
-                return None
-            self._source.record_committed(offsets)
-            return outgoing
-        return None
+        # 1. Begin a transaction.
+        self._sink.begin()
+        try:
+            # 2. Produce outputs and dead letters, in consumption order, and wait for them.
+            delivered = self._produce(outgoing)
+            # 3. Add the batch's offsets to the transaction; the group coordinator fences
+            #    this step if the partitions moved to another worker meanwhile (KIP-447).
+            self._sink.send_offsets(offsets, self._source.group_metadata())
+            # 4. Commit: outputs and offsets become visible together, or not at all.
+            self._sink.commit()
+        except FATAL_PRODUCER_ERRORS:
+            raise
+        except DeliveryError:
+            self._sink.abort()
+            raise
+        except KafkaError as exc:
+            self._metrics.commit_failures.inc()
+            log.warning("transaction failed; aborting and consuming the batch again",
+                        extra={"error": repr(exc)})
+            self._sink.abort()
+            self._rewind(outgoing)
+            return None
+        self._source.record_committed(offsets)
+        return delivered
+
+    def _produce(self, outgoing: list[Outgoing]) -> list[Outgoing]:
+        """Send and wait for acknowledgements; what a topic refuses as too large is re-routed
+        (an output to the dead-letter topic; a dead letter without its value). Returns what
+        was delivered."""
+        delivered = list(outgoing)
+        pending = outgoing
+        for _ in range(3):  # output -> dead letter -> dead letter without the value
+            refused = self._sink.write(pending)
+            if not refused:
+                return delivered
+            gone = {id(item) for item, _ in refused}
+            pending = [self._too_large(item, reason) for item, reason in refused]
+            delivered = [o for o in delivered if id(o) not in gone] + pending
+        raise DeliveryError([(item, ValueError(reason)) for item, reason in refused])
+
+    def _too_large(self, item: Outgoing, reason: str) -> Outgoing:
+        topic = self._settings.kafka.dead_letter_topic
+        entry = item.entry
+        if isinstance(entry, DeadLetter):  # the input itself is too large to pass on
+            if item.value is None:
+                raise DeliveryError([(item, ValueError(f"even without its value: {reason}"))])
+            return _dead_letter_outgoing(entry, topic, drop_value=True)
+        dead = DeadLetter(entry.record.source, messages.OUTPUT_TOO_LARGE, f"the output is {reason}")
+        return _dead_letter_outgoing(dead, topic)
 
     def _rewind(self, aborted: list[Outgoing]) -> None:
         """After an abort: forget all undelivered work and consume it again from its start."""
@@ -339,26 +352,6 @@ class Pipeline:
             tp = entry.source.tp
             first[tp] = min(first.get(tp, entry.source.offset), entry.source.offset)
         self._source.seek(first)
-
-    def _reroute(self, failures: list[tuple[Outgoing, BaseException]]) -> tuple[set[int], list[Outgoing]]:
-        """Records rejected as too large go to the dead-letter topic; other failures are fatal.
-
-        Returns the ids of the failed items and their replacements.
-        """
-        if not all(isinstance(exc, TOO_LARGE) for _, exc in failures):
-            raise DeliveryError(failures)
-        topic = self._settings.kafka.dead_letter_topic
-        replacements = []
-        for item, exc in failures:
-            entry = item.entry
-            if isinstance(entry, DeadLetter):  # the input itself is too large to pass on
-                replacements.append(_dead_letter_outgoing(entry, topic, drop_value=True))
-            else:
-                dead = DeadLetter(
-                    entry.record.source, messages.OUTPUT_TOO_LARGE, f"the output was rejected: {exc!r}"
-                )
-                replacements.append(_dead_letter_outgoing(dead, topic))
-        return {id(item) for item, _ in failures}, replacements
 
     def _outgoing(self, result: LabelledRecord | DeadLetter) -> Outgoing:
         if isinstance(result, DeadLetter):

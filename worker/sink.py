@@ -7,9 +7,11 @@ its consumed offsets in one transaction (`begin`, `write`, `send_offsets`, `comm
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.structs import OffsetAndMetadata
@@ -23,7 +25,7 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class DeliveryError(Exception):
-    """Records could not be delivered; nothing of the batch may be committed."""
+    """Records were sent but not acknowledged; nothing of the batch may be committed."""
 
     def __init__(self, failures: list[tuple[Outgoing, BaseException]]):
         self.failures = failures
@@ -50,13 +52,18 @@ class Sink:
     def __init__(self, settings: Settings):
         k = settings.kafka
         self.transactional = settings.delivery == "exactly_once"
+        self._delivery_timeout_s = k.delivery_timeout_ms / 1000
+        # Records larger than their topic accepts are refused here, before sending: a broker-side
+        # rejection would fail the whole produce batch (and kafka-python does not recover).
+        topic_limits = _max_message_bytes(settings, [k.output_topic, k.dead_letter_topic])
+        self._limits = {t: min(k.max_request_size, n) for t, n in topic_limits.items()}
+        self._default_limit = k.max_request_size
         extra = {}
         if self.transactional:
             extra = {
                 "transactional_id": k.effective_transactional_id(),
                 "transaction_timeout_ms": k.transaction_timeout_ms,
             }
-        self._delivery_timeout_s = k.delivery_timeout_ms / 1000
         self._producer = KafkaProducer(
             bootstrap_servers=k.bootstrap_servers.split(","),
             client_id=k.client_id,
@@ -67,6 +74,7 @@ class Sink:
             delivery_timeout_ms=k.delivery_timeout_ms,
             request_timeout_ms=k.request_timeout_ms,
             max_request_size=k.max_request_size,
+            batch_size=min([16_384, *self._limits.values()]),  # a batch must fit every topic
             allow_auto_create_topics=False,
             **extra,
             **k.security_configs(),
@@ -76,32 +84,50 @@ class Sink:
             # transaction, so a restarted worker never races its crashed predecessor.
             self._producer.init_transactions()
 
-    def write(self, items: list[Outgoing]) -> list[tuple[Outgoing, BaseException]]:
-        """Send `items` in order, flush, and return the ones that failed (with their errors).
+    def write(self, items: list[Outgoing]) -> list[tuple[Outgoing, str]]:
+        """Send `items` in order and wait until every one is acknowledged.
 
-        Called once per batch (and again for records re-routed to the dead-letter topic).
-        Raises nothing for a record's own failure; raises KafkaError if the producer itself is
-        broken (e.g. fenced), which ends the worker.
+        Called once per batch (and again for the records it re-routes). Returns the items
+        refused before sending because they are larger than their topic accepts, with the
+        reason. Raises `DeliveryError` if a sent record is not acknowledged within the
+        delivery timeout: the caller must not commit.
         """
         pending = []
-        failures: list[tuple[Outgoing, BaseException]] = []
+        refused: list[tuple[Outgoing, str]] = []
         for item in items:
+            size = self._size(item)
+            limit = self._limits.get(item.topic, self._default_limit)
+            if size > limit:
+                refused.append((item, f"{size} bytes, more than the {limit} that {item.topic} accepts"))
+                continue
             try:
                 future = self._producer.send(
                     item.topic, value=item.value, key=item.key, headers=list(item.headers)
                 )
             except TOO_LARGE as exc:
-                failures.append((item, exc))
+                refused.append((item, str(exc)))
                 continue
             pending.append((item, future))
-        if pending:
+        if not pending:
+            return refused
+        deadline = time.monotonic() + self._delivery_timeout_s
+        try:
             self._producer.flush(timeout=self._delivery_timeout_s)
+        except KafkaError:  # kafka-python's flush can give up early; the futures below settle
+            log.debug("flush raised", exc_info=True)
+        failures: list[tuple[Outgoing, BaseException]] = []
         for item, future in pending:
-            if not future.is_done:
-                failures.append((item, TimeoutError("not acknowledged within the delivery timeout")))
-            elif future.exception is not None:
-                failures.append((item, future.exception))
-        return failures
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except KafkaError as exc:
+                failures.append((item, exc))
+        if failures:
+            raise DeliveryError(failures)
+        return refused
+
+    def _size(self, item: Outgoing) -> int:
+        """The record batch size the broker will check (what kafka-python estimates too)."""
+        return self._producer._estimate_size_in_bytes(item.key, item.value, list(item.headers))
 
     # -- exactly-once --------------------------------------------------------------------
 
@@ -126,3 +152,24 @@ class Sink:
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._producer.close(timeout=timeout_s)
+
+
+def _max_message_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """Each topic's effective ``max.message.bytes``; {} if the cluster won't tell (e.g. ACLs)."""
+    k = settings.kafka
+    admin = None
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=k.bootstrap_servers.split(","), client_id=k.client_id,
+            request_timeout_ms=k.request_timeout_ms, **k.security_configs(),
+        )
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics]
+        described = admin.describe_configs(resources, config_filter="all").get("topic", {})
+        return {t: int(described[t]["max.message.bytes"]["value"]) for t in topics if t in described}
+    except (KafkaError, KeyError, ValueError) as exc:
+        log.warning("cannot read max.message.bytes of the output topics; relying on "
+                    "max_request_size alone", extra={"error": repr(exc)})
+        return {}
+    finally:
+        if admin is not None:
+            admin.close()

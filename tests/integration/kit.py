@@ -40,14 +40,14 @@ class Cluster:
         self.bootstrap = bootstrap
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tagstream-tests")
 
-    def create_topics(self, partitions: int = 3) -> Topics:
+    def create_topics(self, partitions: int = 3, output_configs: dict[str, str] | None = None) -> Topics:
         tag = uuid.uuid4().hex[:10]
         topics = Topics(f"in-{tag}", f"out-{tag}", f"dlq-{tag}", f"group-{tag}")
-        self.admin.create_topics(
-            {name: {"num_partitions": partitions, "replication_factor": 1}
-             for name in (topics.input, topics.output, topics.dead_letters)},
-            wait_for_metadata=True,
-        )
+        specs = {name: {"num_partitions": partitions, "replication_factor": 1}
+                 for name in (topics.input, topics.output, topics.dead_letters)}
+        if output_configs:
+            specs[topics.output]["configs"] = output_configs
+        self.admin.create_topics(specs, wait_for_metadata=True)
         return topics
 
     def delete(self, topics: Topics) -> None:

@@ -55,3 +55,25 @@ def test_each_malformed_kind_is_dead_lettered_with_headers(cluster, topics, star
         assert worker.sample("tagstream_records_dead_lettered_total", reason=reason) == 1, reason
     assert worker.proc.poll() is None  # still running
     assert worker.terminate() == 0
+
+
+def test_an_output_larger_than_the_topic_accepts_is_dead_lettered(cluster, start_worker, bootstrap):
+    # The output topic takes at most 1500-byte records (a broker-side limit the worker reads at
+    # start-up); one input's labelled output would be larger.
+    topics = cluster.create_topics(partitions=1, output_configs={"max.message.bytes": "1500"})
+    try:
+        big = json.dumps({"id": "big", "text": "Lisbon and Porto " * 80}).encode()
+        records = [(None, json.dumps({"id": f"a{i}", "text": "Madrid ."}).encode(), []) for i in range(30)]
+        records += [(None, big, [])]
+        records += [(None, json.dumps({"id": f"b{i}", "text": "Madrid ."}).encode(), []) for i in range(30)]
+        produce(bootstrap, topics.input, records)
+        worker = start_worker(topics, echo_text="true").wait_ready()
+        good = read_all(bootstrap, topics.output, lambda rs: len(rs) >= 60, settle_s=0.5)
+        dead = read_all(bootstrap, topics.dead_letters, lambda rs: len(rs) >= 1, settle_s=0.5)
+        assert sorted(ids_of(good)) == sorted([f"a{i}" for i in range(30)] + [f"b{i}" for i in range(30)])
+        assert [r.value for r in dead] == [big]
+        assert dict(dead[0].headers)["tagstream.error.class"] == b"output_too_large"
+        cluster.wait_all_committed(topics.group, topics.input)
+        assert worker.terminate() == 0
+    finally:
+        cluster.delete(topics)
