@@ -125,9 +125,12 @@ class Helm:
                 "--kube-version", f"{kube_version}.0"]
         if values is not None:
             args += ["--values", str(values)]
-        for key, value in (sets or {}).items():  # --set types ints and bools, --set-json the rest
-            args += ["--set", f"{key}={value}"] if isinstance(value, str) else \
-                ["--set-json", f"{key}={json.dumps(value)}"]
+        for key, value in (sets or {}).items():
+            # --set types "2" and "true" (but splits on commas); --set-json takes the rest
+            if isinstance(value, str) and "," not in value:
+                args += ["--set", f"{key}={value}"]
+            else:
+                args += ["--set-json", f"{key}={json.dumps(value)}"]
         return args
 
     def template(self, values: Path | None = None, sets: dict[str, object] | None = None,

@@ -1,0 +1,253 @@
+"""The container image (Dockerfile, .dockerignore, scripts/image-install), checked without a
+Docker engine: hadolint, the Dockerfile's shape, the build context, and the install steps run
+into a fresh virtualenv exactly as the build runs them.
+
+The install test reaches PyPI. The PyTorch CPU index the image uses is not reachable from CI, so
+the test points TORCH_INDEX_URL at PyPI, and by default it lends the fresh virtualenv the torch
+already installed in the project's virtualenv (the same pinned version, which the test
+enforces) instead of downloading the several-GB CUDA build of PyPI again (2.5-7 minutes here).
+Set TAGSTREAM_IMAGE_TEST_DOWNLOAD_TORCH=1 to download it for real.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import REPO
+
+DOCKERFILE = REPO / "Dockerfile"
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+PYPI = "https://pypi.org/simple"
+
+
+# -- the Dockerfile ------------------------------------------------------------------------------
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    out: list[list[tuple[str, str]]] = []
+    for word, rest in instructions():
+        if word == "FROM":
+            out.append([])
+        if out:
+            out[-1].append((word, rest))
+    return out
+
+
+def arg_defaults() -> dict[str, str]:
+    out = {}
+    for word, rest in instructions():
+        if word == "ARG" and "=" in rest:
+            name, _, value = rest.partition("=")
+            out[name] = value
+    return out
+
+
+def test_hadolint(hadolint: str):
+    proc = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hadolint_finds_problems(hadolint: str, tmp_path: Path):
+    """The linter is live: a Dockerfile with known mistakes fails."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN cd /tmp && pip install torch\nUSER root\n")
+    proc = subprocess.run([hadolint, "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "DL3007" in proc.stdout  # the :latest tag
+
+
+def test_multi_stage_non_root_entrypoint():
+    build, runtime = stages()[0], stages()[-1]
+    assert len(stages()) >= 2
+    assert any(w == "RUN" and "scripts/image-install" in r for w, r in build), \
+        "the build stage must install through scripts/image-install (what the test runs)"
+    assert not any(w == "RUN" and "pip" in r for w, r in runtime), "no installs in the runtime stage"
+    assert any(w == "COPY" and r.startswith("--from=build") for w, r in runtime)
+    users = [r for w, r in runtime if w == "USER"]
+    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), "numeric non-root USER uid:gid"
+    assert ("ENTRYPOINT", '["tagstream"]') in runtime
+    assert ("CMD", '["run"]') in runtime
+    assert any(w == "EXPOSE" and r == "8080" for w, r in runtime)
+
+
+def test_torch_comes_from_the_cpu_index_by_default():
+    args = arg_defaults()
+    assert args["TORCH_INDEX_URL"] == CPU_INDEX
+    assert re.fullmatch(r"\d+\.\d+\.\d+", args["TORCH_VERSION"]), "pin an exact torch version"
+
+
+# -- the build context ---------------------------------------------------------------------------
+
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern (Go filepath.Match plus **) as a regex over relative paths."""
+    pattern = pattern.strip("/")
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def _rules() -> list[tuple[bool, re.Pattern[str], str]]:
+    rules = []
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            negate = line.startswith("!")
+            raw = line[1:] if negate else line
+            rules.append((negate, _pattern(raw), raw.strip("/")))
+    return rules
+
+
+def _excluded(rel: str, rules) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents decides."""
+    parts = rel.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for negate, regex, _ in rules:
+        if any(regex.match(c) for c in candidates):
+            excluded = not negate
+    return excluded
+
+
+def build_context() -> list[str]:
+    """Relative paths of the files `docker build .` would send (per .dockerignore)."""
+    rules = _rules()
+    reincluded = [raw for negate, _, raw in rules if negate]
+    files = []
+    for root, dirs, names in os.walk(REPO):
+        rel_root = os.path.relpath(root, REPO)
+        rel_root = "" if rel_root == "." else rel_root + "/"
+        # prune excluded directories nothing re-includes (.git, .venv)
+        dirs[:] = [d for d in dirs if not (_excluded(rel_root + d, rules) and not any(
+            raw.startswith(rel_root + d + "/") or raw == rel_root + d for raw in reincluded))]
+        files += [rel_root + n for n in names if not _excluded(rel_root + n, rules)]
+    return sorted(files)
+
+
+def test_build_context_holds_what_the_install_needs_and_nothing_else():
+    context = build_context()
+    tracked = subprocess.run(["git", "ls-files", "worker", "model"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split()
+    for path in ["pyproject.toml", "README.md", "scripts/image-install", *tracked]:
+        assert path in context, f"{path} is not in the build context"
+    artifacts = [p.relative_to(REPO).as_posix() for p in (REPO / "model" / "artifacts").glob("*.pt")]
+    assert set(artifacts) <= set(context)
+    for path in context:
+        assert not path.startswith((".git/", ".venv/", "tests/", "helm/")), path
+        assert "__pycache__" not in path and not path.endswith((".pyc", ".env")), path
+
+
+# -- the install steps -----------------------------------------------------------------------------
+
+def _torch_closure() -> list[metadata.Distribution]:
+    """torch and everything it requires, as installed in the running (project) environment."""
+    from packaging.requirements import Requirement
+
+    seen: dict[str, metadata.Distribution] = {}
+    todo = ["torch"]
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in seen:
+            continue
+        dist = metadata.distribution(name)
+        seen[key] = dist
+        for spec in dist.requires or []:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return list(seen.values())
+
+
+def _lend_torch(venv: Path, overlay: Path) -> None:
+    """Put the project's torch (and its requirements) on the new venv's path via a .pth file,
+    so `pip install torch==<pin>` finds it satisfied, like a wheel cache would."""
+    overlay.mkdir()
+    for dist in _torch_closure():
+        site = Path(dist.locate_file(""))
+        for file in dist.files or []:
+            top = file.parts[0]
+            if top == ".." or (overlay / top).exists():
+                continue
+            (overlay / top).symlink_to(site / top)
+    purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "tagstream-test-torch.pth").write_text(str(overlay) + "\n")
+
+
+@pytest.mark.slow
+def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path):
+    args = arg_defaults()
+    project_torch = metadata.version("torch").split("+")[0]
+    assert project_torch == args["TORCH_VERSION"], (
+        f"the Dockerfile pins torch {args['TORCH_VERSION']} but the project is tested with "
+        f"{project_torch}: update ARG TORCH_VERSION")
+    assert (REPO / "model" / "artifacts" / "en-news.pt").is_file(), (
+        "model/artifacts/en-news.pt is missing: the image would ship without its default model")
+
+    # The build context, as `COPY . .` sees it.
+    src = tmp_path / "src"
+    for rel in build_context():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, src / rel)
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if os.environ.get("TAGSTREAM_IMAGE_TEST_DOWNLOAD_TORCH") != "1":
+        _lend_torch(venv, tmp_path / "torch-overlay")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGSTREAM_", "VIRTUAL_ENV"))}
+    env.update(TORCH_VERSION=args["TORCH_VERSION"], TORCH_INDEX_URL=PYPI,
+               PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONDONTWRITEBYTECODE="1",
+               PATH=os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                    if not p.startswith(str(REPO / ".venv"))))
+    started = time.monotonic()
+    proc = subprocess.run(["sh", str(src / "scripts" / "image-install"), str(venv), str(src)],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    print(f"image-install took {time.monotonic() - started:.0f} s")
+    assert "shipped model" in proc.stdout
+
+    # The console script is the worker's CLI, and bad settings exit 2 as documented.
+    bad = subprocess.run([str(venv / "bin" / "tagstream"), "run"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env={**env, "TAGSTREAM_DELIVERY": "maybe"})
+    assert bad.returncode == 2, bad.stderr
+    assert "TAGSTREAM_DELIVERY" in bad.stderr
+    # Every shipped artifact is inside the installed package.
+    installed = subprocess.run([str(venv / "bin" / "python"), "-c",
+                                "import model, pathlib; print(pathlib.Path(model.__file__).parent)"],
+                               cwd=tmp_path, capture_output=True, text=True, check=True, env=env)
+    package = Path(installed.stdout.strip())
+    assert str(package).startswith(str(venv)), package
+    for artifact in (REPO / "model" / "artifacts").glob("*.pt"):
+        assert (package / "artifacts" / artifact.name).is_file(), artifact.name
