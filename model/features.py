@@ -62,7 +62,10 @@ class Featurizer:
         return cols
 
     def encode(self, text: str, offsets: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
-        """``(features (N, 1+E) int64, chars (N, W) int32 code points, 0-padded)`` for the tokens."""
+        """``(features (N, 1+E) int64, chars (N, W) int32 code points, 0-padded)`` for the tokens.
+
+        W is the length of the longest token, at most ``max_word_chars``.
+        """
         n = len(offsets)
         if n == 0:
             return torch.zeros(0, 1 + len(self.features), dtype=torch.long), torch.zeros(0, self.max_word_chars, dtype=torch.int32)
@@ -70,7 +73,8 @@ class Featurizer:
         feats = torch.tensor(self.columns(tokens), dtype=torch.long).t().contiguous()  # (N, F)
         cps = torch.frombuffer(bytearray(text.encode("utf-32-le", "surrogatepass")), dtype=torch.int32)  # (L,)
         bounds = torch.tensor(offsets, dtype=torch.long)  # (N, 2)
-        idx = bounds[:, :1] + self._span.unsqueeze(0)  # (N, W)
+        width = min(self.max_word_chars, int((bounds[:, 1] - bounds[:, 0]).max()))
+        idx = bounds[:, :1] + self._span[:width].unsqueeze(0)  # (N, W), W = longest token, at most max_word_chars
         valid = idx < bounds[:, 1:]  # (N, W)
         chars = torch.where(valid, cps[idx.clamp(max=cps.numel() - 1)], 0)  # (N, W)
         return feats, chars

@@ -136,19 +136,37 @@ class CRF(nn.Module):
         return torch.stack(path, dim=1)  # (B, T)
 
     def marginals(self, em: Tensor, mask: Tensor) -> Tensor:
-        """Posterior probability of each tag at each position, (B, T, C)."""
-        trans, _, end = self._scores()
+        """Posterior probability of each tag at each position, (B, T, C).
+
+        Scaled forward-backward in probability space (float64, renormalised every step): a
+        matrix product per step instead of a log-sum-exp over (B, C, C).
+        """
+        trans, start, end = self._scores()
         B, T, C = em.shape
-        alphas = self._alphas(em, mask)  # (B, T, C)
-        beta = end.unsqueeze(0).expand(B, C)  # (B, C)
+        e = em.double()
+        E = torch.exp(e - e.max(dim=2, keepdim=True).values)  # (B, T, C) in (0, 1]
+        M = torch.exp(trans.double() - trans.max().double())  # (C, C)
+        a = torch.exp(start.double() - start.max().double()).unsqueeze(0) * E[:, 0]  # (B, C)
+        a = a / a.sum(dim=1, keepdim=True).clamp_min(1e-300)
+        alphas = [a]
+        for t in range(1, T):
+            n = (a @ M) * E[:, t]  # (B, C)
+            n = n / n.sum(dim=1, keepdim=True).clamp_min(1e-300)
+            a = torch.where(mask[:, t].unsqueeze(1), n, a)
+            alphas.append(a)
+        stop = torch.exp(end.double() - end.max().double()).unsqueeze(0).expand(B, C)  # (B, C)
+        beta = stop
         betas = [beta]
+        Mt = M.t()
         for t in range(T - 2, -1, -1):
-            nxt = torch.logsumexp(trans.unsqueeze(0) + (em[:, t + 1] + beta).unsqueeze(1), dim=2)  # (B, C)
-            beta = torch.where(mask[:, t + 1].unsqueeze(1), nxt, end.unsqueeze(0).expand(B, C))
+            n = (E[:, t + 1] * beta) @ Mt  # (B, C)
+            n = n / n.sum(dim=1, keepdim=True).clamp_min(1e-300)
+            beta = torch.where(mask[:, t + 1].unsqueeze(1), n, stop)
             betas.append(beta)
         betas.reverse()
-        scores = alphas + torch.stack(betas, dim=1)  # (B, T, C)
-        return torch.softmax(scores, dim=2)
+        p = torch.stack(alphas, dim=1) * torch.stack(betas, dim=1)  # (B, T, C)
+        p = p / p.sum(dim=2, keepdim=True).clamp_min(1e-300)
+        return p.float()
 
 
 class TaggerNet(nn.Module):
@@ -194,8 +212,11 @@ class TaggerNet(nn.Module):
         parts = [F.embedding(words, self.word_table).float()]  # (B, T, Dw); the table may be fp16
         if self.chars is not None:
             W = chars.size(2)
-            c = self.chars(self.char_ids(chars).reshape(B * T, W))  # (B*T, F)
-            parts.append(c.reshape(B, T, -1))  # (B, T, F)
+            real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
+            idx = real.nonzero().squeeze(1)  # (N,) positions of real tokens
+            c = self.chars(self.char_ids(chars.reshape(B * T, W).index_select(0, idx)))  # (N, F)
+            full = torch.zeros(B * T, c.size(1), dtype=c.dtype, device=c.device).index_copy(0, idx, c)  # (B*T, F)
+            parts.append(full.reshape(B, T, -1))  # (B, T, F)
         for i, emb in enumerate(self.extras):
             parts.append(emb(extras[:, :, i]))  # (B, T, De)
         x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)

@@ -85,21 +85,26 @@ def spans_to_tags(spans: Sequence[tuple[int, int, str]], length: int, scheme: st
 
 
 def detect_scheme(tag_sequences: Sequence[Sequence[str]]) -> str:
-    """Best guess of the scheme of a corpus: BIOES if it uses E-/S-, IOB1 if a chunk starts with I-."""
-    seen_es = False
-    iob1 = False
+    """Best guess of the scheme of a corpus.
+
+    BIOES if it uses E- or S-; IOB1 if chunks start with I- and B- never starts a chunk after
+    ``O`` or another type (in IOB1, B- only separates two adjacent chunks of one type); else IOB2
+    (a few stray I- starts in an IOB2 corpus are read as chunk starts, as conlleval does).
+    """
+    seen_es = i_start = b_start = False
     for tags in tag_sequences:
         prev_p, prev_t = "O", ""
         for tag in tags:
             p, t = split_tag(tag)
             if p in ("E", "S"):
                 seen_es = True
-            if p == "I" and (prev_p == "O" or prev_t != t):
-                iob1 = True
+            if prev_p == "O" or prev_t != t:
+                i_start = i_start or p == "I"
+                b_start = b_start or p == "B"
             prev_p, prev_t = p, t
     if seen_es:
         return "BIOES"
-    return "IOB1" if iob1 else "IOB2"
+    return "IOB1" if i_start and not b_start else "IOB2"
 
 
 def bioes_tags(labels: Sequence[str]) -> list[str]:

@@ -170,7 +170,8 @@ class Tagger:
 
     def _run(self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]], out: list[list[Span]]) -> None:
         feats = pad_sequence([docs[d].features[a:a + n] for n, d, a in batch], batch_first=True)  # (B, T, F)
-        chars = pad_sequence([docs[d].chars[a:a + n] for n, d, a in batch], batch_first=True)  # (B, T, W)
+        width = max(docs[d].chars.size(1) for _, d, _ in batch)
+        chars = pad_sequence([widen_chars(docs[d].chars[a:a + n], width) for n, d, a in batch], batch_first=True)  # (B, T, W)
         lengths = torch.tensor([n for n, _, _ in batch])  # (B,)
         tags, conf = self.module(feats[:, :, 0], feats[:, :, 1:], chars.long(), lengths)  # (B, T) each
         has_entity = (tags != 0).any(dim=1).tolist()
@@ -183,10 +184,16 @@ class Tagger:
             found = tags_to_spans(names)
             if not found:
                 continue
-            scores = conf[row]
+            scores = conf[row, :n].tolist()
             for s, e, label in found:
                 start, end = doc.starts[a + s], doc.ends[a + e - 1]
-                out[d].append(Span(start, end, label, doc.text[start:end], float(scores[s:e].mean())))
+                score = min(1.0, max(0.0, sum(scores[s:e]) / (e - s)))
+                out[d].append(Span(start, end, label, doc.text[start:end], score))
+
+
+def widen_chars(chars: torch.Tensor, width: int) -> torch.Tensor:
+    """Pad (N, w) character rows with zeros to (N, width)."""
+    return chars if chars.size(1) == width else torch.nn.functional.pad(chars, (0, width - chars.size(1)))
 
 
 def _read(path: pathlib.Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:

@@ -31,8 +31,8 @@ from model.export import build_network, export
 from model.features import Featurizer
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
-from model.tagger import join_tokens
-from model.vocab import CASES, UNK, Vocab, word_key
+from model.tagger import widen_chars, join_tokens
+from model.vocab import CASES, UNK, Vocab, digit_key, word_key
 
 log = logging.getLogger(__name__)
 Example = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # features (N, F), chars (N, W), tag ids (N,)
@@ -61,6 +61,10 @@ def build_vocabs(sents: Sequence[Sentence], language: str, pretrained: dict | No
     counts = Counter(word_key(t) for tokens, _ in sents for t in tokens)
     for w, _ in counts.most_common():
         words.add(w)
+    for tokens, _ in sents:  # fallback keys of numbers: "1996" -> "0000"
+        for t in tokens:
+            if any(c.isdigit() for c in t):
+                words.add(digit_key(t))
     if pretrained is not None:
         for w in pretrained["words"][:pretrained_top]:
             words.add(w)
@@ -108,7 +112,8 @@ def make_batches(examples: Sequence[Example], batch_tokens: int, rng: random.Ran
 
 def collate(examples: Sequence[Example], idx: Sequence[int]) -> tuple[torch.Tensor, ...]:
     feats = pad_sequence([examples[i][0] for i in idx], batch_first=True)  # (B, T, F)
-    chars = pad_sequence([examples[i][1] for i in idx], batch_first=True).long()  # (B, T, W)
+    width = max(examples[i][1].size(1) for i in idx)
+    chars = pad_sequence([widen_chars(examples[i][1], width) for i in idx], batch_first=True).long()  # (B, T, W)
     tags = pad_sequence([examples[i][2] for i in idx], batch_first=True)  # (B, T)
     lengths = torch.tensor([len(examples[i][2]) for i in idx])  # (B,)
     return feats[:, :, 0], feats[:, :, 1:], chars, lengths, tags

