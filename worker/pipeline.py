@@ -118,6 +118,8 @@ class Pipeline:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagstream-infer")
         self._inflight: _InFlight | None = None
         self._uncommitted: dict[TopicPartition, int] = {}  # delivered, commit failed: retry
+        self._rewind_to: dict[TopicPartition, int] = {}  # dropped in a rebalance: consume again
+        self._generation = 0  # the source's assignment generation last seen
         self._model_ref = f"{tagger.name}@{tagger.version}"
         self._dead_letter_log = RateLimitedLog(log, 10.0)
 
@@ -146,10 +148,11 @@ class Pipeline:
             self._source.resume()
         records = self._source.poll(self._poll_timeout(), max(1, self._batcher.room()))
         # 2. Apply rebalances before touching what the poll returned.
-        self._apply_rebalance()
+        stale = self._apply_rebalance()
         # 3. Decode and tokenise each record once; bad ones become dead letters.
         for record in records:
-            self._batcher.add(self._entry(record))
+            if record.tp not in stale:
+                self._batcher.add(self._entry(record))
         # 4. When the tagger is free: start the next batch, then deliver the finished one.
         flight = self._inflight
         if flight is None or flight.future.done():
@@ -383,17 +386,37 @@ class Pipeline:
         if produced:
             self._metrics.records_produced.labels(self._settings.kafka.output_topic).inc(produced)
 
-    def _apply_rebalance(self) -> None:
+    def _apply_rebalance(self) -> set[TopicPartition]:
+        """Drop undelivered records of revoked partitions; once the new assignment is in,
+        consume those of them that came back from their first dropped offset again.
+
+        kafka-python keeps a partition's fetch position when it is revoked and assigned again
+        in the same rebalance, so without the seek the dropped records would be skipped.
+        Returns the partitions sought back: the records this poll returned for them are stale.
+        """
         revoked = self._source.take_revoked()
         if revoked:
-            dropped = len(self._batcher.drop(revoked))
+            dropped = self._batcher.drop(revoked)
             if self._inflight is not None:
+                dropped.extend(e for e in self._inflight.batch.entries if e.source.tp in revoked)
                 self._inflight.revoked |= revoked
-            log.info("rebalance: dropped undelivered records of revoked partitions; "
-                     "they will be consumed again", extra={"dropped": dropped})
+            for entry in dropped:
+                tp, offset = entry.source.tp, entry.source.offset
+                self._rewind_to[tp] = min(self._rewind_to.get(tp, offset), offset)
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp not in revoked}
-        self._source.take_assigned()
+            log.info("rebalance: undelivered records of revoked partitions dropped; "
+                     "they will be consumed again", extra={"dropped": len(dropped)})
+        sought: set[TopicPartition] = set()
+        generation = self._source.take_assigned()
+        if generation != self._generation:
+            self._generation = generation
+            owned = self._source.owned()
+            back = {tp: offset for tp, offset in self._rewind_to.items() if tp in owned}
+            self._source.seek(back)
+            self._rewind_to = {}
+            sought = set(back)
         self._health.assigned_partitions = len(self._source.owned())
+        return sought
 
     def _inflight_size(self) -> int:
         return len(self._inflight.batch.entries) if self._inflight else 0

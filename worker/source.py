@@ -61,6 +61,7 @@ class Source:
         self._revoked: set[TopicPartition] = set()
         self._assigned: set[TopicPartition] = set()
         self._owned: set[TopicPartition] = set()
+        self._generation = 0
         self._committed: dict[TopicPartition, int] = {}
         self._lag_at = 0.0
         self._commit_timeout_ms = k.request_timeout_ms
@@ -114,15 +115,19 @@ class Source:
             revoked, self._revoked = self._revoked, set()
         return revoked
 
-    def take_assigned(self) -> set[TopicPartition]:
-        """Partitions assigned since the last call (learns their committed offsets)."""
+    def take_assigned(self) -> int:
+        """The assignment generation: it changes with every completed rebalance.
+
+        Also learns the committed offsets of newly assigned partitions (for the lag gauge).
+        """
         with self._lock:
             assigned, self._assigned = self._assigned, set()
+            generation = self._generation
         for tp in assigned:
             committed = self._consumer.committed(KafkaTopicPartition(*tp))
             if committed is not None:
                 self._committed[tp] = committed
-        return assigned
+        return generation
 
     def owned(self) -> set[TopicPartition]:
         with self._lock:
@@ -195,6 +200,7 @@ class Source:
         with self._lock:
             self._assigned |= assigned
             self._owned |= assigned
+            self._generation += 1
             owned = len(self._owned)
         self._metrics.rebalances.inc()
         self._metrics.assigned_partitions.set(owned)
