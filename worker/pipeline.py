@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 FATAL_PRODUCER_ERRORS = (ProducerFencedError, InvalidProducerEpochError, AuthorizationError)
 _BUSY_POLL_S = 0.005  # poll interval while a batch is being tagged
 _IDLE_POLL_S = 0.2  # longest poll when idle (how fast a stop request is noticed)
+_COMMIT_RETRY_S = 0.1  # retry a failed commit this often
 
 
 def load_tagger(path: Path | None, threads: int = 0) -> Tagger:
@@ -120,6 +121,7 @@ class Pipeline:
         self._uncommitted: dict[TopicPartition, int] = {}  # delivered, commit failed: retry
         self._rewind_to: dict[TopicPartition, int] = {}  # dropped in a rebalance: consume again
         self._generation = 0  # the source's assignment generation last seen
+        self._commit_tried_at = 0.0
         self._model_ref = f"{tagger.name}@{tagger.version}"
         self._dead_letter_log = RateLimitedLog(log, 10.0)
 
@@ -153,9 +155,13 @@ class Pipeline:
         for record in records:
             if record.tp not in stale:
                 self._batcher.add(self._entry(record))
-        # 4. When the tagger is free: start the next batch, then deliver the finished one.
+        # 4. When the tagger is free: start the next batch, then deliver the finished one. A
+        #    batch is delivered only once the one before it is committed, so a crash or a
+        #    rebalance redoes at most one batch.
+        if self._uncommitted and self._clock() - self._commit_tried_at >= _COMMIT_RETRY_S:
+            self._commit_delivered()
         flight = self._inflight
-        if flight is None or flight.future.done():
+        if flight is None or (flight.future.done() and not self._uncommitted):
             self._inflight = None
             batch = self._batcher.take()
             if batch is not None:
@@ -179,6 +185,10 @@ class Pipeline:
             if self._inflight is None:
                 batch = self._batcher.flush()
                 if batch is None:
+                    if not self._commit_delivered():
+                        log.error("drained, but the last offsets could not be committed; "
+                                  "their records will be redone by the next owner")
+                        return 1
                     log.info("drained: everything consumed is delivered and committed")
                     return 0
                 self._inflight = self._submit(batch)
@@ -278,17 +288,26 @@ class Pipeline:
         # 2. Wait until every one is acknowledged (a failure raises: nothing gets committed).
         delivered = self._produce(outgoing)
         # 3. Commit the offsets, now that every output is acknowledged. A failed commit (say,
-        #    a rebalance took the partition) is counted and retried with the next commit.
+        #    during a rebalance) is counted and retried before the next delivery.
         self._uncommitted.update(offsets)
+        self._commit_delivered()
+        return delivered
+
+    def _commit_delivered(self) -> bool:
+        """Commit the offsets of delivered batches; True when nothing is left uncommitted."""
+        if not self._uncommitted:
+            return True
+        self._commit_tried_at = self._clock()
         try:
             self._source.commit(self._uncommitted)
-            self._uncommitted = {}
         except KafkaError as exc:
             self._metrics.commit_failures.inc()
             owned = self._source.owned()
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in owned}
-            log.warning("offset commit failed; outputs may be redone once", extra={"error": repr(exc)})
-        return delivered
+            log.warning("offset commit failed; will retry", extra={"error": repr(exc)})
+            return False
+        self._uncommitted = {}
+        return True
 
     def _deliver_in_transaction(
         self, outgoing: list[Outgoing], offsets: dict[TopicPartition, int]
