@@ -29,12 +29,13 @@ RUN groupadd --system --gid 10001 tagstream \
     && useradd --system --uid 10001 --gid tagstream --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin tagstream
 COPY --from=build /opt/tagstream /opt/tagstream
-# HOME=/tmp: the only writable place when the root filesystem is read-only.
+# HOME=/tmp: the only writable place when the root filesystem is read-only. The working
+# directory is not writable, so no stray .env file can appear where the worker looks for one.
 ENV PATH=/opt/tagstream/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp
-WORKDIR /tmp
+WORKDIR /opt/tagstream
 USER 10001:10001
 # /metrics, /healthz, /readyz (TAGSTREAM_HTTP__PORT).
 EXPOSE 8080

@@ -112,6 +112,7 @@ class Rendered:
 class Helm:
     def __init__(self, binary: str):
         self.binary = binary
+        self._rendered: dict[tuple[str, ...], str] = {}
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=120)
@@ -135,7 +136,10 @@ class Helm:
 
     def template(self, values: Path | None = None, sets: dict[str, object] | None = None,
                  kube_version: str = KUBE_VERSIONS[-1]) -> Rendered:
-        text = self.run(*self.template_args(values, sets, kube_version)).stdout
+        args = tuple(self.template_args(values, sets, kube_version))
+        if args not in self._rendered:  # the chart does not change during a session
+            self._rendered[args] = self.run(*args).stdout
+        text = self._rendered[args]
         return Rendered(text, [d for d in yaml.safe_load_all(text) if d])
 
     def template_error(self, values: Path | None = None, sets: dict[str, object] | None = None) -> str:

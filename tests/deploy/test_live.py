@@ -109,7 +109,11 @@ def test_live_metrics_cover_the_dashboard_and_the_alerts(live_worker, helm: Helm
     assert total("tagstream_records_produced_total") == good
     assert total("tagstream_records_dead_lettered_total") == bad
     assert total("tagstream_end_to_end_latency_seconds_count") == good
-    assert any(n == "tagstream_consumer_lag" for n, _ in samples)
+    deadline = time.monotonic() + 10       # the lag gauge is refreshed once a second
+    while not any(n == "tagstream_consumer_lag" for n, _ in samples) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        samples = worker.metrics()
+    assert any(n == "tagstream_consumer_lag" for n, _ in samples), "no consumer lag series"
     assert total("tagstream_assigned_partitions") == 2
     print(f"worker RSS after 205 records: {total('process_resident_memory_bytes') / 2**20:.0f} MiB")
 
