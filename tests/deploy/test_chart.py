@@ -4,6 +4,7 @@ agree on with the worker (endpoints, port, settings, drain timeout)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -94,6 +95,15 @@ def test_kubernetes_older_than_supported_is_refused(helm: Helm):
     assert proc.returncode != 0 and "kubeVersion" in proc.stderr
 
 
+def toggles_on(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "enabled" and value is True:
+                yield ".".join(path)
+            else:
+                yield from toggles_on(value, (*path, key))
+
+
 def test_every_toggle_has_a_ci_values_file():
     """One ci/*-values.yaml per `enabled` toggle that is off by default (STYLE.md, Helm)."""
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -109,18 +119,9 @@ def test_every_toggle_has_a_ci_values_file():
     enabled_by_ci = set()
     for values in CI_VALUES:
         doc = yaml.safe_load(values.read_text()) or {}
-        enabled_by_ci.update(t for t in toggles_on(doc))
+        enabled_by_ci.update(toggles_on(doc))
     missing = sorted(set(toggles(defaults)) - enabled_by_ci)
     assert not missing, f"no ci/*-values.yaml turns on: {missing}"
-
-
-def toggles_on(node, path=()):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "enabled" and value is True:
-                yield ".".join(path)
-            else:
-                yield from toggles_on(value, (*path, key))
 
 
 @ci_values
@@ -149,7 +150,7 @@ def test_rendered_settings_are_accepted_by_the_worker(helm: Helm, values: Path, 
     rendered = helm.template(values)
     env = _env(rendered)
     mounts = {m["mountPath"]: m for m in rendered.container().get("volumeMounts", [])}
-    for name in [n for n in list(__import__("os").environ) if n.startswith("TAGSTREAM_")]:
+    for name in [n for n in os.environ if n.startswith("TAGSTREAM_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         if isinstance(value, dict):            # valueFrom: a Secret key
@@ -176,7 +177,7 @@ def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatc
         ("log", "format"),               # json for log collectors
         ("model", "threads"),            # 0 would be one per node core, ignoring the CPU limit
     }
-    for name in [n for n in __import__("os").environ if n.startswith("TAGSTREAM_")]:
+    for name in [n for n in os.environ if n.startswith("TAGSTREAM_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     defaults = Settings().model_dump(mode="json")
