@@ -1,8 +1,9 @@
 """One HTTP port: ``/metrics`` (Prometheus), ``/healthz`` (liveness), ``/readyz`` (readiness).
 
-* ``/healthz`` is 200 while the main loop keeps turning (it beats at least once a second, also
-  while a batch is being tagged); 503 once it has been stuck longer than ``max_loop_stall_s``.
-  A failing liveness probe means: restart me.
+* ``/healthz`` is 503 ("starting") until the main loop first turns (loading the model and
+  joining Kafka come before: a startup probe covers them), then 200 while the loop keeps
+  turning (several times a second, also while a batch is being tagged), and 503 again once it
+  has been stuck longer than ``max_loop_stall_s``. A failing liveness probe means: restart me.
 * ``/readyz`` is 200 when the model is loaded and the worker owns at least one input partition;
   503 otherwise (starting, rebalancing, draining, or idle because the group has more workers
   than the topic has partitions).
@@ -29,7 +30,7 @@ class Health:
     def __init__(self, max_loop_stall_s: float, clock: Callable[[], float] = time.monotonic):
         self.max_loop_stall_s = max_loop_stall_s
         self._clock = clock
-        self._last_beat = clock()
+        self._last_beat: float | None = None  # None until the main loop's first turn
         self.model_loaded = False
         self.assigned_partitions = 0
         self.draining = False
@@ -39,6 +40,8 @@ class Health:
         self._last_beat = self._clock()
 
     def live(self) -> tuple[bool, str]:
+        if self._last_beat is None:
+            return False, "starting: the main loop has not started yet"
         stalled = self._clock() - self._last_beat
         if stalled > self.max_loop_stall_s:
             return False, f"main loop stalled for {stalled:.1f}s"

@@ -230,10 +230,14 @@ def test_probe_paths_are_served_by_the_worker_with_the_right_meaning(helm: Helm)
     try:
         for path in set(paths.values()):
             assert _status(server.port, path) != 404, f"the worker does not serve {path}"
+        # Before the main loop first turns (model loading, joining Kafka) the startup probe
+        # waits; liveness is not consulted until the startup probe has passed.
+        assert _status(server.port, paths["startupProbe"]) == 503
         # A replica with its model loaded but no partitions (idle, or mid-rebalance) is alive:
         # startup and liveness must pass, or Kubernetes would restart healthy idle replicas.
         health.model_loaded = True
         health.assigned_partitions = 0
+        health.beat()  # the main loop turns
         assert _status(server.port, paths["startupProbe"]) == 200
         assert _status(server.port, paths["livenessProbe"]) == 200
         assert _status(server.port, paths["readinessProbe"]) == 503

@@ -55,6 +55,9 @@ def test_metrics_endpoint(served):
 
 def test_liveness_follows_the_loop(served):
     port, health, _, clock = served
+    status, _, body = get(port, "/healthz")
+    assert status == 503 and json.loads(body)["reason"].startswith("starting")
+    health.beat()  # the main loop's first turn
     assert get(port, "/healthz")[0] == 200
     clock.now += 61  # the loop has not beaten for 61 s
     status, _, body = get(port, "/healthz")
