@@ -4,7 +4,7 @@ The artifact is ``torch.jit.save`` of the scripted ``TaggerNet`` with extra file
 ``tagstream.json`` (format name and version, model name/version, language, tokenizer, maximum
 length, labels and tags, features, network config, training data, dev scores, pretrained
 resource) and the vocabularies ``words.txt`` and ``bigrams.txt`` (one entry a line, in id order;
-ids 0 and 1 are padding and unknown). Large embedding tables are stored as float16.
+ids 0 and 1 are padding and unknown) and ``lexicon.txt`` (words, one a line, for the lexicon feature). Large embedding tables are stored as float16.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from model.features import LEXICON_SIZE
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, bioes_transitions
 from model.vocab import CASES, UNK, Vocab
@@ -26,6 +27,7 @@ FORMAT_VERSION = 1
 META_FILE = "tagstream.json"
 WORDS_FILE = "words.txt"
 BIGRAMS_FILE = "bigrams.txt"
+LEXICON_FILE = "lexicon.txt"
 CHAR_TABLE_SIZE = 65536  # code points above the Basic Multilingual Plane map to the unknown character
 _HALF_ROWS = 5000  # embedding tables with more rows than this are stored as float16
 
@@ -49,10 +51,12 @@ def build_network(cfg: NetworkConfig, labels: Sequence[str], chars: Vocab) -> Ta
     return TaggerNet(cfg, char_table(chars), torch.tensor(allowed), torch.tensor(start), torch.tensor(end))
 
 
-def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: str | os.PathLike) -> pathlib.Path:
+def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: str | os.PathLike,
+           lexicon: Sequence[str] | None = None) -> pathlib.Path:
     """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to ``path``."""
     path = pathlib.Path(path)
     net = copy.deepcopy(net).eval()
+    net.sparse = False
     with torch.no_grad():
         if net.word_table.size(0) > _HALF_ROWS:
             net.word_table = torch.nn.Parameter(net.word_table.detach().half(), requires_grad=False)
@@ -67,6 +71,8 @@ def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path
     files = {META_FILE: json.dumps(meta, ensure_ascii=False, indent=1), WORDS_FILE: words.dumps()}
     if bigrams is not None:
         files[BIGRAMS_FILE] = bigrams.dumps()
+    if lexicon is not None:
+        files[LEXICON_FILE] = "\n".join(lexicon)
     scripted = torch.jit.script(net)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -88,7 +94,7 @@ def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 
     """Write a tiny, randomly initialised but complete and loadable artifact (for tests).
 
     ``language`` "en": conll-en tokenizer, casing feature, labels PER/LOC/ORG/MISC;
-    "zh": character tokenizer, bigram features, labels PER/LOC/ORG.
+    "zh": character tokenizer, bigram and lexicon features, labels PER/LOC/ORG.
     """
     if language not in ("en", "zh"):
         raise ValueError(f"export_random knows languages 'en' and 'zh', not {language!r}")
@@ -98,17 +104,18 @@ def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 
         labels, kind, features = ["PER", "LOC", "ORG", "MISC"], "conll-en", ["case"]
         words = Vocab(_EN_WORDS)
         chars = Vocab(chr(c) for c in range(33, 127))
-        bigrams = None
+        bigrams, lexicon = None, None
         extra_sizes, extra_dims, char_dim = [len(CASES)], [4], 8
     else:
-        labels, kind, features = ["PER", "LOC", "ORG"], "char", ["bigram_left", "bigram_right"]
+        labels, kind, features = ["PER", "LOC", "ORG"], "char", ["bigram_left", "bigram_right", "lexicon"]
         common = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严龙"
         chars = Vocab(chr(c) for c in range(33, 127))
         for ch in common:
             chars.add(ch)
         words = Vocab(common)
         bigrams = Vocab(a + b for a, b in zip(common, common[1:]))
-        extra_sizes, extra_dims, char_dim = [len(bigrams), len(bigrams)], [4, 4], 0
+        lexicon = ["中国", "北京", "人民", "银行", "中国人民银行"]
+        extra_sizes, extra_dims, char_dim = [len(bigrams), len(bigrams), LEXICON_SIZE], [4, 4, 4], 0
     cfg = NetworkConfig(num_words=len(words), word_dim=16, num_chars=len(chars), char_dim=char_dim, char_filters=8,
                         extra_sizes=extra_sizes, extra_dims=extra_dims, hidden=16, heads=2,
                         num_tags=len(bioes_tags(labels)))
@@ -120,4 +127,4 @@ def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 
         "training": {"data": "none: random weights (export_random)", "seed": seed},
         "dev_scores": {},
     }
-    return export(net, meta, words, bigrams, path)
+    return export(net, meta, words, bigrams, path, lexicon)

@@ -2,7 +2,8 @@
 
 Per token: a word id (lower-cased lookup, then digits -> 0, then unknown), the extra features of
 the artifact (``case``: casing/shape class; ``bigram_left`` / ``bigram_right``: ids of the
-character bigrams ending / starting at the token, for character-level languages), and the
+character bigrams ending / starting at the token, for character-level languages; ``lexicon``:
+whether the token begins, is inside or ends a 2-4 token word of the artifact's lexicon), and the
 first ``max_word_chars`` code points of the token for the character CNN.
 """
 from __future__ import annotations
@@ -12,19 +13,25 @@ from torch import Tensor
 
 from model.vocab import UNK, Vocab, case_id, digit_key, word_key
 
-FEATURES = ("case", "bigram_left", "bigram_right")
+FEATURES = ("case", "bigram_left", "bigram_right", "lexicon")
+LEXICON_SIZE = 9  # ids of the lexicon feature: 0 padding, 1 + bitmask of (begins, inside, ends) a word
+_LEXICON_LENGTHS = (2, 3, 4)
 _CACHE_LIMIT = 500_000
 
 
 class Featurizer:
     """Maps a text's tokens to ``(features (N, F) int64, chars (N, W) int32)``; F = 1 + extras."""
 
-    def __init__(self, words: Vocab, features: list[str], bigrams: Vocab | None, max_word_chars: int) -> None:
+    def __init__(self, words: Vocab, features: list[str], bigrams: Vocab | None, max_word_chars: int,
+                 lexicon: frozenset[str] | None = None) -> None:
         unknown = set(features) - set(FEATURES)
         if unknown:
             raise ValueError(f"unknown features {sorted(unknown)}; known: {FEATURES}")
         if ("bigram_left" in features or "bigram_right" in features) and bigrams is None:
             raise ValueError("bigram features need a bigram vocabulary")
+        if "lexicon" in features and lexicon is None:
+            raise ValueError("the lexicon feature needs a lexicon")
+        self.lexicon = lexicon or frozenset()
         self.words = words
         self.features = list(features)
         self.bigrams = bigrams
@@ -59,7 +66,25 @@ class Featurizer:
             elif f == "bigram_right":
                 stoi = self.bigrams.stoi  # type: ignore[union-attr]
                 cols.append([stoi.get(a + b, UNK) for a, b in zip(tokens, tokens[1:] + ["</s>"])])
+            elif f == "lexicon":
+                cols.append(self.lexicon_ids(tokens))
         return cols
+
+    def lexicon_ids(self, tokens: list[str]) -> list[int]:
+        """1 + bitmask per token: 1 begins, 2 is inside, 4 ends a lexicon word of 2-4 tokens."""
+        n = len(tokens)
+        bits = [0] * n
+        lexicon = self.lexicon
+        for j in range(n - 1):
+            for length in _LEXICON_LENGTHS:
+                if j + length > n:
+                    break
+                if "".join(tokens[j:j + length]) in lexicon:
+                    bits[j] |= 1
+                    bits[j + length - 1] |= 4
+                    for k in range(j + 1, j + length - 1):
+                        bits[k] |= 2
+        return [b + 1 for b in bits]
 
     def encode(self, text: str, offsets: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
         """``(features (N, 1+E) int64, chars (N, W) int32 code points, 0-padded)`` for the tokens.

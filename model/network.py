@@ -184,6 +184,7 @@ class TaggerNet(nn.Module):
                  allowed_end: Tensor) -> None:
         super().__init__()
         self.word_table = nn.Parameter(torch.randn(cfg.num_words, cfg.word_dim) * 0.1)  # (V, Dw)
+        self.sparse = False  # sparse gradients for the big tables (training sets it; see sparse_parameters)
         self.register_buffer("char_table", char_table.to(torch.int32))  # (65536,) code point -> char id
         self.chars: Optional[CharCNN] = (
             CharCNN(cfg.num_chars, cfg.char_dim, cfg.char_filters, cfg.char_kernel) if cfg.char_dim > 0 else None
@@ -209,7 +210,7 @@ class TaggerNet(nn.Module):
     def emissions(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
         """Tag scores (B, T, C) for each token."""
         B, T = words.shape
-        parts = [F.embedding(words, self.word_table).float()]  # (B, T, Dw); the table may be fp16
+        parts = [F.embedding(words, self.word_table, sparse=self.sparse).float()]  # (B, T, Dw); the table may be fp16
         if self.chars is not None:
             W = chars.size(2)
             real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
@@ -218,7 +219,7 @@ class TaggerNet(nn.Module):
             full = torch.zeros(B * T, c.size(1), dtype=c.dtype, device=c.device).index_copy(0, idx, c)  # (B*T, F)
             parts.append(full.reshape(B, T, -1))  # (B, T, F)
         for i, emb in enumerate(self.extras):
-            parts.append(emb(extras[:, :, i]))  # (B, T, De)
+            parts.append(F.embedding(extras[:, :, i], emb.weight, 0, sparse=self.sparse).float())  # (B, T, De)
         x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)  # (B, T, 2H)
@@ -239,6 +240,11 @@ class TaggerNet(nn.Module):
             tags = probs.argmax(dim=2)
         conf = probs.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T)
         return tags, conf
+
+    @torch.jit.unused
+    def sparse_parameters(self) -> List[nn.Parameter]:
+        """The embedding tables whose gradients are sparse when ``self.sparse`` is set."""
+        return [self.word_table] + [emb.weight for emb in self.extras]
 
     @torch.jit.unused
     def loss(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor, tags: Tensor) -> Tensor:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from model.export import BIGRAMS_FILE, FORMAT, FORMAT_VERSION, META_FILE, WORDS_FILE
+from model.export import BIGRAMS_FILE, FORMAT, FORMAT_VERSION, LEXICON_FILE, META_FILE, WORDS_FILE
 from model.features import FEATURES, Featurizer
 from model.spans import tags_to_spans
 from model.tokenize import KINDS, tokenize_offsets
@@ -110,7 +110,8 @@ def join_tokens(tokens: Sequence[str], sep: str = " ") -> tuple[str, list[tuple[
 class Tagger:
     """A loaded artifact. ``tag``/``tag_prepared`` may be called from one thread at a time each."""
 
-    def __init__(self, module: torch.jit.ScriptModule, meta: dict, words: Vocab, bigrams: Vocab | None) -> None:
+    def __init__(self, module: torch.jit.ScriptModule, meta: dict, words: Vocab, bigrams: Vocab | None,
+                 lexicon: frozenset[str] | None = None) -> None:
         self.module = module
         self.info: dict = meta
         self.name: str = meta["name"]
@@ -119,7 +120,7 @@ class Tagger:
         self.max_length: int = int(meta["max_length"])
         self.tokenizer: str = meta["tokenizer"]["kind"]
         self.tags: list[str] = list(meta["tags"])
-        self._featurizer = Featurizer(words, meta["features"], bigrams, int(meta["max_word_chars"]))
+        self._featurizer = Featurizer(words, meta["features"], bigrams, int(meta["max_word_chars"]), lexicon)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -203,7 +204,7 @@ def _read(path: pathlib.Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
         head = f.read(4)
     if head != b"PK\x03\x04":
         raise ArtifactError(path, "is not a TorchScript archive (no zip header): a foreign or corrupt file")
-    files = {META_FILE: "", WORDS_FILE: "", BIGRAMS_FILE: ""}
+    files = {META_FILE: "", WORDS_FILE: "", BIGRAMS_FILE: "", LEXICON_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     except Exception as e:  # torch raises RuntimeError / ValueError with long C++ traces
@@ -254,6 +255,7 @@ def load(path: str | os.PathLike | None = None, *, threads: int | None = None) -
     module.eval()
     bigrams = Vocab.loads(files[BIGRAMS_FILE]) if files[BIGRAMS_FILE] else None
     try:
-        return Tagger(module, meta, Vocab.loads(files[WORDS_FILE]), bigrams)
+        lexicon = frozenset(files[LEXICON_FILE].split("\n")) if files[LEXICON_FILE] else None
+        return Tagger(module, meta, Vocab.loads(files[WORDS_FILE]), bigrams, lexicon)
     except (KeyError, TypeError, ValueError) as e:
         raise ArtifactError(path, f"inconsistent metadata: {e}") from e

@@ -72,6 +72,23 @@ _CONLL_EN = re.compile(
     )
 )
 _NON_SPACE = re.compile(r"\S")
+_CHUNK = re.compile(r"\S+")
+
+
+def _conll_en(text: str) -> list[tuple[int, int]]:
+    # Fast path: a whitespace-separated chunk of letters/digits only is one token (the full
+    # pattern would give the same); anything else goes through the full pattern.
+    out: list[tuple[int, int]] = []
+    for m in _CHUNK.finditer(text):
+        if m.group().isalnum():
+            out.append(m.span())
+        else:
+            end = m.end()
+            for t in _CONLL_EN.finditer(text, m.start()):  # no endpos: lookarounds see the whole text
+                if t.start() >= end:
+                    break
+                out.append(t.span())
+    return out
 
 
 def tokenize_offsets(text: str, kind: str = "conll-en") -> list[tuple[int, int]]:
@@ -79,12 +96,10 @@ def tokenize_offsets(text: str, kind: str = "conll-en") -> list[tuple[int, int]]
     if not isinstance(text, str):
         raise ValueError(f"tokenize expects str, got {type(text).__name__}")
     if kind == "conll-en":
-        pattern = _CONLL_EN
-    elif kind == "char":
-        pattern = _NON_SPACE
-    else:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {KINDS}")
-    return [m.span() for m in pattern.finditer(text)]
+        return _conll_en(text)
+    if kind == "char":
+        return [m.span() for m in _NON_SPACE.finditer(text)]
+    raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {KINDS}")
 
 
 def tokenize(text: str, kind: str = "conll-en") -> list[str]:

@@ -28,7 +28,7 @@ from torch.nn.utils.rnn import pad_sequence
 from model.conll import Sentence, read_conll, split_dev
 from model.evaluate import format_report, score
 from model.export import build_network, export
-from model.features import Featurizer
+from model.features import LEXICON_SIZE, Featurizer
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
 from model.tagger import widen_chars, join_tokens
@@ -40,7 +40,7 @@ Example = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # features (N, F), ch
 LANGUAGES = {
     # language: (tokenizer kind, token separator, features)
     "en": ("conll-en", " ", ["case"]),
-    "zh": ("char", "", ["bigram_left", "bigram_right"]),
+    "zh": ("char", "", ["bigram_left", "bigram_right", "lexicon"]),
 }
 
 
@@ -157,6 +157,13 @@ def init_word_table(net: TaggerNet, words: Vocab, pretrained: dict | None) -> in
     return len(rows)
 
 
+def load_lexicon(language: str, top: int) -> list[str]:
+    """Words of 2-4 characters among wordfreq's ``top`` most frequent (training-time only)."""
+    from wordfreq import top_n_list
+
+    return sorted({w for w in top_n_list(language, top) if 2 <= len(w) <= 4 and "\n" not in w and not w.isspace()})
+
+
 def progress(total: int, desc: str):
     try:
         from tqdm import tqdm
@@ -192,6 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pretrained", help="word vectors file made by python -m model.pretrained")
     ap.add_argument("--pretrained-top", type=int, default=50000, help="add this many of the pretrained words to the vocabulary")
     ap.add_argument("--min-bigram-freq", type=int, default=2)
+    ap.add_argument("--lexicon-top", type=int, default=100000, help="zh: lexicon of the N most frequent wordfreq words")
     ap.add_argument("--word-dim", type=int, default=d.word_dim, help="(ignored with --pretrained: its size is used)")
     ap.add_argument("--freeze-words", action="store_true", help="do not fine-tune the word table")
     ap.add_argument("--char-dim", type=int, default=d.char_dim)
@@ -235,7 +243,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     pretrained = load_pretrained(args.pretrained)
     words, chars, bigrams = build_vocabs(train_sents, args.language, pretrained, args.pretrained_top, args.min_bigram_freq)
     word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
-    extra_sizes = [len(CASES)] if "case" in features else [len(bigrams), len(bigrams)]  # type: ignore[arg-type]
+    extra_sizes = [len(CASES)] if "case" in features else [len(bigrams), len(bigrams), LEXICON_SIZE]  # type: ignore[arg-type]
+    lexicon = load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None
     cfg = NetworkConfig(num_words=len(words), word_dim=word_dim, tune_words=not args.freeze_words,
                         num_chars=len(chars), char_dim=args.char_dim, char_filters=args.char_filters,
                         extra_sizes=extra_sizes, extra_dims=[args.extra_dim] * len(extra_sizes), hidden=args.hidden,
@@ -244,7 +253,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     net = build_network(cfg, labels, chars)
     covered = init_word_table(net, words, pretrained)
     net.word_table.requires_grad_(cfg.tune_words)
-    featurizer = Featurizer(words, features, bigrams, cfg.max_word_chars)
+    featurizer = Featurizer(words, features, bigrams, cfg.max_word_chars, frozenset(lexicon) if lexicon else None)
     train_ex = encode(train_sents, featurizer, tag_index, sep)
     dev_ex = encode(pieces(dev_sents, args.max_length), featurizer, tag_index, sep)
     dev_gold = [tags_to_spans([tags[t] for t in ex[2].tolist()]) for ex in dev_ex]
@@ -256,9 +265,18 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "max_length": args.max_length, "max_word_chars": cfg.max_word_chars, "labels": labels, "features": features,
         "network": cfg.to_dict(), "confidence": "mean over the span's tokens of the CRF marginal probability of the predicted tag",
         "pretrained": (pretrained or {}).get("source"),
+        "lexicon": (f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, CC-BY-SA 4.0: "
+                    f"{len(lexicon)} words") if lexicon else None,
     }
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=args.lr)
+    # the embedding tables get sparse gradients and SparseAdam (a dense Adam step over a 40k-row
+    # table per batch would dominate the training time); everything else Adam with clipping
+    net.sparse = True
+    sparse_ids = {id(p) for p in net.sparse_parameters()}
+    params = [p for p in net.parameters() if p.requires_grad and id(p) not in sparse_ids]
+    sparse_params = [p for p in net.sparse_parameters() if p.requires_grad]
+    optimizers = [torch.optim.Adam(params, lr=args.lr)]
+    if sparse_params:
+        optimizers.append(torch.optim.SparseAdam(sparse_params, lr=args.lr))
     best = {"f1": -1.0}
     bad_evals = 0
     step = 0
@@ -280,11 +298,12 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "train_seconds": round(time.perf_counter() - t_start), "torch": torch.__version__,
             }
             meta["dev_scores"] = result
-            export(net, meta, words, bigrams, args.output)
+            export(net, meta, words, bigrams, args.output, lexicon)
         else:
             bad_evals += 1
-            for g in opt.param_groups:
-                g["lr"] *= args.lr_decay
+            for opt in optimizers:
+                for g in opt.param_groups:
+                    g["lr"] *= args.lr_decay
         net.train()
 
     # 3. epochs
@@ -298,10 +317,12 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
             if args.word_dropout > 0:
                 w = w.masked_fill((torch.rand(w.shape) < args.word_dropout) & (w > 1), UNK)
             loss = net.loss(w, extras, chars_, lengths, gold)
-            opt.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             (loss / len(idx)).backward()
             torch.nn.utils.clip_grad_norm_(params, args.clip)
-            opt.step()
+            for opt in optimizers:
+                opt.step()
             step += 1
             n_tok = int(lengths.sum())
             seen += n_tok
