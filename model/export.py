@@ -128,3 +128,27 @@ def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 
         "dev_scores": {},
     }
     return export(net, meta, words, bigrams, path, lexicon)
+
+
+def rescript(src: str | os.PathLike, dst: str | os.PathLike) -> pathlib.Path:
+    """Re-export an artifact with this version's network code (same weights and metadata).
+
+    For when ``network.py`` changes in a way that keeps the parameters (e.g. a faster forward).
+    """
+    from model.tagger import _read  # late import: tagger imports this module
+
+    module, files = _read(pathlib.Path(src))
+    meta = json.loads(files[META_FILE])
+    cfg = NetworkConfig.from_dict(meta["network"])
+    net = TaggerNet(cfg, module.char_table, module.crf.penalty == 0, module.crf.start_penalty == 0,
+                    module.crf.end_penalty == 0) if cfg.crf else None
+    if net is None:
+        raise ValueError("rescript supports CRF models only")
+    net.load_state_dict({k: v.float() for k, v in module.state_dict().items()})
+    words = Vocab.loads(files[WORDS_FILE])
+    bigrams = Vocab.loads(files[BIGRAMS_FILE]) if files[BIGRAMS_FILE] else None
+    lexicon = files[LEXICON_FILE].split("\n") if files[LEXICON_FILE] else None
+    for key in ("format", "format_version", "tags"):
+        meta.pop(key, None)
+    return export(net, meta, words, bigrams, dst, lexicon)
+

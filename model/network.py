@@ -61,12 +61,19 @@ class CharCNN(nn.Module):
         self.conv = nn.Conv1d(dim, filters, kernel, padding=kernel // 2)
 
     def forward(self, chars: Tensor) -> Tensor:
-        # chars: (N, W) character ids, 0 = padding
-        x = self.embed(chars).transpose(1, 2)  # (N, E, W)
-        x = self.conv(x)  # (N, F, W)
-        pad = (chars == 0).unsqueeze(1)  # (N, 1, W)
-        x = x.masked_fill(pad, -10000.0).max(dim=2).values  # (N, F)
-        return x.masked_fill(pad.all(dim=2), 0.0)  # tokens without characters -> 0
+        # chars: (N, W) character ids, 0 = padding. The convolution is one matrix product over
+        # the unfolded windows (faster than Conv1d for these small shapes; same weights).
+        N, W = chars.shape
+        k = self.conv.kernel_size[0]
+        x = F.pad(self.embed(chars), (0, 0, k // 2, k - 1 - k // 2))  # (N, W+k-1, E)
+        windows = x.unfold(1, k, 1).reshape(N, W, -1)  # (N, W, E*k)
+        weight = self.conv.weight.reshape(self.conv.out_channels, -1)  # (F, E*k)
+        bias = self.conv.bias
+        assert bias is not None
+        y = torch.addmm(bias, windows.reshape(N * W, -1), weight.t()).reshape(N, W, -1)  # (N, W, F)
+        pad = (chars == 0).unsqueeze(2)  # (N, W, 1)
+        y = y.masked_fill(pad, -10000.0).max(dim=1).values  # (N, F)
+        return y.masked_fill(pad.all(dim=1), 0.0)  # tokens without characters -> 0
 
 
 class CRF(nn.Module):
@@ -138,35 +145,35 @@ class CRF(nn.Module):
     def marginals(self, em: Tensor, mask: Tensor) -> Tensor:
         """Posterior probability of each tag at each position, (B, T, C).
 
-        Scaled forward-backward in probability space (float64, renormalised every step): a
-        matrix product per step instead of a log-sum-exp over (B, C, C).
+        Scaled forward-backward in probability space (renormalised every step): a small matrix
+        product per step instead of a log-sum-exp over (B, C, C).
         """
         trans, start, end = self._scores()
         B, T, C = em.shape
-        e = em.double()
+        e = em
         E = torch.exp(e - e.max(dim=2, keepdim=True).values)  # (B, T, C) in (0, 1]
-        M = torch.exp(trans.double() - trans.max().double())  # (C, C)
-        a = torch.exp(start.double() - start.max().double()).unsqueeze(0) * E[:, 0]  # (B, C)
-        a = a / a.sum(dim=1, keepdim=True).clamp_min(1e-300)
+        M = torch.exp(trans - trans.max())  # (C, C)
+        a = torch.exp(start - start.max()).unsqueeze(0) * E[:, 0]  # (B, C)
+        a = a / a.sum(dim=1, keepdim=True).clamp_min(1e-30)
         alphas = [a]
         for t in range(1, T):
             n = (a @ M) * E[:, t]  # (B, C)
-            n = n / n.sum(dim=1, keepdim=True).clamp_min(1e-300)
+            n = n / n.sum(dim=1, keepdim=True).clamp_min(1e-30)
             a = torch.where(mask[:, t].unsqueeze(1), n, a)
             alphas.append(a)
-        stop = torch.exp(end.double() - end.max().double()).unsqueeze(0).expand(B, C)  # (B, C)
+        stop = torch.exp(end - end.max()).unsqueeze(0).expand(B, C)  # (B, C)
         beta = stop
         betas = [beta]
         Mt = M.t()
         for t in range(T - 2, -1, -1):
             n = (E[:, t + 1] * beta) @ Mt  # (B, C)
-            n = n / n.sum(dim=1, keepdim=True).clamp_min(1e-300)
+            n = n / n.sum(dim=1, keepdim=True).clamp_min(1e-30)
             beta = torch.where(mask[:, t + 1].unsqueeze(1), n, stop)
             betas.append(beta)
         betas.reverse()
         p = torch.stack(alphas, dim=1) * torch.stack(betas, dim=1)  # (B, T, C)
-        p = p / p.sum(dim=2, keepdim=True).clamp_min(1e-300)
-        return p.float()
+        p = p / p.sum(dim=2, keepdim=True).clamp_min(1e-30)
+        return p
 
 
 class TaggerNet(nn.Module):
@@ -207,14 +214,19 @@ class TaggerNet(nn.Module):
         ids = self.char_table[chars.clamp(0, self.char_table.size(0) - 1)].long()
         return torch.where(inside, ids, torch.ones_like(ids)).masked_fill(chars == 0, 0)
 
+    @torch.jit.export
     def emissions(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
-        """Tag scores (B, T, C) for each token."""
+        """Tag scores (B, T, C) for each token (0 at padding).
+
+        Everything after the LSTM runs on the N real tokens only, except the (B, heads, T, T)
+        attention itself: no work is spent on padding in the projections and the output layer.
+        """
         B, T = words.shape
+        real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
+        idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
         parts = [F.embedding(words, self.word_table, sparse=self.sparse).float()]  # (B, T, Dw); the table may be fp16
         if self.chars is not None:
             W = chars.size(2)
-            real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
-            idx = real.nonzero().squeeze(1)  # (N,) positions of real tokens
             c = self.chars(self.char_ids(chars.reshape(B * T, W).index_select(0, idx)))  # (N, F)
             full = torch.zeros(B * T, c.size(1), dtype=c.dtype, device=c.device).index_copy(0, idx, c)  # (B*T, F)
             parts.append(full.reshape(B, T, -1))  # (B, T, F)
@@ -223,14 +235,34 @@ class TaggerNet(nn.Module):
         x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)  # (B, T, 2H)
-        if self.attn is not None:
-            pad = torch.arange(T, device=words.device).unsqueeze(0) >= lengths.unsqueeze(1)  # (B, T) True = padding
-            a = self.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0]  # (B, T, 2H)
-            h = self.norm(h + self.drop(a))
-        return self.out(self.drop(h))  # (B, T, C)
+        D = h.size(2)
+        hr = h.reshape(B * T, D).index_select(0, idx)  # (N, 2H)
+        attn = self.attn
+        if attn is not None:
+            nh = attn.num_heads
+            qkv = F.linear(hr, attn.in_proj_weight, attn.in_proj_bias)  # (N, 3*2H): q | k | v
+            qkv = torch.zeros(B * T, 3 * D, dtype=qkv.dtype, device=qkv.device).index_copy(0, idx, qkv)  # (B*T, 3*2H)
+            qkv = qkv.reshape(B, T, 3, nh, D // nh).permute(2, 0, 3, 1, 4)  # (3, B, heads, T, 2H/heads)
+            keys = real.reshape(B, 1, 1, T)  # attend to real tokens only
+            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keys,
+                                               dropout_p=attn.dropout if self.training else 0.0)  # (B, heads, T, 2H/heads)
+            a = a.transpose(1, 2).reshape(B * T, D).index_select(0, idx)  # (N, 2H)
+            a = F.linear(a, attn.out_proj.weight, attn.out_proj.bias)  # (N, 2H)
+            hr = self.norm(hr + self.drop(a))
+        em = self.out(self.drop(hr))  # (N, C)
+        C = em.size(1)
+        return torch.zeros(B * T, C, dtype=em.dtype, device=em.device).index_copy(0, idx, em).reshape(B, T, C)  # (B, T, C)
 
     def forward(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
-        em = self.emissions(words, extras, chars, lengths)  # (B, T, C)
+        return self.decode(self.emissions(words, extras, chars, lengths), lengths)
+
+    @torch.jit.export
+    def decode(self, em: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """Tags (B, T) and confidences (B, T) from emission scores (B, T, C).
+
+        Separate from ``emissions`` so that a caller can compute emissions in length-sorted
+        sub-batches and decode them all in one pass (one loop over time instead of several).
+        """
         mask = torch.arange(em.size(1), device=em.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
         if self.crf is not None:
             tags = self.crf.viterbi(em, mask)  # (B, T)

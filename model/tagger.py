@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from model.export import BIGRAMS_FILE, FORMAT, FORMAT_VERSION, LEXICON_FILE, META_FILE, WORDS_FILE
@@ -32,6 +33,8 @@ from model.vocab import Vocab
 _SENTENCE_ENDS = frozenset(".!?;。！？；…")
 _MAX_BATCH_TOKENS = 8192  # padded tokens per network call
 _MAX_BATCH_CHUNKS = 256
+_MIN_SPLIT = 16  # chunks in a sub-batch before it may be cut to save padding
+_MAX_PADDING = 1.5  # padded / real tokens allowed in a sub-batch
 
 
 class ArtifactError(ValueError):
@@ -107,6 +110,29 @@ def join_tokens(tokens: Sequence[str], sep: str = " ") -> tuple[str, list[tuple[
     return sep.join(tokens), offsets
 
 
+def sub_batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
+    """Cut chunk lengths sorted longest first into ranges ``[i, j)`` to run together.
+
+    A range ends when it reaches ``_MAX_BATCH_CHUNKS`` chunks or ``_MAX_BATCH_TOKENS`` padded
+    tokens, or when padding would exceed a third of it (and it has at least
+    ``_MIN_SPLIT`` chunks): less padding for attention, output layer and CRF, at the cost of
+    more LSTM steps.
+    """
+    out = []
+    i, n = 0, len(lengths)
+    while i < n:
+        longest = lengths[i]
+        j, real = i, 0
+        while j < n and j - i < _MAX_BATCH_CHUNKS and (j - i + 1) * longest <= max(_MAX_BATCH_TOKENS, longest):
+            if j - i >= _MIN_SPLIT and (j - i + 1) * longest > _MAX_PADDING * (real + lengths[j]):
+                break
+            real += lengths[j]
+            j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
 class Tagger:
     """A loaded artifact. ``tag``/``tag_prepared`` may be called from one thread at a time each."""
 
@@ -158,26 +184,30 @@ class Tagger:
         """Entity spans of each prepared text, in input order (chunks batched longest first)."""
         out: list[list[Span]] = [[] for _ in docs]
         work = sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
-        i = 0
         with self._lock, torch.inference_mode():
-            while i < len(work):
-                longest = work[i][0]
-                j = i + min(_MAX_BATCH_CHUNKS, max(1, _MAX_BATCH_TOKENS // longest), len(work) - i)
-                self._run(docs, work[i:j], out)
-                i = j
+            # 1. emissions per length-homogeneous sub-batch; 2. one CRF decode over all chunks
+            ems = [self._emissions(docs, work[i:j]) for i, j in sub_batches([n for n, _, _ in work])]
+            if ems:
+                longest = ems[0].size(1)
+                em = torch.cat([F.pad(e, (0, 0, 0, longest - e.size(1))) for e in ems])  # (B, T, C)
+                tags, conf = self.module.decode(em, torch.tensor([n for n, _, _ in work]))  # (B, T) each
+                self._spans(docs, work, tags, conf, out)
         for spans in out:
             spans.sort(key=lambda s: s.start)
         return out
 
-    def _run(self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]], out: list[list[Span]]) -> None:
+    def _emissions(self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]]) -> torch.Tensor:
         feats = pad_sequence([docs[d].features[a:a + n] for n, d, a in batch], batch_first=True)  # (B, T, F)
         width = max(docs[d].chars.size(1) for _, d, _ in batch)
         chars = pad_sequence([widen_chars(docs[d].chars[a:a + n], width) for n, d, a in batch], batch_first=True)  # (B, T, W)
         lengths = torch.tensor([n for n, _, _ in batch])  # (B,)
-        tags, conf = self.module(feats[:, :, 0], feats[:, :, 1:], chars.long(), lengths)  # (B, T) each
+        return self.module.emissions(feats[:, :, 0], feats[:, :, 1:], chars.long(), lengths)  # (B, T, C)
+
+    def _spans(self, docs: Sequence[Prepared], work: list[tuple[int, int, int]], tags: torch.Tensor,
+               conf: torch.Tensor, out: list[list[Span]]) -> None:
         has_entity = (tags != 0).any(dim=1).tolist()
         tag_rows = tags.tolist()
-        for row, (n, d, a) in enumerate(batch):
+        for row, (n, d, a) in enumerate(work):
             if not has_entity[row]:
                 continue
             doc = docs[d]
@@ -190,7 +220,6 @@ class Tagger:
                 start, end = doc.starts[a + s], doc.ends[a + e - 1]
                 score = min(1.0, max(0.0, sum(scores[s:e]) / (e - s)))
                 out[d].append(Span(start, end, label, doc.text[start:end], score))
-
 
 def widen_chars(chars: torch.Tensor, width: int) -> torch.Tensor:
     """Pad (N, w) character rows with zeros to (N, width)."""
