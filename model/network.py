@@ -191,6 +191,7 @@ class TaggerNet(nn.Module):
                  allowed_end: Tensor) -> None:
         super().__init__()
         self.word_table = nn.Parameter(torch.randn(cfg.num_words, cfg.word_dim) * 0.1)  # (V, Dw)
+        self.fast_lstm = True  # bfloat16 dense LSTM at inference (see bilstm)
         self.sparse = False  # sparse gradients for the big tables (training sets it; see sparse_parameters)
         self.register_buffer("char_table", char_table.to(torch.int32))  # (65536,) code point -> char id
         self.chars: Optional[CharCNN] = (
@@ -214,6 +215,33 @@ class TaggerNet(nn.Module):
         ids = self.char_table[chars.clamp(0, self.char_table.size(0) - 1)].long()
         return torch.where(inside, ids, torch.ones_like(ids)).masked_fill(chars == 0, 0)
 
+    def bilstm(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """(B, T, D) -> (B, T, 2H): the BiLSTM over each sequence's first ``lengths`` steps.
+
+        Training (and multi-layer models): a packed sequence in float32. Inference with one layer:
+        each direction as one dense call in bfloat16 (oneDNN kernels, about twice as fast on CPUs
+        with AVX-512/AMX); the backward direction reads every sequence reversed within its length.
+        """
+        B, T, _ = x.shape
+        if self.training or self.lstm.num_layers != 1 or not self.fast_lstm:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)[0]
+        H = self.lstm.hidden_size
+        steps = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
+        rev = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)  # (B, T)
+        xb = x.to(torch.bfloat16)
+        h0 = torch.zeros(1, B, H, dtype=torch.bfloat16, device=x.device)
+        fw = [self.lstm.weight_ih_l0, self.lstm.weight_hh_l0, self.lstm.bias_ih_l0, self.lstm.bias_hh_l0]
+        bw = [self.lstm.weight_ih_l0_reverse, self.lstm.weight_hh_l0_reverse, self.lstm.bias_ih_l0_reverse,
+              self.lstm.bias_hh_l0_reverse]
+        fw = [w.to(torch.bfloat16) for w in fw]
+        bw = [w.to(torch.bfloat16) for w in bw]
+        out_f = torch.lstm(xb, [h0, h0], fw, True, 1, 0.0, False, False, True)[0]  # (B, T, H)
+        x_rev = xb.gather(1, rev.unsqueeze(2).expand(B, T, xb.size(2)))  # (B, T, D) each sequence reversed
+        out_b = torch.lstm(x_rev, [h0, h0], bw, True, 1, 0.0, False, False, True)[0]  # (B, T, H)
+        out_b = out_b.gather(1, rev.unsqueeze(2).expand(B, T, H))  # back to text order
+        return torch.cat([out_f, out_b], dim=2).float()  # (B, T, 2H)
+
     @torch.jit.export
     def emissions(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
         """Tag scores (B, T, C) for each token (0 at padding).
@@ -233,8 +261,7 @@ class TaggerNet(nn.Module):
         for i, emb in enumerate(self.extras):
             parts.append(F.embedding(extras[:, :, i], emb.weight, 0, sparse=self.sparse).float())  # (B, T, De)
         x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)  # (B, T, 2H)
+        h = self.bilstm(x, lengths)  # (B, T, 2H)
         D = h.size(2)
         hr = h.reshape(B * T, D).index_select(0, idx)  # (N, 2H)
         attn = self.attn
