@@ -266,6 +266,10 @@ def _check(path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, 
         raise ArtifactError(path, f"unknown features {meta['features']!r}")
     if not isinstance(meta["max_length"], int) or meta["max_length"] < 1:
         raise ArtifactError(path, f"bad max_length {meta['max_length']!r}")
+    missing_methods = [m for m in ("emissions", "decode") if not hasattr(module, m)]
+    if missing_methods:
+        raise ArtifactError(path, f"the network lacks {missing_methods}: written by an older tagstream; re-export it "
+                                  "with model.export.rescript")
     rows = module.word_table.size(0)
     if rows != len(files[WORDS_FILE].split("\n")) + 2 - (not files[WORDS_FILE]):
         raise ArtifactError(path, f"{WORDS_FILE} does not match the word table ({rows} rows)")
