@@ -59,3 +59,36 @@ def test_newer_format_version(tmp_path, monkeypatch):
         assert json.loads(z.read(name))["format_version"] == model.tagger.FORMAT_VERSION + 1
     with pytest.raises(ArtifactError, match="newer"):
         load(path)
+
+
+def test_rescript_keeps_weights_and_outputs(tmp_path):
+    from model.export import rescript
+
+    src = export_random(tmp_path / "a.pt", language="zh")
+    dst = rescript(src, tmp_path / "b.pt")
+    a, b = load(src), load(dst)
+    assert a.info == b.info
+    text = "中国人民银行在北京开会。"
+    assert a.tag([text]) == b.tag([text])
+
+
+def test_artifact_without_the_decode_method_is_incompatible(tmp_path):
+    """An artifact written before emissions/decode existed (all else valid) is refused."""
+
+    class Old(torch.nn.Module):
+        def __init__(self, rows: int, tags: int) -> None:
+            super().__init__()
+            self.word_table = torch.nn.Parameter(torch.zeros(rows, 2))
+            self.out = torch.nn.Linear(2, tags)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(x)
+
+    good = export_random(tmp_path / "new.pt")
+    files = {"tagstream.json": "", "words.txt": ""}
+    new = torch.jit.load(str(good), _extra_files=files)
+    path = tmp_path / "old.pt"
+    old = torch.jit.script(Old(new.word_table.size(0), new.out.out_features))
+    torch.jit.save(old, str(path), _extra_files=files)
+    with pytest.raises(ArtifactError, match="older tagstream"):
+        load(path)
