@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pad_sequence
 
 from model.export import BIGRAMS_FILE, FORMAT, FORMAT_VERSION, LEXICON_FILE, META_FILE, WORDS_FILE
 from model.features import FEATURES, Featurizer
@@ -68,8 +67,7 @@ class Prepared:
     num_tokens: int  # tokens over all chunks
     starts: tuple[int, ...]  # code-point offset of each token
     ends: tuple[int, ...]  # end (exclusive) of each token
-    features: torch.Tensor  # (N, F) word id and extra feature ids
-    chars: torch.Tensor  # (N, W) code points of each token, 0-padded
+    ids: tuple[list[int], ...]  # per feature column (word, extras...), one id per token
     chunks: tuple[tuple[int, int], ...]  # token ranges [a, b) of at most max_length tokens
 
 
@@ -156,12 +154,13 @@ class Tagger:
         """Tokenise ``text`` and cut it into chunks; cheap, pure CPU, never raises for a str."""
         if not isinstance(text, str):
             raise TypeError(f"prepare expects str, got {type(text).__name__}")
-        offsets = tokenize_offsets(text, self.tokenizer)
-        features, chars = self._featurizer.encode(text, offsets)
+        return self._prepared(text, tokenize_offsets(text, self.tokenizer))
+
+    def _prepared(self, text: str, offsets: list[tuple[int, int]]) -> Prepared:
         starts = tuple(a for a, _ in offsets)
         ends = tuple(b for _, b in offsets)
-        return Prepared(text, len(offsets), starts, ends, features, chars,
-                        tuple(chunk_bounds(text, starts, ends, self.max_length)))
+        ids = tuple(self._featurizer.columns([text[a:b] for a, b in offsets])) if offsets else ()
+        return Prepared(text, len(offsets), starts, ends, ids, tuple(chunk_bounds(text, starts, ends, self.max_length)))
 
     def prepare_tokens(self, tokens: Sequence[str]) -> Prepared:
         """A Prepared for text that is already tokenised (evaluation on gold tokens).
@@ -169,12 +168,7 @@ class Tagger:
         The text is the tokens joined by one space ("conll-en") or nothing ("char").
         """
         sep = "" if self.tokenizer == "char" else " "
-        text, offsets = join_tokens(tokens, sep)
-        features, chars = self._featurizer.encode(text, offsets)
-        starts = tuple(a for a, _ in offsets)
-        ends = tuple(b for _, b in offsets)
-        return Prepared(text, len(offsets), starts, ends, features, chars,
-                        tuple(chunk_bounds(text, starts, ends, self.max_length)))
+        return self._prepared(*join_tokens(tokens, sep))
 
     def tag(self, texts: Sequence[str]) -> list[list[Span]]:
         """Entity spans of each text, in input order."""
@@ -197,11 +191,43 @@ class Tagger:
         return out
 
     def _emissions(self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]]) -> torch.Tensor:
-        feats = pad_sequence([docs[d].features[a:a + n] for n, d, a in batch], batch_first=True)  # (B, T, F)
-        width = max(docs[d].chars.size(1) for _, d, _ in batch)
-        chars = pad_sequence([widen_chars(docs[d].chars[a:a + n], width) for n, d, a in batch], batch_first=True)  # (B, T, W)
+        """Emission scores (B, T, C) of chunks ``(length, doc, first token)`` sorted longest first.
+
+        The tensors are built for the whole sub-batch at once: ids from the docs' id lists, the
+        characters gathered from the code points of the docs' texts.
+        """
+        B, T = len(batch), batch[0][0]
         lengths = torch.tensor([n for n, _, _ in batch])  # (B,)
-        return self.module.emissions(feats[:, :, 0], feats[:, :, 1:], chars.long(), lengths)  # (B, T, C)
+        ncols = len(docs[batch[0][1]].ids)
+        cols: list[list[int]] = [[] for _ in range(ncols)]
+        starts: list[int] = []
+        ends: list[int] = []
+        base: dict[int, int] = {}
+        texts: list[str] = []
+        total = 0
+        for n, d, a in batch:
+            doc = docs[d]
+            if d not in base:  # each doc's text once in the code point buffer
+                base[d] = total
+                total += len(doc.text)
+                texts.append(doc.text)
+            for k in range(ncols):
+                cols[k] += doc.ids[k][a:a + n]
+            offset = base[d]
+            starts += [offset + x for x in doc.starts[a:a + n]]
+            ends += [offset + x for x in doc.ends[a:a + n]]
+        real = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        ids = torch.zeros(B, T, ncols, dtype=torch.long)
+        ids[real] = torch.tensor(cols).t()  # (B, T, F)
+        cps = torch.frombuffer(bytearray("".join(texts).encode("utf-32-le", "surrogatepass")), dtype=torch.int32)
+        first = torch.tensor(starts)  # (N,)
+        size = (torch.tensor(ends) - first).clamp(max=self._featurizer.max_word_chars)  # (N,)
+        W = int(size.max())
+        at = first.unsqueeze(1) + torch.arange(W).unsqueeze(0)  # (N, W)
+        flat = torch.where(at < (first + size).unsqueeze(1), cps[at.clamp(max=cps.numel() - 1)], 0)  # (N, W)
+        chars = torch.zeros(B, T, W, dtype=torch.long)
+        chars[real] = flat.long()  # (B, T, W)
+        return self.module.emissions(ids[:, :, 0], ids[:, :, 1:], chars, lengths)  # (B, T, C)
 
     def _spans(self, docs: Sequence[Prepared], work: list[tuple[int, int, int]], tags: torch.Tensor,
                conf: torch.Tensor, out: list[list[Span]]) -> None:
@@ -220,11 +246,6 @@ class Tagger:
                 start, end = doc.starts[a + s], doc.ends[a + e - 1]
                 score = min(1.0, max(0.0, sum(scores[s:e]) / (e - s)))
                 out[d].append(Span(start, end, label, doc.text[start:end], score))
-
-def widen_chars(chars: torch.Tensor, width: int) -> torch.Tensor:
-    """Pad (N, w) character rows with zeros to (N, width)."""
-    return chars if chars.size(1) == width else torch.nn.functional.pad(chars, (0, width - chars.size(1)))
-
 
 def _read(path: pathlib.Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
     if not path.is_file():

@@ -31,7 +31,7 @@ from model.export import build_network, export
 from model.features import LEXICON_SIZE, Featurizer
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
-from model.tagger import widen_chars, join_tokens
+from model.tagger import join_tokens
 from model.vocab import CASES, UNK, Vocab, digit_key, word_key
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,11 @@ def make_batches(examples: Sequence[Example], batch_tokens: int, rng: random.Ran
     if rng:
         rng.shuffle(batches)
     return batches
+
+
+def widen_chars(chars: torch.Tensor, width: int) -> torch.Tensor:
+    """Pad (N, w) character rows with zeros to (N, width)."""
+    return chars if chars.size(1) == width else torch.nn.functional.pad(chars, (0, width - chars.size(1)))
 
 
 def collate(examples: Sequence[Example], idx: Sequence[int]) -> tuple[torch.Tensor, ...]:

@@ -121,7 +121,9 @@ def test_scripted_artifact_matches_eager_network(tiny):
     eager = build_network(cfg, list(tiny.labels), Vocab()).eval()
     eager.load_state_dict({k: v.float() for k, v in tiny.module.state_dict().items()})
     doc = tiny.prepare("Peter Brown visited London and Anna Lee stayed in Paris .")
-    args = (doc.features[None, :, 0], doc.features[None, :, 1:], doc.chars[None].long(), torch.tensor([doc.num_tokens]))
+    feats, chars = tiny._featurizer.encode(doc.text, list(zip(doc.starts, doc.ends)))
+    assert feats.t().tolist() == [list(c) for c in doc.ids]
+    args = (feats[None, :, 0], feats[None, :, 1:], chars[None].long(), torch.tensor([doc.num_tokens]))
     with torch.inference_mode():
         a, b = eager(*args), tiny.module(*args)
     assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1], atol=1e-5)
