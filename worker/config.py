@@ -134,8 +134,10 @@ class BatchingSettings(_Group):
 class ModelSettings(_Group):
     # None: the shipped default model (en-news).
     path: Path | None = None
-    # Torch intra-op threads; 0 leaves torch's default (one per core).
-    threads: int = Field(default=0, ge=0, le=256)
+    # Torch intra-op threads for the inference thread; 0 leaves torch's default (one per core).
+    # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
+    # more threads than free cores make torch's thread pool much slower, not faster.
+    threads: int = Field(default=1, ge=0, le=256)
 
     @model_validator(mode="after")
     def _exists(self) -> ModelSettings:

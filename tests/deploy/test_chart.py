@@ -175,7 +175,6 @@ def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatc
     deliberate = {
         ("kafka", "bootstrap_servers"),  # localhost means nothing in a pod
         ("log", "format"),               # json for log collectors
-        ("model", "threads"),            # 0 would be one per node core, ignoring the CPU limit
     }
     for name in [n for n in os.environ if n.startswith("TAGSTREAM_")]:
         monkeypatch.delenv(name)
