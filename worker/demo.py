@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
 SENTENCES = Path(__file__).with_name("demo_sentences.txt")
-BURST_REPEAT = 4  # the burst sends the sentences this many times
+BURST_REPEAT = 10  # the burst sends the sentences this many times
 
 
 def run(args: argparse.Namespace) -> int:
