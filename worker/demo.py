@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             outputs.stop()
         dead = _metric_sum(port, "tagstream_records_dead_lettered_total")
-        _summary(model_ref, args, streamed, burst, cpu_used, dead, outputs.labels)
+        rss = _metric_sum(port, "process_resident_memory_bytes")
+        _summary(model_ref, args, streamed, burst, cpu_used, rss, dead, outputs.labels)
         return 0
     except _DemoError as exc:
         _say(f"demo failed: {exc}")
@@ -311,7 +312,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _summary(model_ref, args, streamed, burst, cpu_used, dead, labels) -> None:
+def _summary(model_ref, args, streamed, burst, cpu_used, rss, dead, labels) -> None:
     lat = streamed["latencies"]
     blat = burst["latencies"]
     per_s = burst["messages"] / burst["seconds"]
@@ -325,5 +326,6 @@ def _summary(model_ref, args, streamed, burst, cpu_used, dead, labels) -> None:
     if cpu_used > 0:
         _say(f"cpu           {cpu_used:.2f} CPU-seconds for the burst: "
              f"{burst['messages'] / cpu_used:,.0f} messages per CPU-second")
+    _say(f"memory        {rss / 2**20:,.0f} MiB resident (the worker process)")
     _say("entities      " + ", ".join(f"{label} {n}" for label, n in labels.most_common()))
     _say(f"dead letters  {dead:.0f}")
