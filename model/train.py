@@ -12,10 +12,7 @@ extra, if installed) shows loss and tokens/s on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
-import pathlib
 import random
 import sys
 import time

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 
@@ -68,11 +69,7 @@ class Batch:
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         """Per partition, the offset to commit once every entry is delivered (last + 1)."""
-        out: dict[TopicPartition, int] = {}
-        for entry in self.entries:
-            src = entry.source
-            out[src.tp] = max(out.get(src.tp, 0), src.offset + 1)
-        return out
+        return next_offsets(e.source for e in self.entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +78,16 @@ class LabelledRecord:
 
     record: TextRecord
     spans: tuple[Any, ...]
+
+
+def source_of(item: Entry | LabelledRecord) -> SourceRecord:
+    """The consumed record an entry or a tagged result stands for."""
+    return item.record.source if isinstance(item, LabelledRecord) else item.source
+
+
+def next_offsets(sources: Iterable[SourceRecord]) -> dict[TopicPartition, int]:
+    """Per partition, the offset to commit once these records are delivered (last + 1)."""
+    out: dict[TopicPartition, int] = {}
+    for src in sources:
+        out[src.tp] = max(out.get(src.tp, 0), src.offset + 1)
+    return out

@@ -17,7 +17,6 @@ def corpus(n: int, seed: int) -> str:
     lines = ["-DOCSTART- -X- O", ""]
     for _ in range(n):
         text = rng.choice(TEMPLATES).format(p=rng.choice(PEOPLE), l=rng.choice(PLACES))
-        person = None
         for tok in text.split():
             name = next((p for p in PEOPLE if tok in p.split()), None)
             if name:
