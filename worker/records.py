@@ -67,10 +67,6 @@ class Batch:
     def texts(self) -> list[TextRecord]:
         return [e for e in self.entries if isinstance(e, TextRecord)]
 
-    def next_offsets(self) -> dict[TopicPartition, int]:
-        """Per partition, the offset to commit once every entry is delivered (last + 1)."""
-        return next_offsets(e.source for e in self.entries)
-
 
 @dataclass(frozen=True, slots=True)
 class LabelledRecord:

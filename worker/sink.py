@@ -17,7 +17,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLarg
 from kafka.structs import OffsetAndMetadata
 
 from worker.config import Settings
-from worker.records import DeadLetter, Entry, TopicPartition
+from worker.records import Entry, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ class Outgoing:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     entry: Entry
-
-    @property
-    def is_dead_letter(self) -> bool:
-        return isinstance(self.entry, DeadLetter)
 
 
 class Sink:
@@ -95,9 +91,9 @@ class Sink:
         pending = []
         refused: list[tuple[Outgoing, str]] = []
         for item in items:
-            size = self._size(item)
+            # kafka-python itself refuses records over max_request_size; check only stricter topics.
             limit = self._limits.get(item.topic, self._default_limit)
-            if size > limit:
+            if limit < self._default_limit and (size := self._size(item)) > limit:
                 refused.append((item, f"{size} bytes, more than the {limit} that {item.topic} accepts"))
                 continue
             try:

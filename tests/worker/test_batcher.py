@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.batcher import Batcher
-from worker.records import DeadLetter, SourceRecord, TextRecord, TopicPartition
+from worker.records import DeadLetter, SourceRecord, TextRecord, TopicPartition, next_offsets
 
 
 class FakeClock:
@@ -95,7 +95,7 @@ def test_dead_letters_ride_along_without_tokens(clock):
     b.add(text(2, tokens=1))  # 4 + 0 + 1 = 5: closes at the token limit
     batch = b.take()
     assert offsets(batch) == [0, 1, 2]
-    assert batch.next_offsets() == {TopicPartition("in", 0): 3}
+    assert next_offsets(e.source for e in batch.entries) == {TopicPartition("in", 0): 3}
 
 
 def test_drop_forgets_revoked_partitions_and_returns_them(clock):
@@ -132,7 +132,5 @@ def test_rejects_nonsense_limits():
 
 
 def test_next_offsets_per_partition():
-    from worker.records import Batch
-
-    batch = Batch((text(5, partition=0), text(9, partition=1), text(6, partition=0)), 3)
-    assert batch.next_offsets() == {TopicPartition("in", 0): 7, TopicPartition("in", 1): 10}
+    batch = (text(5, partition=0), text(9, partition=1), text(6, partition=0))
+    assert next_offsets(e.source for e in batch) == {TopicPartition("in", 0): 7, TopicPartition("in", 1): 10}
