@@ -2,11 +2,13 @@
 Docker engine: hadolint, the Dockerfile's shape, the build context, and the install steps run
 into a fresh virtualenv exactly as the build runs them.
 
-The install test reaches PyPI. The PyTorch CPU index the image uses is not reachable from CI, so
-the test points TORCH_INDEX_URL at PyPI, and by default it lends the fresh virtualenv the torch
-already installed in the project's virtualenv (the same pinned version, which the test
-enforces) instead of downloading the several-GB CUDA build of PyPI again (2.5-7 minutes here).
-Set TAGSTREAM_IMAGE_TEST_DOWNLOAD_TORCH=1 to download it for real.
+The install test reaches PyPI. The PyTorch CPU index the image uses is not reachable from the
+development machine, so the test points TORCH_INDEX_URL at PyPI, and by default it lends the
+fresh virtualenv the torch already installed in the project's virtualenv (PyPI's build, the same
+pinned version, which the test enforces) instead of downloading the several-GB CUDA build of
+PyPI again (2.5-7 minutes here). Set TAGSTREAM_IMAGE_TEST_DOWNLOAD_TORCH=1 to download it from
+PyPI for real. Either way the CPU-index step itself is not exercised: the test reports that as a
+warning (and a `torch_step` property in JUnit XML) on every run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -205,8 +208,11 @@ def _lend_torch(venv: Path, overlay: Path) -> None:
     Path(purelib, "tagstream-test-torch.pth").write_text(str(overlay) + "\n")
 
 
+SHIPPED_ARTIFACTS = {"en-news.pt", "en-social.pt", "zh-news.pt"}   # README, Models
+
+
 @pytest.mark.slow
-def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path):
+def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_property):
     args = arg_defaults()
     project_torch = metadata.version("torch").split("+")[0]
     assert project_torch == args["TORCH_VERSION"], (
@@ -223,8 +229,19 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path):
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Step 2 of scripts/image-install (torch from the PyTorch CPU index) is never exercised
+    # here: that index is unreachable from the development machine. Say so, not silently.
     if os.environ.get("TAGSTREAM_IMAGE_TEST_DOWNLOAD_TORCH") != "1":
         _lend_torch(venv, tmp_path / "torch-overlay")
+        torch_step = (f"SIMULATED: torch=={args['TORCH_VERSION']} is lent from the project "
+                      f"virtualenv (PyPI's build) and `pip install --index-url {PYPI}` finds it "
+                      f"satisfied; the image's install from {CPU_INDEX} is not exercised")
+    else:
+        torch_step = (f"torch=={args['TORCH_VERSION']} downloaded from {PYPI}, not from "
+                      f"{CPU_INDEX}: the image's CPU-index install is not exercised")
+    record_property("torch_step", torch_step)
+    print(f"image-install torch step: {torch_step}")
+    warnings.warn(f"image-install torch step: {torch_step}", UserWarning, stacklevel=1)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGSTREAM_", "VIRTUAL_ENV"))}
     env.update(TORCH_VERSION=args["TORCH_VERSION"], TORCH_INDEX_URL=PYPI,
@@ -243,11 +260,18 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path):
                          text=True, timeout=120, env={**env, "TAGSTREAM_DELIVERY": "maybe"})
     assert bad.returncode == 2, bad.stderr
     assert "TAGSTREAM_DELIVERY" in bad.stderr
-    # Every shipped artifact is inside the installed package.
-    installed = subprocess.run([str(venv / "bin" / "python"), "-c",
-                                "import model, pathlib; print(pathlib.Path(model.__file__).parent)"],
-                               cwd=tmp_path, capture_output=True, text=True, check=True, env=env)
-    package = Path(installed.stdout.strip())
-    assert str(package).startswith(str(venv)), package
-    for artifact in (REPO / "model" / "artifacts").glob("*.pt"):
-        assert (package / "artifacts" / artifact.name).is_file(), artifact.name
+    # The package data is inside the installed packages: every shipped model artifact (the three
+    # documented ones at least) and the demo's sentences (`tagstream demo`).
+    shipped = {p.name for p in (REPO / "model" / "artifacts").glob("*.pt")}
+    assert SHIPPED_ARTIFACTS <= shipped, shipped
+    package_data = {"model": sorted(f"artifacts/{name}" for name in shipped),
+                    "worker": ["demo_sentences.txt"]}
+    for package_name, files in package_data.items():
+        installed = subprocess.run(
+            [str(venv / "bin" / "python"), "-I", "-c",
+             f"import {package_name}, pathlib; print(pathlib.Path({package_name}.__file__).parent)"],
+            cwd=tmp_path, capture_output=True, text=True, check=True, env=env)
+        package = Path(installed.stdout.strip())
+        assert str(package).startswith(str(venv)), package
+        for rel in files:
+            assert (package / rel).is_file(), f"{package_name}/{rel} is not in the installed package"
