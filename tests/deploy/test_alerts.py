@@ -15,7 +15,7 @@ from tests.deploy.contract import PROMETHEUS_SYNTHETIC, promql_metric_names, wor
 
 UNIT_TESTS = Path(__file__).with_name("alerts_test.yaml")
 ALERTS = {"TagstreamConsumerLagGrowing", "TagstreamDeadLetterRateHigh",
-          "TagstreamEndToEndLatencyHigh", "TagstreamNoWorkerUp"}
+          "TagstreamEndToEndLatencyHigh", "TagstreamNoWorkerUp", "TagstreamNoPartitionsAssigned"}
 
 
 def rendered_rules(helm: Helm, values: Path | None = None, sets: dict | None = None) -> dict:
@@ -37,7 +37,7 @@ def promtool_test(promtool: str, directory: Path, groups: dict) -> subprocess.Co
                           capture_output=True, text=True, timeout=120)
 
 
-def test_the_four_alerts_are_rendered(helm: Helm):
+def test_the_five_alerts_are_rendered(helm: Helm):
     names = {r["alert"] for g in rendered_rules(helm)["groups"] for r in g["rules"]}
     assert names == ALERTS
 
@@ -90,11 +90,12 @@ def test_unit_tests_catch_wrong_thresholds(helm: Helm, promtool: str, tmp_path: 
         "prometheusRule.lagGrowing.minLag": "100",
         "prometheusRule.deadLetters.ratio": 0.001,
         "prometheusRule.latency.thresholdSeconds": 0.5,
+        "prometheusRule.noPartitionsAssigned.for": "5m",   # shorter than a rebalance may take
     }
     proc = promtool_test(promtool, tmp_path, rendered_rules(helm, sets=too_sensitive))
     assert proc.returncode != 0
     for alert in ("TagstreamConsumerLagGrowing", "TagstreamDeadLetterRateHigh",
-                  "TagstreamEndToEndLatencyHigh"):
+                  "TagstreamEndToEndLatencyHigh", "TagstreamNoPartitionsAssigned"):
         assert alert in proc.stdout + proc.stderr, alert
 
 

@@ -191,6 +191,21 @@ def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatc
     assert differ == deliberate
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_http_bind_address_is_a_value(helm: Helm, host: str, tmp_path, monkeypatch):
+    """IPv4 by default; "::" for IPv6/dual-stack clusters. The worker's settings accept both."""
+    from worker.config import load_settings
+
+    config = helm.template(sets=None if host == "0.0.0.0" else {"httpHost": host}).configmap()
+    assert config["TAGSTREAM_HTTP__HOST"] == host
+    for name in [n for n in os.environ if n.startswith("TAGSTREAM_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    for name, value in config.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().http.host == host
+
+
 @ci_values
 def test_probes_use_the_worker_port(helm: Helm, values: Path):
     rendered = helm.template(values)
@@ -253,20 +268,28 @@ def test_startup_probe_allows_minutes_for_model_loading(helm: Helm):
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 120
 
 
+# After the drain (bounded by TAGSTREAM_DRAIN_TIMEOUT_S) the worker closes its Kafka clients:
+# the producer's close alone may take up to 5 s. The grace period must cover both.
+PRODUCER_CLOSE_S = 5
+
+
 @ci_values
 def test_grace_period_exceeds_the_drain_timeout(helm: Helm, values: Path):
     rendered = helm.template(values)
     drain = float(rendered.configmap()["TAGSTREAM_DRAIN_TIMEOUT_S"])
     grace = _pod_spec(rendered)["terminationGracePeriodSeconds"]
-    assert grace >= drain + 5, (grace, drain)
+    assert grace > drain + PRODUCER_CLOSE_S, (grace, drain)
 
 
-@pytest.mark.parametrize("drain", [7.5, 30, 120])
-def test_grace_period_follows_the_drain_timeout(helm: Helm, drain: float):
-    rendered = helm.template(sets={"worker.drainTimeoutSeconds": drain})
+@pytest.mark.parametrize("drain, margin", [(7.5, None), (30, None), (120, None), (30, 10), (0.5, 10)])
+def test_grace_period_follows_the_drain_timeout(helm: Helm, drain: float, margin):
+    sets = {"worker.drainTimeoutSeconds": drain}
+    if margin is not None:
+        sets["worker.terminationGraceMarginSeconds"] = margin   # the smallest the schema allows
+    rendered = helm.template(sets=sets)
     assert float(rendered.configmap()["TAGSTREAM_DRAIN_TIMEOUT_S"]) == drain
     grace = _pod_spec(rendered)["terminationGracePeriodSeconds"]
-    assert isinstance(grace, int) and grace >= drain + 5
+    assert isinstance(grace, int) and grace > drain + PRODUCER_CLOSE_S, (grace, drain)
 
 
 def test_drain_timeout_beyond_max_poll_interval_is_refused(helm: Helm):
@@ -311,6 +334,40 @@ def test_keda_scales_on_the_workers_own_group_and_topic(helm: Helm):
     assert params["username"] == tuple(env["TAGSTREAM_KAFKA__SASL_USERNAME"].values())
     assert params["password"] == tuple(env["TAGSTREAM_KAFKA__SASL_PASSWORD"].values())
     assert params["ca"] == ("tagstream-kafka-ca", "ca.crt")
+
+
+def test_keda_with_mutual_tls_uses_the_workers_certificate_and_key_password(helm: Helm):
+    rendered = helm.template(CHART / "ci" / "keda-mtls-values.yaml")
+    config = rendered.configmap()
+    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in rendered.container()["env"]}
+    assert env["TAGSTREAM_KAFKA__SSL_PASSWORD"] == {"name": "tagstream-kafka-tls",
+                                                     "key": "tls.key.password"}
+    assert config["TAGSTREAM_KAFKA__SECURITY_PROTOCOL"] == "SSL"
+    auth = rendered.one("TriggerAuthentication")
+    trigger = rendered.one("ScaledObject")["spec"]["triggers"][0]
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert trigger["metadata"]["tls"] == "enable" and "sasl" not in trigger["metadata"]
+    params = {p["parameter"]: (p["name"], p["key"]) for p in auth["spec"]["secretTargetRef"]}
+    assert params == {
+        "ca": ("tagstream-kafka-tls", "ca.crt"),
+        "cert": ("tagstream-kafka-tls", "tls.crt"),
+        "key": ("tagstream-kafka-tls", "tls.key"),
+        "keyPassword": ("tagstream-kafka-tls", "tls.key.password"),
+    }
+    # the worker reads the same files KEDA is given
+    assert config["TAGSTREAM_KAFKA__SSL_CERTFILE"].endswith("/tls.crt")
+    assert config["TAGSTREAM_KAFKA__SSL_KEYFILE"].endswith("/tls.key")
+
+
+def test_keda_without_secret_keys_renders_no_trigger_authentication(helm: Helm):
+    """TLS with the system CAs (caKey empty), no client certificate, no SASL: KEDA needs no
+    Secret, so no TriggerAuthentication (not one with an empty secretTargetRef)."""
+    rendered = helm.template(CHART / "ci" / "keda-values.yaml", sets={
+        "kafka.tls.enabled": "true", "kafka.tls.existingSecret": "kafka-tls", "kafka.tls.caKey": ""})
+    assert "TriggerAuthentication" not in rendered.kinds()
+    trigger = rendered.one("ScaledObject")["spec"]["triggers"][0]
+    assert "authenticationRef" not in trigger and trigger["metadata"]["tls"] == "enable"
+    assert "secretTargetRef" not in rendered.text
 
 
 def test_more_replicas_than_partitions_is_refused(helm: Helm):
@@ -396,6 +453,8 @@ def test_disruption_budget_never_blocks_drains_on_idle_pods(helm: Helm):
     ({"kafka.bootstrapServer": "x:1"}, "bootstrapServer"),          # typo: unknown value
     ({"worker.delivery": "maybe"}, "delivery"),
     ({"probes.liveness.path": "/readyz"}, "liveness"),              # liveness must not need partitions
+    ({"probes.startup.path": "/readyz"}, "startup"),                # nor startup: idle replicas would die
+    ({"worker.terminationGraceMarginSeconds": "5"}, "terminationGraceMarginSeconds"),  # closing needs more
     ({"kafka.inputTopic": "bad topic"}, "inputTopic"),
     ({"kafka.sasl.enabled": "true"}, "existingSecret"),
     ({"kafka.tls.enabled": "true", "kafka.tls.certKey": "tls.crt",
@@ -405,35 +464,71 @@ def test_invalid_values_are_refused(helm: Helm, sets, message):
     assert message in helm.template_error(sets=sets)
 
 
-def test_every_value_is_commented():
-    """Each key of values.yaml has a comment line right above it, except inside free-form
-    Kubernetes objects (resources, securityContext, ...), which their parent's comment covers."""
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    lines = (CHART / "values.yaml").read_text().splitlines()
+def uncommented_values(lines: list[str]) -> list[str]:
+    """Keys of a values.yaml without a comment line right above them. Only the fields inside a
+    list's items are exempt (the list's own comment covers them, e.g. HPA policies); free-form
+    maps (podAnnotations, nodeSelector, affinity, ...) are empty by default, so they have no
+    leaves, and every leaf under resources, securityContext, strategy, behavior... is checked."""
     stack: list[tuple[int, str]] = []
+    item_indents: list[int] = []     # indentation of the "- " of the list items we are inside
     missing = []
     for number, line in enumerate(lines):
-        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
-        if not match or line.lstrip().startswith("-"):
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
             continue
-        indent, key = len(match.group(1)), match.group(2)
+        indent = len(line) - len(stripped)
+        while item_indents and indent <= item_indents[-1]:
+            item_indents.pop()
+        if stripped.startswith("- "):
+            item_indents.append(indent)
+            continue
+        match = re.match(r"([A-Za-z][\w.-]*):", stripped)
+        if not match:
+            continue
+        key = match.group(1)
         while stack and stack[-1][0] >= indent:
             stack.pop()
         path = [k for _, k in stack] + [key]
         stack.append((indent, key))
-        node = schema
-        free_form = False
-        for part in path[:-1]:
-            node = node.get("properties", {}).get(part)
-            if node is None or "properties" not in node:
-                free_form = True
-                break
-        if free_form:
+        if item_indents:
             continue
         above = lines[number - 1].strip() if number else ""
         if not above.startswith("#"):
             missing.append(".".join(path))
+    return missing
+
+
+def test_every_value_is_commented():
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    missing = uncommented_values(lines)
     assert not missing, f"values without a comment: {missing}"
+
+
+def test_uncommented_values_are_found_in_kubernetes_objects_too():
+    """The check bites inside resources, securityContext, behavior...: drop a comment, and it
+    names the leaf."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    for path in ("resources.limits.memory", "securityContext.capabilities.drop",
+                 "strategy.rollingUpdate.maxSurge", "keda.behavior.scaleDown.policies",
+                 "podSecurityContext.seccompProfile.type"):
+        parts = path.split(".")
+        mutated = list(lines)
+        stack: list[tuple[int, str]] = []
+        for number, line in enumerate(mutated):
+            match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+            if not match:
+                continue
+            indent = len(match.group(1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, match.group(2)))
+            if [k for _, k in stack] == parts:
+                assert mutated[number - 1].lstrip().startswith("#"), path
+                del mutated[number - 1]
+                break
+        else:
+            raise AssertionError(f"{path} not found in values.yaml")
+        assert uncommented_values(mutated) == [path]
 
 
 @ci_values

@@ -96,3 +96,11 @@ def test_chart_ships_the_file_unchanged(helm: Helm):
     assert config_map["metadata"]["annotations"]["grafana_folder"] == "Streaming"
     assert json.loads(config_map["data"]["tagstream.json"]) == load()
     assert config_map["data"]["tagstream.json"] == DASHBOARD.read_text().rstrip("\n")
+
+
+def test_shows_the_assigned_partitions_the_no_partitions_alert_is_about():
+    """TagstreamNoPartitionsAssigned points operators at this panel (README, Alerts)."""
+    matching = [p for p in panels(load()) if p["title"] == "Assigned partitions"]
+    assert matching, "no panel 'Assigned partitions'"
+    exprs = " ".join(t["expr"] for t in matching[0]["targets"])
+    assert "tagstream_assigned_partitions" in exprs

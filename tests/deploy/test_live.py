@@ -23,6 +23,7 @@ import yaml
 
 from tests.deploy.conftest import CHART, NAMESPACE, Helm
 from tests.deploy.contract import PROMETHEUS_SYNTHETIC, promql_metric_names, sample_names
+from tests.deploy.test_alerts import ALERTS
 from tests.deploy.test_dashboard import dashboard_metric_names
 from tests.deploy.test_dashboard import load as load_dashboard
 from tests.integration.kit import Cluster, WorkerProcess, free_port, produce
@@ -252,9 +253,7 @@ def test_real_prometheus_scrape(live_worker, prometheus_bin: str, helm: Helm, tm
 
         # The chart's alert rules run on these series without errors, and none fires.
         rules = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
-        assert {r["name"] for r in rules} == {
-            "TagstreamConsumerLagGrowing", "TagstreamDeadLetterRateHigh",
-            "TagstreamEndToEndLatencyHigh", "TagstreamNoWorkerUp"}
+        assert {r["name"] for r in rules} == ALERTS
         for rule in rules:
             assert rule["health"] == "ok", rule
             assert rule["state"] != "firing", rule
