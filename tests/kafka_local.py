@@ -18,11 +18,12 @@ Deliberately free of pytest: the conftest decides on fixtures and skips.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 from pathlib import Path
 
-__all__ = ["ensure_broker", "stop_broker", "KafkaLocalError", "SCRIPT"]
+__all__ = ["ensure_broker", "stop_broker", "broker_pid", "KafkaLocalError", "SCRIPT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "kafka-local"
@@ -109,3 +110,13 @@ def stop_broker() -> None:
             raise KafkaLocalError(
                 f"scripts/kafka-local down failed (exit {proc.returncode})\n{proc.stderr}"
             )
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The pid of the broker at `bootstrap` if it is the one `scripts/kafka-local` runs (so a
+    fault test may pause it), else None."""
+    proc = _run("status", DOWN_TIMEOUT_S)
+    match = re.search(r"running \(pid (\d+)", proc.stdout)
+    if proc.returncode != 0 or match is None or _parse_bootstrap(proc.stdout) != bootstrap:
+        return None
+    return int(match.group(1))

@@ -86,6 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     logs.configure(settings.log.level, settings.log.format)
     log.info("starting", extra={"settings": settings.redacted()})
+    for warning in settings.kafka.warnings():
+        log.warning("risky settings: %s", warning)
 
     stop = _install_signal_handlers()
     registry = CollectorRegistry()
@@ -126,11 +128,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KafkaError as exc:
         log.error("cannot connect to Kafka at %s: %r", settings.kafka.bootstrap_servers, exc)
         return EXIT_FAILED
+    pipeline = Pipeline(settings, tagger, source, sink, metrics, health, stop)
     try:
-        return Pipeline(settings, tagger, source, sink, metrics, health, stop).run()
+        status = pipeline.run()
     finally:
         http.stop()
         log.info("stopped")
+    if pipeline.busy:  # a drain timeout left the model tagging a batch nobody will deliver
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(status)  # do not wait for the inference thread
+    return status
 
 
 def _install_signal_handlers() -> threading.Event:
@@ -169,7 +177,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     name = str(args.input) if args.input else "-"
     errors = 0
     with _open_in(args.input) as inp, _open_out(args.output) as out:
-        for chunk in _chunks(_lines(inp), args.batch_size):
+        for chunk in _chunks(_lines(inp, args.input_format), args.batch_size):
             docs, prepared = [], []
             for number, raw in chunk:
                 source = {"file": name, "line": number}
@@ -197,10 +205,12 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _lines(inp: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def _lines(inp: IO[bytes], input_format: str) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines. JSON lines: blank lines are skipped. Text: every line is a text (a blank
+    one gets no spans), so output line N answers input line N."""
     for number, raw in enumerate(inp, start=1):
         raw = raw.rstrip(b"\r\n")
-        if raw.strip():
+        if input_format == "text" or raw.strip():
             yield number, raw
 
 

@@ -8,12 +8,13 @@ The whole tree is validated once at start-up (`load_settings`); an invalid value
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "TAGSTREAM_"
 ENV_NESTED_DELIMITER = "__"
@@ -89,15 +90,40 @@ class KafkaSettings(_Group):
             if path is not None and not path.is_file():
                 raise ValueError(f"{_env_name(('kafka', name))}={path}: no such file")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            raise ValueError("ssl_certfile and ssl_keyfile must be set together")
+            raise ValueError(
+                f"{_kafka_vars(ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile)}: "
+                "set both or neither"
+            )
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
-            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+            raise ValueError(
+                f"{_kafka_vars(heartbeat_interval_ms=self.heartbeat_interval_ms, session_timeout_ms=self.session_timeout_ms)}: "
+                "the heartbeat interval must be at most a third of the session timeout"
+            )
         if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
-            raise ValueError("delivery_timeout_ms must be >= linger_ms + request_timeout_ms")
+            raise ValueError(
+                f"{_kafka_vars(delivery_timeout_ms=self.delivery_timeout_ms, linger_ms=self.linger_ms, request_timeout_ms=self.request_timeout_ms)}: "
+                "the delivery timeout must be at least linger + request timeout"
+            )
         topics = [self.input_topic, self.output_topic, self.dead_letter_topic]
         if len(set(topics)) != 3:
-            raise ValueError("input_topic, output_topic and dead_letter_topic must differ")
+            raise ValueError(
+                f"{_kafka_vars(input_topic=self.input_topic, output_topic=self.output_topic, dead_letter_topic=self.dead_letter_topic)}: "
+                "the three topics must differ"
+            )
         return self
+
+    def warnings(self) -> list[str]:
+        """Risky but valid combinations, logged at start-up."""
+        out = []
+        # The main thread waits for one batch's acknowledgements (up to the delivery timeout)
+        # and then commits (up to the request timeout) between two polls.
+        if self.delivery_timeout_ms + self.request_timeout_ms >= self.max_poll_interval_ms:
+            out.append(
+                f"{_kafka_vars(delivery_timeout_ms=self.delivery_timeout_ms, request_timeout_ms=self.request_timeout_ms, max_poll_interval_ms=self.max_poll_interval_ms)}: "
+                "while the broker is slow to acknowledge, the worker may wait longer than the max "
+                "poll interval and be thrown out of its group (its batch is then redone)"
+            )
+        return out
 
     def effective_transactional_id(self) -> str:
         return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
@@ -186,7 +212,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.drain_timeout_s * 1000 >= self.kafka.max_poll_interval_ms:
-            raise ValueError("drain_timeout_s must be shorter than kafka.max_poll_interval_ms")
+            raise ValueError(
+                f"{_env_name(('drain_timeout_s',))}={self.drain_timeout_s}, "
+                f"{_env_name(('kafka', 'max_poll_interval_ms'))}={self.kafka.max_poll_interval_ms}: "
+                "the drain timeout must be shorter than the max poll interval"
+            )
         return self
 
     def redacted(self) -> dict[str, Any]:
@@ -198,13 +228,18 @@ def _env_name(loc: tuple[Any, ...]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in loc)
 
 
+def _kafka_vars(**values: Any) -> str:
+    """'TAGSTREAM_KAFKA__A=1, TAGSTREAM_KAFKA__B=2' for a message about a combination."""
+    return ", ".join(f"{_env_name(('kafka', name))}={value}" for name, value in values.items())
+
+
 _SECRET_FIELDS = {"sasl_password", "ssl_password"}
 
 
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(p for p in error["loc"] if not isinstance(p, int))
     message = error["msg"].removeprefix("Value error, ")
-    if not loc:  # a model-level check: its message already names the variables
+    if not loc or message.startswith(ENV_PREFIX):  # a combination: the message names the variables
         return message
     name = _env_name(loc)
     if error["type"] == "extra_forbidden":  # a typo; its value may be a misspelt secret
@@ -235,3 +270,17 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError([_describe(e) for e in exc.errors()]) from None
+    except SettingsError as exc:  # a value that cannot even be parsed (say, a group as a string)
+        raise ConfigError([_describe_unparsable(exc)]) from None
+
+
+def _describe_unparsable(exc: SettingsError) -> str:
+    """pydantic-settings says 'error parsing value for field "kafka" from source "..."'; name
+    the variable, never the value (it may hold a secret)."""
+    match = re.search(r'field "([^"]+)" from source "([^"]+)"', str(exc))
+    if match is None:
+        return f"unreadable settings: {exc}"
+    field, source = match.groups()
+    where = "the .env file" if "DotEnv" in source else "the environment"
+    return (f"{_env_name((field,))} (in {where}): cannot be parsed; groups are set "
+            f"variable by variable: {_env_name((field,))}__<SETTING>")

@@ -50,8 +50,12 @@ class Delivery:
         metrics: Metrics,
         model_ref: str,
         clock: Callable[[], float] = time.monotonic,
+        waiting: Callable[[], float | None] = lambda: None,
     ):
         self._settings = settings
+        # Called while waiting on the broker; returns a deadline (monotonic) to give up by, or
+        # None for the client timeouts alone (the pipeline's: heartbeat, and the drain's end).
+        self._waiting = waiting
         self._source = source
         self._sink = sink
         self._metrics = metrics
@@ -66,7 +70,8 @@ class Delivery:
 
         Returns False when an exactly-once transaction was aborted: the caller must consume
         these records again. Raises `DeliveryError` (or a fatal producer error) when records
-        could not be delivered: the worker must stop without committing.
+        could not be delivered within the delivery timeout, or by the deadline `waiting`
+        returns: the worker must stop without committing.
         """
         outgoing = [self._outgoing(r) for r in results]
         offsets = next_offsets(source_of(r) for r in results)
@@ -103,7 +108,8 @@ class Delivery:
         # 2. Wait until every one is acknowledged (a failure raises: nothing gets committed).
         delivered = self._produce(outgoing)
         # 3. Commit the offsets, now that every output is acknowledged. A failed commit (say,
-        #    during a rebalance) is counted and retried before the next delivery.
+        #    during a rebalance) is counted and retried before the next delivery; if the
+        #    partitions are revoked meanwhile, the revocation commits them (`Source`).
         self._uncommitted.update(offsets)
         self._commit()
         return delivered
@@ -138,7 +144,7 @@ class Delivery:
     def _commit(self) -> bool:
         self._commit_tried_at = self._clock()
         try:
-            self._source.commit(self._uncommitted)
+            self._source.commit(self._uncommitted, self._waiting)
         except KafkaError as exc:
             self._metrics.commit_failures.inc()
             owned = self._source.owned()
@@ -152,12 +158,12 @@ class Delivery:
 
     def _produce(self, outgoing: list[Outgoing]) -> list[Outgoing]:
         """Send and wait for acknowledgements; what a topic refuses as too large is re-routed
-        (an output to the dead-letter topic; a dead letter without its value). Returns what
-        was delivered."""
+        (an output to the dead-letter topic; a dead letter without its value, then also
+        without its key and original headers). Returns what was delivered."""
         delivered = list(outgoing)
         pending = outgoing
-        for _ in range(3):  # output -> dead letter -> dead letter without the value
-            refused = self._sink.write(pending)
+        for _ in range(4):  # output -> dead letter -> without the value -> without key, headers
+            refused = self._sink.write(pending, self._waiting)
             if not refused:
                 return delivered
             gone = {id(item) for item, _ in refused}
@@ -169,9 +175,11 @@ class Delivery:
         topic = self._settings.kafka.dead_letter_topic
         entry = item.entry
         if isinstance(entry, DeadLetter):  # the input itself is too large to pass on
-            if item.value is None:
-                raise DeliveryError([(item, ValueError(f"even without its value: {reason}"))])
-            return _dead_letter_outgoing(entry, topic, drop_value=True)
+            if item.value is not None:
+                return _dead_letter_outgoing(entry, topic, drop_value=True)
+            if item.key is not None or entry.source.headers:
+                return _dead_letter_outgoing(entry, topic, drop_value=True, drop_key_and_headers=True)
+            raise DeliveryError([(item, ValueError(f"even with only the tagstream headers: {reason}"))])
         dead = DeadLetter(entry.record.source, messages.OUTPUT_TOO_LARGE, f"the output is {reason}")
         return _dead_letter_outgoing(dead, topic)
 
@@ -206,13 +214,18 @@ class Delivery:
             self._metrics.records_produced.labels(self._settings.kafka.output_topic).inc(produced)
 
 
-def _dead_letter_outgoing(dead: DeadLetter, topic: str, drop_value: bool = False) -> Outgoing:
+def _dead_letter_outgoing(
+    dead: DeadLetter, topic: str, drop_value: bool = False, drop_key_and_headers: bool = False
+) -> Outgoing:
     src = dead.source
+    key, value = src.key, src.value
     headers = messages.dead_letter_headers(dead)
-    value = src.value
+    if drop_key_and_headers:  # only tagstream's headers remain: where the input was, and why
+        key = None
+        headers = messages.error_headers(dead) + [(messages.HEADER_KEY_AND_HEADERS_DROPPED, b"true")]
     if drop_value:
         value = None
         headers.append((messages.HEADER_VALUE_DROPPED, b"true"))
-    if value is None and src.key is None:
+    if value is None and key is None:
         value = b""  # Kafka clients refuse a record with neither key nor value
-    return Outgoing(topic, src.key, value, tuple(headers), dead)
+    return Outgoing(topic, key, value, tuple(headers), dead)

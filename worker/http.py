@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -57,12 +59,24 @@ class Health:
         return True, "ok"
 
 
+class _DualStackServer(ThreadingHTTPServer):
+    """An IPv6 address ("::" for all): IPv4 clients are served too where the OS allows it."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 class HttpServer:
     """Serves the three endpoints from a daemon thread."""
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health):
         handler = _make_handler(registry, health)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        server_class = _DualStackServer if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="tagstream-http", daemon=True

@@ -40,6 +40,8 @@ HEADER_SOURCE_OFFSET = "tagstream.source.offset"
 HEADER_SOURCE_TIMESTAMP = "tagstream.source.timestamp"
 # Set on a dead letter whose input value was too large to pass on (its coordinates remain).
 HEADER_VALUE_DROPPED = "tagstream.error.value_dropped"
+# Set when even that was too large: the input's key and headers were dropped as well.
+HEADER_KEY_AND_HEADERS_DROPPED = "tagstream.error.key_and_headers_dropped"
 
 
 class InvalidMessage(Exception):
@@ -123,9 +125,13 @@ def dumps(doc: Any) -> bytes:
 
 def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
     """The input's own headers, then the error and where the record came from."""
+    return [*dead.source.headers, *error_headers(dead)]
+
+
+def error_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
+    """The headers tagstream adds to a dead letter: the error and where the record came from."""
     src: SourceRecord = dead.source
     return [
-        *src.headers,
         (HEADER_ERROR_CLASS, dead.reason.encode()),
         (HEADER_ERROR_MESSAGE, dead.message[:1000].encode("utf-8", "replace")),
         (HEADER_SOURCE_TOPIC, src.topic.encode()),

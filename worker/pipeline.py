@@ -40,7 +40,7 @@ from worker.records import (
     TopicPartition,
     source_of,
 )
-from worker.sink import Sink
+from worker.sink import DeliveryError, Sink
 from worker.source import Source
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,14 @@ class Pipeline:
         b = settings.batching
         self._batcher = Batcher(b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagstream-infer")
-        self._delivery = Delivery(settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock)
+        self._delivery = Delivery(
+            settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock, self._waiting
+        )
         self._inflight: _InFlight | None = None
         self._rewind_to: dict[TopicPartition, int] = {}  # dropped in a rebalance: consume again
         self._generation = 0  # the source's assignment generation last seen
+        self._deadline: float | None = None  # the drain's, once a stop was requested
+        self._aborted = False  # an exactly-once transaction was aborted (and rewound)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -117,11 +121,26 @@ class Pipeline:
                 self._health.beat()
                 self._turn()
             status = self._drain()
+        except DeliveryError:
+            if self._deadline is not None and self._clock() >= self._deadline:
+                status = self._drain_timeout("waiting for acknowledgements")
+            else:
+                log.exception("the worker stopped: records were not acknowledged; "
+                              "nothing undelivered was committed")
         except Exception:
             log.exception("the worker stopped on an error; undelivered records stay uncommitted")
         finally:
-            self._close()
+            self._close(clean=status == 0)
         return status
+
+    def _waiting(self) -> float | None:
+        """Called about every 0.2 s while the main thread waits on the broker (acknowledgements,
+        a commit). Waiting is not stalling: beat the liveness heartbeat. A stop request starts
+        the drain clock; returns the drain deadline (None: not stopping)."""
+        self._health.beat()
+        if self._deadline is None and self._stop.is_set():
+            self._deadline = self._clock() + self._settings.drain_timeout_s
+        return self._deadline
 
     def _turn(self) -> None:
         # 1. Poll. Fetch only while no closed batch is waiting: one batch being tagged plus
@@ -157,42 +176,68 @@ class Pipeline:
         left = self._batcher.seconds_left()
         return _IDLE_POLL_S if left is None else min(left, _IDLE_POLL_S)
 
+    @property
+    def busy(self) -> bool:
+        """The inference thread is still tagging (after a drain timeout): the process must
+        exit without waiting for it."""
+        return self._inflight is not None and not self._inflight.future.done()
+
     def _drain(self) -> int:
-        """Stop polling; tag, deliver and commit what was already consumed; within the timeout."""
+        """Stop polling; tag, deliver and commit what was already consumed. The whole of it
+        (waiting for the model, for acknowledgements and for the commit) ends by the drain
+        deadline; what is not committed by then is redone by the partitions' next owner."""
         self._health.draining = True
-        deadline = self._clock() + self._settings.drain_timeout_s
+        if self._deadline is None:  # else the clock started while waiting on the broker
+            self._deadline = self._clock() + self._settings.drain_timeout_s
+        deadline = self._deadline
+        self._aborted = False
         log.info("draining", extra={"records": len(self._batcher) + self._inflight_size()})
         while True:
             if self._inflight is None:
                 batch = self._batcher.flush()
                 if batch is None:
-                    if not self._delivery.retry_commit(force=True):
-                        log.error("drained, but the last offsets could not be committed; "
-                                  "their records will be redone by the next owner")
-                        return 1
-                    log.info("drained: everything consumed is delivered and committed")
-                    return 0
+                    break
                 self._inflight = self._submit(batch)
             try:
                 self._inflight.future.result(timeout=max(0.0, deadline - self._clock()))
             except FutureTimeout:
-                log.error(
-                    "drain timeout: undelivered records stay uncommitted and will be redone",
-                    extra={"drain_timeout_s": self._settings.drain_timeout_s},
-                )
-                return 1
+                return self._drain_timeout("tagging")
             flight, self._inflight = self._inflight, None
             batch = self._batcher.flush()
             if batch is not None:
                 self._inflight = self._submit(batch)
             self._deliver(flight)
+        if self._aborted:
+            log.error("drained, but a transaction was aborted; its records stay uncommitted "
+                      "and will be redone by the next owner")
+            return 1
+        if not self._delivery.retry_commit(force=True):
+            log.error("drained, but the last offsets could not be committed; "
+                      "their records will be redone by the next owner")
+            return 1
+        log.info("drained: everything consumed is delivered and committed")
+        return 0
 
-    def _close(self) -> None:
+    def _drain_timeout(self, doing: str) -> int:
+        log.error(
+            "drain timeout while %s: undelivered records stay uncommitted and will be redone", doing,
+            extra={"drain_timeout_s": self._settings.drain_timeout_s},
+        )
+        return 1
+
+    def _close(self, clean: bool) -> None:
+        """Close both clients. After a failure nothing is left worth waiting for (whatever is
+        unacknowledged is uncommitted too): close at once, and leave the group in 1 s or let
+        the session timeout notice."""
         self._health.draining = True
         self._executor.shutdown(wait=False, cancel_futures=True)
-        for name, close in (("producer", self._sink.close), ("consumer", self._source.close)):
+        closing = (
+            ("producer", self._sink.close, 5.0 if clean else 0.0),
+            ("consumer", self._source.close, 5.0 if clean else 1.0),
+        )
+        for name, close, timeout_s in closing:
             try:
-                close()
+                close(timeout_s)
             except Exception:
                 log.exception("closing the %s failed", name)
 
@@ -250,6 +295,7 @@ class Pipeline:
     def _deliver(self, flight: _InFlight) -> None:
         results = [r for r in flight.future.result() if source_of(r).tp not in flight.revoked]
         if results and not self._delivery.deliver(results):
+            self._aborted = True
             self._rewind([source_of(r) for r in results])
 
     def _rewind(self, aborted: list[SourceRecord]) -> None:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from worker.config import Settings
@@ -22,6 +28,7 @@ from worker.records import Entry, TopicPartition
 log = logging.getLogger(__name__)
 
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+WAIT_SLICE_S = 0.2  # how often `write` reports that it is still waiting for acknowledgements
 
 
 class DeliveryError(Exception):
@@ -75,18 +82,26 @@ class Sink:
             **extra,
             **k.security_configs(),
         )
+        for topic in (k.output_topic, k.dead_letter_topic):
+            # Learn the topics' partitions now: send() would otherwise block on the metadata
+            # the first time it sees a topic (up to max_block_ms), outside any deadline.
+            self._producer.partitions_for(topic)
         if self.transactional:
             # Fences an earlier instance with the same transactional id and aborts its open
             # transaction, so a restarted worker never races its crashed predecessor.
             self._producer.init_transactions()
 
-    def write(self, items: list[Outgoing]) -> list[tuple[Outgoing, str]]:
+    def write(
+        self, items: list[Outgoing], waiting: Callable[[], float | None] = lambda: None
+    ) -> list[tuple[Outgoing, str]]:
         """Send `items` in order and wait until every one is acknowledged.
 
         Called once per batch (and again for the records it re-routes). Returns the items
         refused before sending because they are larger than their topic accepts, with the
         reason. Raises `DeliveryError` if a sent record is not acknowledged within the
-        delivery timeout: the caller must not commit.
+        delivery timeout, or by the deadline (monotonic) that `waiting` returns: the caller
+        must not commit. `waiting` is called about every `WAIT_SLICE_S` while waiting (the
+        pipeline beats its heartbeat there, and returns the drain's deadline once stopping).
         """
         pending = []
         refused: list[tuple[Outgoing, str]] = []
@@ -106,15 +121,19 @@ class Sink:
             pending.append((item, future))
         if not pending:
             return refused
-        deadline = time.monotonic() + self._delivery_timeout_s
-        try:
-            self._producer.flush(timeout=self._delivery_timeout_s)
-        except KafkaError:  # kafka-python's flush can give up early; the futures below settle
-            log.debug("flush raised", exc_info=True)
+        timeout_at = time.monotonic() + self._delivery_timeout_s
         failures: list[tuple[Outgoing, BaseException]] = []
         for item, future in pending:
             try:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
+                while True:  # wait in slices, asking for the deadline between them
+                    deadline = waiting()
+                    end = timeout_at if deadline is None else min(timeout_at, deadline)
+                    try:
+                        future.get(timeout=max(0.0, min(WAIT_SLICE_S, end - time.monotonic())))
+                        break
+                    except KafkaTimeoutError:
+                        if time.monotonic() >= end:
+                            raise
             except KafkaError as exc:
                 failures.append((item, exc))
         if failures:
@@ -147,7 +166,16 @@ class Sink:
             raise
 
     def close(self, timeout_s: float = 5.0) -> None:
-        self._producer.close(timeout=timeout_s)
+        """Close, waiting up to `timeout_s` for records in flight (0: drop them)."""
+        try:
+            self._producer.close(timeout=timeout_s)
+        except KafkaTimeoutError:
+            # kafka-python's close() gives up in its flush without stopping the sender thread;
+            # stop it here, or it would linger until exit.
+            log.warning("the producer closed with records unacknowledged; they were not committed")
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
 
 
 def _max_message_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:

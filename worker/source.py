@@ -1,8 +1,10 @@
 """The input side: a Kafka consumer in a consumer group, committing offsets only when told.
 
-Rebalance callbacks run on kafka-python's IO thread, inside ``poll()``; they only record what
-changed. The pipeline reads those changes (`take_revoked`, `take_assigned`) right after each
-poll, before it touches the records the poll returned.
+Rebalance callbacks run on kafka-python's IO thread, inside ``poll()``. On a revocation the
+callback commits the offsets of delivered records whose commit had failed (delivered, so
+theirs to commit; the pipeline commits everything else itself, right after delivery); then it
+only records what changed. The pipeline reads those changes (`take_revoked`, `take_assigned`)
+right after each poll, before it touches the records the poll returned.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.errors import KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from worker.config import Settings
@@ -25,6 +28,8 @@ from worker.metrics import Metrics
 from worker.records import SourceRecord, TopicPartition
 
 log = logging.getLogger(__name__)
+
+COMMIT_SLICE_S = 1.0  # a commit waits in slices this long, asking whether to give up
 
 _ASSIGNORS = {
     "range": (RangePartitionAssignor,),
@@ -63,6 +68,7 @@ class Source:
         self._owned: set[TopicPartition] = set()
         self._generation = 0
         self._committed: dict[TopicPartition, int] = {}
+        self._pending: dict[TopicPartition, int] = {}  # delivered, not yet committed
         self._lag_at = 0.0
         self._commit_timeout_ms = k.request_timeout_ms
         self._consumer.subscribe([self.topic], listener=_Listener(self))
@@ -146,18 +152,37 @@ class Source:
 
     # -- commits -------------------------------------------------------------------------
 
-    def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit synchronously; raises kafka errors (e.g. CommitFailedError after a rebalance)."""
+    def commit(
+        self, offsets: dict[TopicPartition, int], waiting: Callable[[], float | None] = lambda: None
+    ) -> None:
+        """Commit the offsets of delivered records synchronously, within the request timeout
+        or by the deadline (monotonic) `waiting` returns; `waiting` is called about every
+        `COMMIT_SLICE_S` meanwhile. Raises kafka errors (e.g. CommitFailedError during a
+        rebalance, KafkaTimeoutError); the offsets then stay pending, and a revocation of
+        their partitions commits them."""
         if not offsets:
             return
-        self._consumer.commit(
-            {KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
-            timeout_ms=self._commit_timeout_ms,
-        )
+        with self._lock:
+            self._pending.update(offsets)
+        timeout_at = time.monotonic() + self._commit_timeout_ms / 1000
+        while True:  # in slices: a stop request can shorten the wait
+            deadline = waiting()
+            end = timeout_at if deadline is None else min(timeout_at, deadline)
+            slice_s = max(0.0, min(COMMIT_SLICE_S, end - time.monotonic()))
+            try:
+                self._consumer.commit(_kafka_offsets(offsets), timeout_ms=int(slice_s * 1000))
+                break
+            except KafkaTimeoutError:
+                if time.monotonic() >= end:
+                    raise
         self.record_committed(offsets)
 
     def record_committed(self, offsets: dict[TopicPartition, int]) -> None:
         """Remember offsets committed here or inside a transaction (for the lag gauge)."""
+        with self._lock:
+            for tp, offset in offsets.items():
+                if self._pending.get(tp) == offset:
+                    del self._pending[tp]
         self._committed.update(offsets)
 
     def update_lag(self, every_s: float = 1.0) -> None:
@@ -174,17 +199,37 @@ class Source:
             if high is not None:
                 self._metrics.set_lag(tp, max(0, high - self._committed.get(tp, 0)))
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
         """Leave the group at once, so the partitions move to the other workers quickly."""
-        self._consumer.close(autocommit=False)
+        self._consumer.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
 
     # -- called by the listener on the IO thread -------------------------------------------
+
+    async def _commit_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
+        """Before giving partitions up: commit what was delivered but not yet committed."""
+        revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
+        with self._lock:
+            offsets = {tp: o for tp, o in self._pending.items() if tp in revoked}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit_async(_kafka_offsets(offsets))
+        except Exception as exc:  # the next owner redoes these records: duplicates, no loss
+            self._metrics.commit_failures.inc()
+            log.warning("committing delivered records of revoked partitions failed",
+                        extra={"error": repr(exc), "partitions": _names(offsets)})
+            return
+        self.record_committed(offsets)
+        log.info("committed delivered records of revoked partitions",
+                 extra={"partitions": _names(offsets)})
 
     def _on_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
         if not revoked:
             return
         with self._lock:
+            for tp in revoked:
+                self._pending.pop(tp, None)
             self._revoked |= revoked
             self._assigned -= revoked
             self._owned -= revoked
@@ -207,18 +252,25 @@ class Source:
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(AsyncConsumerRebalanceListener):
+    """Async, so that the commit on revocation does not block the IO loop's heartbeats."""
+
     def __init__(self, source: Source):
         self._source = source
 
-    def on_partitions_revoked(self, revoked):  # noqa: ANN001 (kafka-python's signature)
+    async def on_partitions_revoked(self, revoked):  # noqa: ANN001 (kafka-python's signature)
+        await self._source._commit_revoked(revoked)
         self._source._on_revoked(revoked)
 
-    def on_partitions_assigned(self, assigned):  # noqa: ANN001
+    async def on_partitions_assigned(self, assigned):  # noqa: ANN001
         self._source._on_assigned(assigned)
 
-    def on_partitions_lost(self, lost):  # noqa: ANN001
-        self._source._on_revoked(lost)
+    async def on_partitions_lost(self, lost):  # noqa: ANN001
+        self._source._on_revoked(lost)  # no longer in the group: a commit would be refused
+
+
+def _kafka_offsets(offsets: dict[TopicPartition, int]) -> dict[KafkaTopicPartition, OffsetAndMetadata]:
+    return {KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
 
 
 def _names(partitions: Iterable[TopicPartition]) -> list[str]:

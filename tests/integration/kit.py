@@ -40,13 +40,20 @@ class Cluster:
         self.bootstrap = bootstrap
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tagstream-tests")
 
-    def create_topics(self, partitions: int = 3, output_configs: dict[str, str] | None = None) -> Topics:
+    def create_topics(
+        self,
+        partitions: int = 3,
+        output_configs: dict[str, str] | None = None,
+        dead_letter_configs: dict[str, str] | None = None,
+    ) -> Topics:
         tag = uuid.uuid4().hex[:10]
         topics = Topics(f"in-{tag}", f"out-{tag}", f"dlq-{tag}", f"group-{tag}")
         specs = {name: {"num_partitions": partitions, "replication_factor": 1}
                  for name in (topics.input, topics.output, topics.dead_letters)}
         if output_configs:
             specs[topics.output]["configs"] = output_configs
+        if dead_letter_configs:
+            specs[topics.dead_letters]["configs"] = dead_letter_configs
         self.admin.create_topics(specs, wait_for_metadata=True)
         return topics
 

@@ -77,3 +77,37 @@ def test_an_output_larger_than_the_topic_accepts_is_dead_lettered(cluster, start
         assert worker.terminate() == 0
     finally:
         cluster.delete(topics)
+
+
+def test_a_dead_letter_too_large_for_its_topic_still_says_where_the_input_was(
+    cluster, start_worker, bootstrap
+):
+    # The dead-letter topic takes at most 1500-byte records. An invalid input with a 2000-byte
+    # header cannot go there unchanged, nor without its value: it goes with tagstream's headers
+    # only, so the record is accounted for and can be found at its source offset.
+    topics = cluster.create_topics(partitions=1, dead_letter_configs={"max.message.bytes": "1500"})
+    try:
+        records = [
+            (b"small", b"{oops", []),
+            (b"k" * 100, b"{oops" * 100, [("big", b"x" * 2000)]),
+            (None, json.dumps({"id": "after", "text": "Madrid ."}).encode(), []),
+        ]
+        produce(bootstrap, topics.input, records)
+        worker = start_worker(topics).wait_ready()
+        good = read_all(bootstrap, topics.output, lambda rs: len(rs) >= 1, settle_s=0.5)
+        dead = read_all(bootstrap, topics.dead_letters, lambda rs: len(rs) >= 2, settle_s=0.5)
+        assert ids_of(good) == ["after"]
+        assert (dead[0].key, dead[0].value) == (b"small", b"{oops")  # unchanged
+        stripped = dead[1]
+        headers = dict(stripped.headers)
+        assert stripped.key is None and stripped.value == b""
+        assert "big" not in headers
+        assert headers["tagstream.error.class"] == b"invalid_json"
+        assert headers["tagstream.error.value_dropped"] == b"true"
+        assert headers["tagstream.error.key_and_headers_dropped"] == b"true"
+        assert headers["tagstream.source.offset"] == b"1"
+        cluster.wait_all_committed(topics.group, topics.input)
+        assert worker.sample("tagstream_records_dead_lettered_total", reason="invalid_json") == 2
+        assert worker.terminate() == 0
+    finally:
+        cluster.delete(topics)

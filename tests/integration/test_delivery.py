@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import Counter
 
 import pytest
 
 from tests.integration.kit import ids_of, json_records, produce, read_all
+from tests.kafka_local import broker_pid
 
 TEXT = "Reuters reported that Siemens opened an office in Lisbon , Portugal ."
 BATCH = 32
@@ -122,3 +125,38 @@ def test_exactly_once_across_a_crash(cluster, topics, start_worker, bootstrap):
     assert set(counts) == set(ids)
     assert max(counts.values()) == 1, "a read_committed reader saw an output twice"
     assert second.terminate() == 0
+
+
+def test_a_drain_ends_by_its_timeout_when_the_broker_stops_answering(
+    cluster, topics, start_worker, bootstrap
+):
+    """SIGTERM while the broker is frozen (SIGSTOP): waiting for acknowledgements and commits
+    is cut short by the drain timeout, the worker exits 1, and a restart loses nothing."""
+    pid = broker_pid(bootstrap)
+    if pid is None:
+        pytest.skip("the broker in use is not the one scripts/kafka-local runs: cannot pause it")
+    drain_s = 3
+    ids = [f"id-{i}" for i in range(6000)]
+    produce(bootstrap, topics.input, json_records(ids, lambda _: TEXT))
+    settings = {"batching__max_batch_records": "8", "drain_timeout_s": str(drain_s)}
+    worker = start_worker(topics, **settings).wait_ready()
+    wait_for_outputs(bootstrap, topics.output, 300)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.5)  # the worker is now waiting on the broker, mid-stream
+        assert worker.sample("tagstream_assigned_partitions") == 3
+        started = time.monotonic()
+        status = worker.terminate(timeout_s=60)
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert status == 1, worker.log()
+    assert "drain timeout" in worker.log()
+    # the drain, then closing at once (the producer) and leaving the group (1 s at most)
+    assert took < drain_s + 6, f"the worker took {took:.1f} s to stop"
+
+    again = start_worker(topics, **settings).wait_ready()
+    cluster.wait_all_committed(topics.group, topics.input, timeout_s=120)
+    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=1.0)
+    assert set(ids_of(outputs)) == set(ids)
+    assert again.terminate() == 0

@@ -42,11 +42,20 @@ def test_tag_bad_lines_get_an_error_in_place_and_exit_1(tmp_path, tiny_model):
 
 def test_tag_text_format_with_echo(tmp_path, tiny_model):
     status, docs = run_tag(
-        tmp_path, [b"plain text, no JSON", b"second line"],
+        tmp_path, [b"plain text, no JSON", b"   ", b"", b"fourth line"],
         "--model", str(tiny_model), "--input-format", "text", "--echo-text",
     )
+    assert status == 0  # every line is a text, blank ones too: output line N answers input line N
+    assert [d["text"] for d in docs] == ["plain text, no JSON", "   ", "", "fourth line"]
+    assert [d["source"]["line"] for d in docs] == [1, 2, 3, 4]
+    assert docs[1]["spans"] == [] and docs[2]["spans"] == []
+
+
+def test_tag_json_lines_skips_blank_lines(tmp_path, tiny_model):
+    lines = [b'{"id": "a", "text": "Rome"}', b"  ", b'{"id": "b", "text": "Oslo"}']
+    status, docs = run_tag(tmp_path, lines, "--model", str(tiny_model))
     assert status == 0
-    assert [d["text"] for d in docs] == ["plain text, no JSON", "second line"]
+    assert [(d["id"], d["source"]["line"]) for d in docs] == [("a", 1), ("b", 3)]
 
 
 def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):

@@ -95,7 +95,27 @@ def test_inconsistent_combinations_are_rejected(monkeypatch):
         load_settings()
     monkeypatch.delenv("TAGSTREAM_KAFKA__OUTPUT_TOPIC")
     monkeypatch.setenv("TAGSTREAM_DRAIN_TIMEOUT_S", "400")
-    with pytest.raises(ConfigError, match="drain_timeout_s"):
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "TAGSTREAM_DRAIN_TIMEOUT_S=400.0, TAGSTREAM_KAFKA__MAX_POLL_INTERVAL_MS=300000:" in str(info.value)
+    monkeypatch.delenv("TAGSTREAM_DRAIN_TIMEOUT_S")
+    # Valid but risky: a worker blocked on a slow broker may not poll in time. A warning.
+    assert load_settings().kafka.warnings() == []
+    monkeypatch.setenv("TAGSTREAM_KAFKA__DELIVERY_TIMEOUT_MS", "290000")
+    [warning] = load_settings().kafka.warnings()
+    assert warning.startswith("TAGSTREAM_KAFKA__DELIVERY_TIMEOUT_MS=290000,")
+
+
+def test_unparsable_group_value_names_the_variable_not_the_value(monkeypatch, tmp_path):
+    monkeypatch.setenv("TAGSTREAM_KAFKA", "hunter2")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "TAGSTREAM_KAFKA (in the environment): cannot be parsed" in str(info.value)
+    assert "hunter2" not in str(info.value)
+    monkeypatch.delenv("TAGSTREAM_KAFKA")
+    (tmp_path / ".env").write_text("TAGSTREAM_MODEL={bad\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"TAGSTREAM_MODEL \(in the \.env file\)"):
         load_settings()
 
 

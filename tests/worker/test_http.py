@@ -82,3 +82,21 @@ def test_readiness_needs_model_and_partitions(served):
 def test_unknown_path(served):
     port, _, _, _ = served
     assert get(port, "/nope")[0] == 404
+
+
+def test_serves_on_an_ipv6_address():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    server = HttpServer("::1", 0, CollectorRegistry(), Health(max_loop_stall_s=60)).start()
+    try:
+        with urllib.request.urlopen(f"http://[::1]:{server.port}/healthz", timeout=5) as resp:
+            raise AssertionError(f"expected 503 before the first loop turn, got {resp.status}")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 503 and "starting" in exc.read().decode()
+    finally:
+        server.stop()
