@@ -41,7 +41,7 @@ from worker.records import (
     source_of,
 )
 from worker.sink import DeliveryError, Sink
-from worker.source import Source
+from worker.source import Source, UnreadableInput
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,16 @@ class Pipeline:
         """Run until the stop flag is set, then drain. Returns the process exit status."""
         status = 1
         try:
-            while not self._stop.is_set():
-                self._health.beat()
-                self._turn()
+            unreadable = False
+            try:
+                while not self._stop.is_set():
+                    self._health.beat()
+                    self._turn()
+            except UnreadableInput:  # logged by the source; deliver what came before it
+                unreadable = True
             status = self._drain()
+            if unreadable:
+                status = 1
         except DeliveryError:
             if self._deadline is not None and self._clock() >= self._deadline:
                 status = self._drain_timeout("waiting for acknowledgements")

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
@@ -20,7 +21,7 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import CorruptRecordError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from worker.config import Settings
@@ -30,6 +31,14 @@ from worker.records import SourceRecord, TopicPartition
 log = logging.getLogger(__name__)
 
 COMMIT_SLICE_S = 1.0  # a commit waits in slices this long, asking whether to give up
+# What kafka-python raises for a record it cannot parse (UnicodeDecodeError: a header name).
+UNREADABLE = (CorruptRecordError, UnicodeDecodeError)
+
+
+
+class UnreadableInput(Exception):
+    """The Kafka client cannot parse the next record of a partition, nor read past it."""
+
 
 _ASSIGNORS = {
     "range": (RangePartitionAssignor,),
@@ -86,7 +95,10 @@ class Source:
         Also keeps the group membership alive: call it at least every few seconds, even when
         paused.
         """
-        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except UNREADABLE as exc:
+            self._unreadable(exc)
         out = [
             SourceRecord(
                 topic=r.topic,
@@ -103,6 +115,27 @@ class Source:
         if out:
             self._metrics.records_consumed.labels(self.topic).inc(len(out))
         return out
+
+    def _unreadable(self, exc: Exception) -> NoReturn:  # raises UnreadableInput
+        """kafka-python cannot parse a record of the input (a batch failing its CRC, a header
+        name that is not UTF-8, which Java clients cannot produce) and cannot read past it: a
+        batch is parsed record by record. Stop with an error that says where the partitions
+        stand; nothing past the record is committed, and an operator moves the group past it."""
+        positions = {}
+        for tp in sorted(self.owned()):
+            try:
+                positions[f"{tp.topic}-{tp.partition}"] = self._consumer.position(KafkaTopicPartition(*tp))
+            except Exception:  # revoked meanwhile
+                continue
+        log.error(
+            "the Kafka client cannot read a record of the input topic; stopping without "
+            "committing past it. The record is in the batch at the position of one of these "
+            "partitions; to skip it, stop the workers and move the group past that batch "
+            "(kafka-dump-log.sh shows its last offset) with kafka-consumer-groups.sh "
+            "--reset-offsets --to-offset",
+            extra={"error": repr(exc), "positions": positions},
+        )
+        raise UnreadableInput(str(exc)) from exc
 
     def pause(self) -> None:
         """Stop fetching (memberships and heartbeats go on): the batches are full."""

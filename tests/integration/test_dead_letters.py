@@ -111,3 +111,33 @@ def test_a_dead_letter_too_large_for_its_topic_still_says_where_the_input_was(
         assert worker.terminate() == 0
     finally:
         cluster.delete(topics)
+
+
+class _NotUtf8HeaderName(str):
+    """A header name that kafka-python's producer writes as bytes that are not UTF-8 (Java
+    clients cannot produce it; the broker lets it through)."""
+
+    def encode(self, *args, **kwargs):
+        return b"\xff\xfe-name"
+
+
+def test_a_record_the_client_cannot_parse_stops_the_worker_saying_where(cluster, start_worker, bootstrap):
+    """kafka-python cannot read such a record, nor past it in its batch: the worker delivers
+    what came before it, then stops (exit 1) with an error naming the partition's position,
+    and commits nothing past it."""
+    topics = cluster.create_topics(partitions=1)
+    try:
+        records = [(None, json.dumps({"id": f"a{i}", "text": "Madrid ."}).encode(), []) for i in range(5)]
+        records += [(b"bad", b'{"id": "bad", "text": "Rome"}', [(_NotUtf8HeaderName("x"), b"v")])]
+        produce(bootstrap, topics.input, records)
+        worker = start_worker(topics)
+        assert worker.proc.wait(timeout=90) == 1
+        assert "cannot read a record of the input topic" in worker.log()
+        assert "drained" in worker.log()  # what came before it was delivered and committed
+        assert f'"positions": {{"{topics.input}-0": 5}}' in worker.log()
+        assert cluster.committed(topics.group, topics.input) == {0: 5}
+        assert sorted(ids_of(read_all(bootstrap, topics.output, lambda rs: len(rs) >= 5))) == [
+            f"a{i}" for i in range(5)
+        ]
+    finally:
+        cluster.delete(topics)
