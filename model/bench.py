@@ -18,6 +18,7 @@ import torch
 
 from model.conll import data_dir, read_conll
 from model.tagger import load
+from model.tokenize import token_separator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tagger = load(args.model, threads=args.threads)
     data = args.data or str(data_dir() / "conll2003" / "valid.txt")
-    sep = "" if tagger.tokenizer == "char" else " "
+    sep = token_separator(tagger.tokenizer)
     texts = [sep.join(tokens) for tokens, _ in read_conll(data)]
     if args.limit:
         texts = texts[: args.limit]

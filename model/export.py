@@ -4,26 +4,40 @@ The artifact is ``torch.jit.save`` of the scripted ``TaggerNet`` with extra file
 ``tagstream.json`` (format name and version, model name/version, language, tokenizer, maximum
 length, labels and tags, features, network config, training data, dev scores, pretrained
 resource) and the vocabularies ``words.txt`` and ``bigrams.txt`` (one entry a line, in id order;
-ids 0 and 1 are padding and unknown) and ``lexicon.txt`` (words, one a line, for the lexicon feature). Large embedding tables are stored as float16.
+ids 0 and 1 are padding and unknown) and ``lexicon.txt`` (words, one a line, for the lexicon
+feature). Large embedding tables are stored as float16.
+
+Dev scores stored in an artifact are those of the artifact itself (loaded back from disk and
+scored on gold tokens exactly as ``python -m model.evaluate`` does), not of the float32 network
+it was exported from. Re-export an artifact with this version's network code (same weights) and
+re-score it::
+
+    python -m model.export model/artifacts/en-news.pt model/artifacts/en-news.pt \\
+        --data ../shared/data/conll2003/valid.txt
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import os
 import pathlib
 import random
+import sys
+import zipfile
 from collections.abc import Sequence
 
 import torch
 
+from model.conll import Sentence, read_conll, split_dev
 from model.features import LEXICON_SIZE
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, bioes_transitions
+from model.tokenize import spec as tokenizer_spec
 from model.vocab import CASES, UNK, Vocab
 
 FORMAT = "tagstream-tagger"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the tokenizer's rules version and settings are stored and checked
 META_FILE = "tagstream.json"
 WORDS_FILE = "words.txt"
 BIGRAMS_FILE = "bigrams.txt"
@@ -51,9 +65,22 @@ def build_network(cfg: NetworkConfig, labels: Sequence[str], chars: Vocab) -> Ta
     return TaggerNet(cfg, char_table(chars), torch.tensor(allowed), torch.tensor(start), torch.tensor(end))
 
 
+def confidence_note(crf: bool) -> str:
+    """What ``Span.score`` means for a network with (or without) a CRF output layer."""
+    if crf:
+        return "mean over the span's tokens of the CRF marginal probability of the predicted tag"
+    return "mean over the span's tokens of the softmax probability of the predicted tag"
+
+
 def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: str | os.PathLike,
-           lexicon: Sequence[str] | None = None) -> pathlib.Path:
-    """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to ``path``."""
+           lexicon: Sequence[str] | None = None, *, dev: Sequence[Sentence] | None = None,
+           dev_desc: str = "") -> pathlib.Path:
+    """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to ``path``.
+
+    With ``dev`` (gold sentences), the saved artifact is loaded back, scored on them (as
+    ``python -m model.evaluate``) and those scores stored as ``dev_scores``; without, ``meta``'s
+    ``dev_scores`` are stored as given.
+    """
     path = pathlib.Path(path)
     net = copy.deepcopy(net).eval()
     net.sparse = False
@@ -77,8 +104,34 @@ def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.jit.save(scripted, str(tmp), _extra_files=files)
+    if dev is not None:
+        from model.evaluate import evaluate_tagger  # late imports: tagger imports this module
+        from model.tagger import load
+
+        scored = _payload_crcs(tmp)
+        meta["dev_scores"] = evaluate_tagger(load(tmp), dev)
+        if dev_desc:
+            meta["dev_scored_on"] = f"{dev_desc}: this artifact on gold tokens (as python -m model.evaluate)"
+        files[META_FILE] = json.dumps(meta, ensure_ascii=False, indent=1)
+        torch.jit.save(scripted, str(tmp), _extra_files=files)
+        if _payload_crcs(tmp) != scored:  # the same module saved again: only the metadata may change
+            raise RuntimeError(f"{tmp}: the network changed between scoring and saving")
     os.replace(tmp, path)
     return path
+
+
+def _payload_crcs(path: pathlib.Path) -> dict[str, int]:
+    """CRC of every zip member but the metadata and torch's random serialization id."""
+    with zipfile.ZipFile(path) as z:
+        return {i.filename.split("/", 1)[1]: i.CRC for i in z.infolist()
+                if not i.filename.endswith(("/" + META_FILE, "/.data/serialization_id"))}
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """An artifact's ``tagstream.json``, read straight from the zip (no checks; use ``load`` for those)."""
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith("/extra/" + META_FILE))
+        return json.loads(z.read(name))
 
 
 _EN_WORDS = (
@@ -122,23 +175,30 @@ def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 
     net = build_network(cfg, labels, chars)
     meta = {
         "name": name, "version": version, "language": language,
-        "tokenizer": {"kind": kind}, "max_length": max_length, "max_word_chars": cfg.max_word_chars,
-        "labels": labels, "features": features, "network": cfg.to_dict(),
+        "tokenizer": tokenizer_spec(kind), "max_length": max_length, "max_word_chars": cfg.max_word_chars,
+        "labels": labels, "features": features, "network": cfg.to_dict(), "confidence": confidence_note(cfg.crf),
         "training": {"data": "none: random weights (export_random)", "seed": seed},
         "dev_scores": {},
     }
     return export(net, meta, words, bigrams, path, lexicon)
 
 
-def rescript(src: str | os.PathLike, dst: str | os.PathLike) -> pathlib.Path:
-    """Re-export an artifact with this version's network code (same weights and metadata).
+def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sentence] | None = None,
+             dev_desc: str = "") -> pathlib.Path:
+    """Re-export an artifact with this version's network code and metadata format (same weights).
 
-    For when ``network.py`` changes in a way that keeps the parameters (e.g. a faster forward).
+    For when ``network.py`` changes in a way that keeps the parameters (e.g. a faster forward), or
+    to bring an older artifact's metadata up to date (the tokenizer spec of this version, for one
+    whose rules version is still implemented). ``dev``: re-score the new artifact on these gold
+    sentences and store the scores; without it the stored dev scores are dropped, as they were
+    measured on another network code. ``src`` and ``dst`` may be the same file.
     """
     from model.tagger import _read  # late import: tagger imports this module
+    from model.tokenize import check_spec
 
     module, files = _read(pathlib.Path(src))
     meta = json.loads(files[META_FILE])
+    kind = check_spec(meta["tokenizer"], legacy=meta.get("format_version") == 1)
     cfg = NetworkConfig.from_dict(meta["network"])
     net = TaggerNet(cfg, module.char_table, module.crf.penalty == 0, module.crf.start_penalty == 0,
                     module.crf.end_penalty == 0) if cfg.crf else None
@@ -148,7 +208,40 @@ def rescript(src: str | os.PathLike, dst: str | os.PathLike) -> pathlib.Path:
     words = Vocab.loads(files[WORDS_FILE])
     bigrams = Vocab.loads(files[BIGRAMS_FILE]) if files[BIGRAMS_FILE] else None
     lexicon = files[LEXICON_FILE].split("\n") if files[LEXICON_FILE] else None
-    for key in ("format", "format_version", "tags"):
+    for key in ("format", "format_version", "tags", "dev_scored_on"):
         meta.pop(key, None)
-    return export(net, meta, words, bigrams, dst, lexicon)
+    meta["tokenizer"] = tokenizer_spec(kind)
+    meta["confidence"] = confidence_note(cfg.crf)
+    if dev is None:
+        meta["dev_scores"] = {}
+    return export(net, meta, words, bigrams, dst, lexicon, dev=dev, dev_desc=dev_desc)
 
+
+def main(argv: list[str] | None = None) -> int:
+    from model.evaluate import format_report
+
+    ap = argparse.ArgumentParser(prog="python -m model.export", description="Re-export an artifact with this "
+                                 "version's network code and metadata (same weights) and store its dev scores.")
+    ap.add_argument("src", help="artifact to re-export")
+    ap.add_argument("dst", help="where to write it (may be src)")
+    ap.add_argument("--data", required=True, help="dev CoNLL file to score the new artifact on")
+    ap.add_argument("--dev-fraction", type=float, default=0.0, help="score only the dev slice set aside by train")
+    ap.add_argument("--split-seed", type=int, default=13, help="seed of that slice")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sents = read_conll(args.data)
+    desc = args.data
+    if args.dev_fraction:
+        sents = split_dev(sents, args.dev_fraction, args.split_seed)[1]
+        desc = f"{args.dev_fraction:g} of {args.data} (split_dev seed {args.split_seed})"
+    path = rescript(args.src, args.dst, dev=sents, dev_desc=desc)
+    meta = read_meta(path)
+    print(f"{meta['name']}@{meta['version']} -> {path}; dev: {desc}, {len(sents)} sentences")
+    print(format_report(meta["dev_scores"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

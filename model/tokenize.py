@@ -21,9 +21,15 @@ Offsets are Python ``str`` indices (code points), end exclusive, so for every to
 
 Both are pure functions of the text; they never raise for a ``str`` (lone surrogates and
 control characters included) and raise ``ValueError`` for anything else or an unknown kind.
+
+An artifact stores ``spec(kind)``: the kind, the version of its rules and their settings (what is
+split off, what is kept whole). ``check_spec`` accepts only a version this code implements, with
+exactly its settings; any change to the rules below must bump that kind's version (and keep the
+old rules if artifacts made with them should still load).
 """
 from __future__ import annotations
 
+import copy
 import re
 import sys
 import unicodedata
@@ -72,6 +78,29 @@ _CONLL_EN = re.compile(
     )
 )
 _NON_SPACE = re.compile(r"\S")
+_SPECS: dict[str, dict] = {
+    # kind -> the version of its rules and their settings, as stored in artifacts (see check_spec)
+    "conll-en": {
+        "version": 1,
+        "settings": {
+            "split_on": ["whitespace", "punctuation"],
+            "kept_whole": ["url", "email", "letter-dot abbreviation", "listed abbreviation", "initial", "list rank",
+                           "number", "currency prefix", "joined word"],
+            "word_joiners": ["-", ".", "&", "/", "'"],
+            "number_joiners": [".", ",", ":"],
+            "abbreviations": sorted(set(_ABBREVIATIONS.split("|"))),
+            "clitics": ["'s", "'d", "'m", "'re", "'ve", "'ll", "n't"],
+            "symbol_runs": ["...", "--"],
+            "other_symbols": "one token per code point",
+            "combining_marks": "attached to the preceding letter",
+            "gold_token_separator": " ",
+        },
+    },
+    "char": {
+        "version": 1,
+        "settings": {"split_on": ["whitespace", "every code point"], "gold_token_separator": ""},
+    },
+}
 _CHUNK = re.compile(r"\S+")
 
 
@@ -100,6 +129,52 @@ def tokenize_offsets(text: str, kind: str = "conll-en") -> list[tuple[int, int]]
     if kind == "char":
         return [m.span() for m in _NON_SPACE.finditer(text)]
     raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {KINDS}")
+
+
+def spec(kind: str) -> dict:
+    """What an artifact stores about its tokenizer: kind, rules version, settings, Unicode version.
+
+    The Unicode version (of Python's ``unicodedata``, which decides what is a letter or a mark) is
+    informational and not checked.
+    """
+    if kind not in _SPECS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {KINDS}")
+    return {"kind": kind, **copy.deepcopy(_SPECS[kind]), "unicode": unicodedata.unidata_version}
+
+
+def check_spec(stored: object, legacy: bool = False) -> str:
+    """The kind of a stored tokenizer spec, or ValueError saying why this code cannot tokenise for it.
+
+    ``legacy``: an artifact of format version 1, which stored only ``{"kind": ...}``; its rules are
+    version 1 (the only ones there were).
+    """
+    if not isinstance(stored, dict):
+        raise ValueError(f"expected an object with a kind and a version, got {stored!r}")
+    kind = stored.get("kind")
+    if kind not in _SPECS:
+        raise ValueError(f"unknown kind {kind!r}; this tagstream implements {list(KINDS)}")
+    if legacy and set(stored) == {"kind"}:
+        return kind
+    version, ours = stored.get("version"), _SPECS[kind]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{kind}: no rules version (got {version!r})")
+    if version != ours["version"]:
+        newer = "; upgrade tagstream" if version > ours["version"] else ""
+        raise ValueError(f"{kind} rules version {version} is not implemented here (this tagstream has version "
+                         f"{ours['version']}){newer}")
+    if stored.get("settings") != ours["settings"]:
+        theirs = stored.get("settings")
+        diff = sorted(k for k in set(ours["settings"]) | set(theirs if isinstance(theirs, dict) else {})
+                      if not isinstance(theirs, dict) or theirs.get(k) != ours["settings"].get(k))
+        raise ValueError(f"{kind} version {version} settings differ from this tagstream's in {diff}")
+    return kind
+
+
+def token_separator(kind: str) -> str:
+    """What joins gold tokens into a text that ``kind`` tokenises back into them (" " or "")."""
+    if kind not in _SPECS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {KINDS}")
+    return _SPECS[kind]["settings"]["gold_token_separator"]
 
 
 def tokenize(text: str, kind: str = "conll-en") -> list[str]:

@@ -6,8 +6,11 @@
 Files: one token a line, tag in the last column (IOB1, IOB2 or BIOES; detected), ``-DOCSTART-``
 lines ignored, tab or space separated. Without ``--dev``, a seeded ``--dev-fraction`` of the
 training sentences is set aside (see ``model.conll.split_dev``). Sentences longer than
-``--max-length`` are cut into pieces of that length. A progress bar (tqdm, from the ``train``
-extra, if installed) shows loss and tokens/s on stderr.
+``--max-length`` are cut into pieces of that length. Progress (loss and tokens/s) goes to stderr:
+a tqdm bar if tqdm (the ``train`` extra) is installed, else a plain line every 30 seconds.
+
+Each time dev F1 improves the network is exported, and the exported artifact itself is scored on
+the dev sentences (gold tokens, as ``python -m model.evaluate``): those are the stored scores.
 """
 from __future__ import annotations
 
@@ -24,11 +27,12 @@ from torch.nn.utils.rnn import pad_sequence
 
 from model.conll import Sentence, read_conll, split_dev
 from model.evaluate import format_report, score
-from model.export import build_network, export
+from model.export import build_network, confidence_note, export, read_meta
 from model.features import LEXICON_SIZE, Featurizer
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
 from model.tagger import join_tokens
+from model.tokenize import spec as tokenizer_spec
 from model.vocab import CASES, UNK, Vocab, digit_key, word_key
 
 log = logging.getLogger(__name__)
@@ -159,20 +163,60 @@ def init_word_table(net: TaggerNet, words: Vocab, pretrained: dict | None) -> in
     return len(rows)
 
 
+class MissingExtra(ImportError):
+    """A training-only dependency is not installed."""
+
+
 def load_lexicon(language: str, top: int) -> list[str]:
     """Words of 2-4 characters among wordfreq's ``top`` most frequent (training-time only)."""
-    from wordfreq import top_n_list
-
+    try:
+        from wordfreq import top_n_list
+    except ImportError as e:
+        raise MissingExtra(f"--language {language} builds its lexicon feature from the wordfreq package, which is "
+                           "not installed: install the train extra (pip install -e '.[train]') or "
+                           "pip install 'wordfreq>=3.1'") from e
     return sorted({w for w in top_n_list(language, top) if 2 <= len(w) <= 4 and "\n" not in w and not w.isspace()})
 
 
+class PlainProgress:
+    """What train needs of a tqdm bar, as a plain line on ``file`` (stderr) every ``interval`` seconds:
+    ``epoch 3: 41% (845,312/2,061,001 tokens), loss 0.019, 7,203 tokens/s``."""
+
+    def __init__(self, total: int, desc: str, interval: float = 30.0, file=None) -> None:
+        self.total, self.desc, self.interval = total, desc, interval
+        self.file = file if file is not None else sys.stderr
+        self.n = 0
+        self.loss = ""
+        self._start = self._last = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.n += n
+        now = time.perf_counter()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.write(now)
+
+    def set_postfix(self, refresh: bool = False, **values: str) -> None:
+        self.loss = str(values.get("loss", ""))
+
+    def write(self, now: float) -> None:
+        pct = 100.0 * self.n / self.total if self.total else 0.0
+        rate = self.n / max(now - self._start, 1e-9)
+        loss = f", loss {self.loss}" if self.loss else ""
+        print(f"{self.desc}: {pct:.0f}% ({self.n:,}/{self.total:,} tokens){loss}, {rate:,.0f} tokens/s",
+              file=self.file, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
 def progress(total: int, desc: str):
+    """A tqdm bar on stderr, or without tqdm (the train extra) a PlainProgress line every 30 s."""
     try:
         from tqdm import tqdm
-
-        return tqdm(total=total, desc=desc, unit="tok", unit_scale=True, file=sys.stderr, mininterval=2.0, leave=False)
-    except ImportError:  # the train extra is not installed: no bar
-        return None
+    except ImportError:
+        return PlainProgress(total, desc)
+    return tqdm(total=total, desc=desc, unit="tok", unit_scale=True, file=sys.stderr, mininterval=2.0, leave=False)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -213,7 +257,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dropout", type=float, default=d.dropout)
     ap.add_argument("--softmax", action="store_true", help="softmax output layer instead of the CRF")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
-    ap.add_argument("--steps", type=int, default=0, help="stop after this many batches (for tests)")
+    ap.add_argument("--steps", type=int, default=0, help="stop after this many batches (0: no limit); unlike "
+                    "--max-minutes, independent of the machine's speed")
     return ap.parse_args(argv)
 
 
@@ -226,6 +271,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     kind, sep, features = LANGUAGES[args.language]
+    lexicon = load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None  # fails early
 
     # 1. data
     train_sents = [s for f in args.train for s in read_conll(f)]
@@ -246,7 +292,6 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     words, chars, bigrams = build_vocabs(train_sents, args.language, pretrained, args.pretrained_top, args.min_bigram_freq)
     word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
     extra_sizes = [len(CASES)] if "case" in features else [len(bigrams), len(bigrams), LEXICON_SIZE]  # type: ignore[arg-type]
-    lexicon = load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None
     cfg = NetworkConfig(num_words=len(words), word_dim=word_dim, tune_words=not args.freeze_words,
                         num_chars=len(chars), char_dim=args.char_dim, char_filters=args.char_filters,
                         extra_sizes=extra_sizes, extra_dims=[args.extra_dim] * len(extra_sizes), hidden=args.hidden,
@@ -263,9 +308,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
              len(bigrams) if bigrams else 0, sum(p.numel() for p in net.parameters()))
 
     meta = {
-        "name": args.name, "version": args.version, "language": args.language, "tokenizer": {"kind": kind},
+        "name": args.name, "version": args.version, "language": args.language, "tokenizer": tokenizer_spec(kind),
         "max_length": args.max_length, "max_word_chars": cfg.max_word_chars, "labels": labels, "features": features,
-        "network": cfg.to_dict(), "confidence": "mean over the span's tokens of the CRF marginal probability of the predicted tag",
+        "network": cfg.to_dict(), "confidence": confidence_note(cfg.crf),
         "pretrained": (pretrained or {}).get("source"),
         "lexicon": (f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, CC-BY-SA 4.0: "
                     f"{len(lexicon)} words") if lexicon else None,
@@ -291,16 +336,19 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         f1 = result["micro"]["f1"]
         log.info("epoch %.2f  dev P %.2f R %.2f F1 %.2f  (best %.2f)", epoch, result["micro"]["precision"],
                  result["micro"]["recall"], f1, best["f1"])
-        if f1 > best["f1"]:
-            best.update(f1=f1, epoch=epoch, result=result)
+        if f1 > best["f1"]:  # early stopping follows the network's scores; the artifact's are stored
+            best.update(f1=f1, epoch=epoch)
             bad_evals = 0
             meta["training"] = {
                 "train": list(args.train), "dev": dev_desc, "train_sentences": len(train_sents), "train_tokens": train_tokens,
                 "scheme": scheme, "seed": args.seed, "best_epoch": round(epoch, 2), "command": command,
                 "train_seconds": round(time.perf_counter() - t_start), "torch": torch.__version__,
             }
-            meta["dev_scores"] = result
-            export(net, meta, words, bigrams, args.output, lexicon)
+            export(net, meta, words, bigrams, args.output, lexicon, dev=dev_sents, dev_desc=dev_desc)
+            best["result"] = read_meta(args.output)["dev_scores"]
+            if best["result"]["micro"] != result["micro"]:
+                log.info("  the exported artifact: dev P %.2f R %.2f F1 %.2f (stored)", best["result"]["micro"]["precision"],
+                         best["result"]["micro"]["recall"], best["result"]["micro"]["f1"])
         else:
             bad_evals += 1
             for opt in optimizers:
@@ -329,9 +377,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
             n_tok = int(lengths.sum())
             seen += n_tok
             loss_sum += loss.item()
-            if bar is not None:
-                bar.update(n_tok)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", tok_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
+            bar.update(n_tok)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", tok_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
             out_of_time = args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes
             if args.steps and step >= args.steps or out_of_time:
                 stop = True
@@ -341,15 +388,14 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 if bad_evals >= args.patience:
                     stop = True
                     break
-        if bar is not None:
-            bar.close()
+        bar.close()
         log.info("epoch %d: loss %.4f, %.0f tokens/s", epoch, loss_sum / max(seen, 1), seen / (time.perf_counter() - t0))
         if not (stop and bad_evals >= args.patience):
             evaluate_now(float(epoch) if not stop else epoch - 1 + b / len(batches))
         if stop or bad_evals >= args.patience:
             break
-    log.info("best dev F1 %.2f at epoch %s; saved %s (%.0f s)", best["f1"], best.get("epoch"), args.output,
-             time.perf_counter() - t_start)
+    log.info("best dev F1 %.2f at epoch %s; saved %s (%.0f s); its scores as stored:", best["f1"], best.get("epoch"),
+             args.output, time.perf_counter() - t_start)
     print(format_report(best["result"]))
     return best["result"]
 
@@ -358,7 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    train(args, command="python -m model.train " + " ".join(argv))
+    try:
+        train(args, command="python -m model.train " + " ".join(argv))
+    except MissingExtra as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,9 +1,14 @@
-"""Every shipped artifact loads, carries its card's name, and tags a sample it gets right."""
+"""Every shipped artifact loads, carries its card's name, tags a sample it gets right, and stores
+the dev scores that ``python -m model.evaluate`` gives for it."""
 import pathlib
 
 import pytest
 
 from model import default_model_path, load
+from model.conll import read_conll, split_dev
+from model.evaluate import evaluate_tagger
+from model.export import FORMAT_VERSION
+from model.tokenize import spec
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "model" / "artifacts"
 
@@ -15,6 +20,14 @@ SHIPPED = {
                   [("Lakers", "group"), ("Kevin", "person"), ("LA", "location")]),
     "zh-news": ("zh-news.pt", "江泽民主席在北京会见了美国总统克林顿。",
                 [("江泽民", "PER"), ("北京", "LOC"), ("美国", "LOC"), ("克林顿", "PER")]),
+}
+
+
+# name -> dev data as in the README's cards: (file under the data dir, dev fraction, split seed)
+DEV = {
+    "en-news": ("conll2003/valid.txt", 0, 0),
+    "en-social": ("wnut17/dev.conll", 0, 0),
+    "zh-news": ("msra/train.bio", 0.05, 13),
 }
 
 
@@ -31,6 +44,8 @@ def test_shipped_model(name):
         pytest.fail(f"{path} is missing")
     tagger = load(path)
     assert tagger.name == name
+    assert tagger.info["format_version"] == FORMAT_VERSION
+    assert tagger.info["tokenizer"] == spec(tagger.tokenizer), "re-exported with this tokenizer's spec"
     assert tagger.info["dev_scores"]["micro"]["f1"] > 0
     assert path.stat().st_size < 40 * 2**20, "small enough for git"
     (spans,) = tagger.tag([text])
@@ -43,3 +58,22 @@ def test_shipped_model(name):
 
 def test_default_model_is_en_news():
     assert default_model_path() == ARTIFACTS / "en-news.pt"
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_stored_dev_scores_are_what_evaluate_gives(name, data_root):
+    """The metadata's dev scores (micro and per type) equal ``python -m model.evaluate``'s on the
+    full dev split (gold tokens): all three artifacts on all of their dev sets, no subsets, about
+    10 s together with one torch thread on the shared 2-core development machine. Skipped only
+    without the corpora (set TAGSTREAM_DATA_DIR)."""
+    file, fraction, seed = DEV[name]
+    data = data_root / file
+    if not data.is_file():
+        pytest.skip(f"{data} not found: set TAGSTREAM_DATA_DIR to the shared data directory")
+    sents = read_conll(data)
+    if fraction:
+        sents = split_dev(sents, fraction, seed)[1]
+    tagger = load(ARTIFACTS / SHIPPED[name][0], threads=1)  # one thread: two can crawl on a busy 2-core host
+    result = evaluate_tagger(tagger, sents)
+    assert tagger.info["dev_scores"]["micro"]["f1"] == result["micro"]["f1"]
+    assert tagger.info["dev_scores"] == result

@@ -5,10 +5,13 @@ import pytest
 import torch
 
 from model import Prepared, Span, load
+from model.conll import read_conll
+from model.evaluate import evaluate_tagger
 from model.train import main as train_main
 
-PEOPLE = ["John Smith", "Mary Jones", "Peter Brown", "Anna Lee"]
-PLACES = ["London", "Paris", "Berlin", "Tokyo"]
+# names with a combining mark (decomposed é and ü) and in another script, to check offsets there
+PEOPLE = ["John Smith", "Mary Jones", "Peter Brown", "Anna Lee", "Rene\u0301 Dubois"]
+PLACES = ["London", "Paris", "Berlin", "Tokyo", "Zu\u0308rich", "Москва"]
 TEMPLATES = ["{p} lives in {l} .", "{p} visited {l} on Monday .", "In {l} , {p} said nothing ."]
 
 
@@ -31,7 +34,7 @@ def corpus(n: int, seed: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny")
     (d / "train.txt").write_text(corpus(60, 1))
     (d / "dev.txt").write_text(corpus(10, 2))
@@ -40,14 +43,19 @@ def tiny(tmp_path_factory):
                 "--version", "0.0.1", "--epochs", "8", "--patience", "8", "--lr", "0.02", "--word-dim", "16",
                 "--char-dim", "8", "--char-filters", "8", "--extra-dim", "4", "--hidden", "16", "--heads", "2",
                 "--max-length", "12", "--batch-tokens", "128", "--threads", "1"])
-    return load(out)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return load(tiny_dir / "tiny.pt")
 
 
 HARD_TEXTS = [
     "",
     "   \n\t ",
     "Peter Brown 😀👍🏽 visited Paris 🇫🇷 !",
-    "Anna Lee e\u0301te\u0301 cafe\u0301 Z\u0351\u0352algo London .",
+    "Z\u0351\u0352algo 😀👍🏽 : Rene\u0301 Dubois lives in Zu\u0308rich .",
     "John Smith 在 東京 and Москва , مرحبا Berlin .",
     "\ud800 lone surrogate \x00\x07 control \u200b zero width",
     " ".join(["Mary Jones lives in Berlin ."] * 40),  # 240 tokens > max_length 12
@@ -55,10 +63,26 @@ HARD_TEXTS = [
 ]
 
 
+# the entities the tiny model must find in the emoji / combining-mark / mixed-script texts above,
+# at the code-point offsets where they are: after emoji (astral code points, two UTF-16 units each)
+# and marks, and themselves containing a combining mark (René, Zürich) or in Cyrillic (Москва)
+EXPECTED = {
+    HARD_TEXTS[2]: [("Peter Brown", "PER"), ("Paris", "LOC")],
+    HARD_TEXTS[3]: [("Rene\u0301 Dubois", "PER"), ("Zu\u0308rich", "LOC")],
+    HARD_TEXTS[4]: [("John Smith", "PER"), ("Москва", "LOC"), ("Berlin", "LOC")],
+}
+
+
 def test_metadata_round_trips(tiny):
     assert (tiny.name, tiny.version) == ("tiny", "0.0.1")
     assert tiny.labels == ("LOC", "PER") and tiny.max_length == 12
     assert tiny.info["training"]["train_sentences"] >= 60 and "micro" in tiny.info["dev_scores"]
+    assert tiny.info["confidence"].startswith("mean over the span's tokens of the CRF marginal")
+
+
+def test_stored_dev_scores_are_the_artifacts(tiny_dir, tiny):
+    """train stores the scores of the exported artifact (as python -m model.evaluate gives them)."""
+    assert tiny.info["dev_scores"] == evaluate_tagger(tiny, read_conll(tiny_dir / "dev.txt"))
 
 
 def test_learns_the_tiny_corpus(tiny):
@@ -77,6 +101,17 @@ def test_every_span_is_a_valid_slice(tiny, text):
     assert all(a.end <= b.start for a, b in zip(spans, spans[1:])), "spans do not overlap"
     if not text.strip():
         assert spans == []
+
+
+@pytest.mark.parametrize("text", list(EXPECTED), ids=["emoji", "combining marks", "mixed scripts"])
+def test_entities_are_found_at_their_offsets_in_hard_texts(tiny, text):
+    """Fails if tokenisation or offsets break around emoji, combining marks or other scripts."""
+    (spans,) = tiny.tag([text])
+    expected = []
+    for entity, label in EXPECTED[text]:
+        start = text.index(entity)  # code points (str indices)
+        expected.append((start, start + len(entity), label, entity))
+    assert [(s.start, s.end, s.label, s.text) for s in spans] == expected
 
 
 def test_long_text_is_chunked_not_truncated(tiny):

@@ -1,7 +1,7 @@
 import pytest
 
 from model.conll import read_conll
-from model.tokenize import tokenize, tokenize_offsets
+from model.tokenize import check_spec, spec, token_separator, tokenize, tokenize_offsets
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,32 @@ def test_bad_input_raises_value_error():
         tokenize("x", "klingon")
     with pytest.raises(ValueError):
         tokenize(b"bytes")  # type: ignore[arg-type]
+
+
+def test_spec_names_the_rules_version_and_settings():
+    en = spec("conll-en")
+    assert en["kind"] == "conll-en" and en["version"] == 1 and "Mr" in en["settings"]["abbreviations"]
+    assert en["settings"]["clitics"] == ["'s", "'d", "'m", "'re", "'ve", "'ll", "n't"]
+    assert check_spec(en) == "conll-en" and check_spec(spec("char")) == "char"
+    assert check_spec(dict(en, unicode="0.0.0")) == "conll-en", "the Unicode version is informational"
+    assert (token_separator("conll-en"), token_separator("char")) == (" ", "")
+
+
+@pytest.mark.parametrize("stored, message", [
+    ("conll-en", "expected an object"),
+    ({"kind": "conll-en"}, "no rules version"),
+    ({"kind": "bpe", "version": 1}, "unknown kind 'bpe'"),
+    (dict(spec("char"), version=2), "char rules version 2 is not implemented here .*; upgrade tagstream"),
+    (dict(spec("char"), version=0), "char rules version 0 is not implemented here \\(this tagstream has version 1\\)$"),
+    (dict(spec("char"), settings={"split_on": ["whitespace"], "gold_token_separator": ""}), "settings differ .*'split_on'"),
+])
+def test_unimplemented_tokenizer_specs_are_refused(stored, message):
+    with pytest.raises(ValueError, match=message):
+        check_spec(stored)
+
+
+def test_format_1_specs_held_the_kind_only():
+    assert check_spec({"kind": "char"}, legacy=True) == "char"
 
 
 def test_round_trip_on_conll_valid_at_least_99_5_percent(data_root):

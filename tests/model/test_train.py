@@ -1,0 +1,64 @@
+"""Training details: the confidence note, the progress line without tqdm, a missing train extra."""
+import io
+import re
+import sys
+
+import pytest
+
+import model.train
+from model import load
+from model.train import PlainProgress, main as train_main
+
+SENTENCES = ["John Smith lives in Paris .", "Mary Jones visited London .", "In Berlin , Anna Lee said nothing ."]
+TAGS = ["B-PER I-PER O O B-LOC O", "B-PER I-PER O B-LOC O", "O B-LOC O B-PER I-PER O O O"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    lines = []
+    for text, tags in zip(SENTENCES * 5, TAGS * 5):
+        lines += [f"{tok} {tag}" for tok, tag in zip(text.split(), tags.split())] + [""]
+    (tmp_path / "train.txt").write_text("\n".join(lines))
+    (tmp_path / "dev.txt").write_text("\n".join(lines[:20]))
+    return tmp_path
+
+
+def args(d, *extra):
+    return ["--train", str(d / "train.txt"), "--dev", str(d / "dev.txt"), "--output", str(d / "m.pt"), "--epochs", "1",
+            "--word-dim", "8", "--char-dim", "4", "--char-filters", "4", "--extra-dim", "2", "--hidden", "8",
+            "--heads", "2", "--batch-tokens", "32", "--threads", "1", *extra]
+
+
+def test_confidence_note_follows_the_output_layer(files):
+    assert train_main(args(files, "--softmax")) == 0
+    tagger = load(files / "m.pt")
+    assert tagger.info["network"]["crf"] is False
+    assert tagger.info["confidence"] == "mean over the span's tokens of the softmax probability of the predicted tag"
+    assert all(0 <= s.score <= 1 for s in tagger.tag(["John Smith lives in Paris ."])[0])
+
+
+def test_without_tqdm_a_plain_progress_line_goes_to_stderr(files, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
+    assert isinstance(model.train.progress(100, "epoch 1"), PlainProgress)
+    monkeypatch.setattr(model.train, "PlainProgress", lambda total, desc: PlainProgress(total, desc, interval=0))
+    assert train_main(args(files)) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^epoch 1: \d+% \([\d,]+/[\d,]+ tokens\), loss [\d.]+, [\d,]+ tokens/s$", err, re.M)
+
+
+def test_plain_progress_line():
+    out = io.StringIO()
+    bar = PlainProgress(2_000_000, "epoch 3", interval=0, file=out)
+    bar.update(845_312)
+    bar.set_postfix(loss="0.019", tok_s="7203", refresh=False)
+    bar.update(0)
+    assert re.fullmatch(r"epoch 3: 42% \(845,312/2,000,000 tokens\), loss 0\.019, [\d,]+ tokens/s",
+                        out.getvalue().splitlines()[-1])
+
+
+def test_chinese_without_wordfreq_names_the_extra(files, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wordfreq", None)
+    assert train_main(args(files, "--language", "zh")) == 2
+    err = capsys.readouterr().err
+    assert "wordfreq" in err and "pip install -e '.[train]'" in err and "train extra" in err
+    assert not (files / "m.pt").exists()
