@@ -85,7 +85,12 @@ def test_a_second_worker_joins_mid_stream_and_together_they_label_every_id(
     wait_for_outputs(bootstrap, topics.output, 300, isolation_level="read_committed")
     # b joins: a rebalance, likely mid-stream
     b = start_worker(topics, **settings, kafka__transactional_id=f"{topics.group}-b").wait_ready()
-    owned = (a.sample("tagstream_assigned_partitions"), b.sample("tagstream_assigned_partitions"))
+    deadline = time.monotonic() + 30  # b is ready once it owns partitions; a may still be rejoining
+    while True:
+        owned = (a.sample("tagstream_assigned_partitions"), b.sample("tagstream_assigned_partitions"))
+        if sorted(owned) == [1, 2] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert sorted(owned) == [1, 2]
     produce(bootstrap, topics.input, json_records(ids[6000:], lambda _: TEXT, keys=50))
 
