@@ -8,6 +8,7 @@ arguments or model file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -165,8 +166,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from worker.pipeline import load_tagger
 
     logs.configure("WARNING")
-    if args.batch_size < 1:
-        print("tagstream tag: --batch-size must be >= 1", file=sys.stderr)
+    problem = _tag_argument_problem(args)
+    if problem:
+        print(f"tagstream tag: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         tagger = load_tagger(args.model, args.threads)
@@ -176,7 +178,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
     model_ref = f"{tagger.name}@{tagger.version}"
     name = str(args.input) if args.input else "-"
     errors = 0
-    with _open_in(args.input) as inp, _open_out(args.output) as out:
+    with contextlib.ExitStack() as files:
+        try:
+            inp = files.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
+            out = files.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
+        except OSError as exc:
+            print(f"tagstream tag: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
         for chunk in _chunks(_lines(inp, args.input_format), args.batch_size):
             docs, prepared = [], []
             for number, raw in chunk:
@@ -205,6 +213,20 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tag_argument_problem(args: argparse.Namespace) -> str | None:
+    if args.batch_size < 1:
+        return "--batch-size must be >= 1"
+    if args.threads < 0:
+        return "--threads must be >= 0 (0: one per core)"
+    if args.max_text_chars < 1:
+        return "--max-text-chars must be >= 1"
+    if args.model is not None and not args.model.is_file():
+        return f"--model {args.model}: no such file"
+    if args.input is not None and not args.input.is_file():
+        return f"--input {args.input}: no such file"
+    return None
+
+
 def _lines(inp: IO[bytes], input_format: str) -> Iterator[tuple[int, bytes]]:
     """Numbered lines. JSON lines: blank lines are skipped. Text: every line is a text (a blank
     one gets no spans), so output line N answers input line N."""
@@ -223,26 +245,6 @@ def _chunks(items: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tupl
             chunk = []
     if chunk:
         yield chunk
-
-
-class _open_in:  # noqa: N801 (a context manager used like open)
-    def __init__(self, path: Path | None):
-        self._path = path
-        self._file: IO[bytes] | None = None
-
-    def __enter__(self) -> IO[bytes]:
-        self._file = open(self._path, "rb") if self._path else None  # noqa: SIM115
-        return self._file or sys.stdin.buffer
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file:
-            self._file.close()
-
-
-class _open_out(_open_in):  # noqa: N801
-    def __enter__(self) -> IO[bytes]:
-        self._file = open(self._path, "wb") if self._path else None  # noqa: SIM115
-        return self._file or sys.stdout.buffer
 
 
 # -- demo ----------------------------------------------------------------------------------

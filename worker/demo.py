@@ -35,12 +35,21 @@ BURST_REPEAT = 10  # the burst sends the sentences this many times
 
 def run(args: argparse.Namespace) -> int:
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
+    problem = _argument_problem(args)
+    if problem:
+        _say(f"tagstream demo: {problem}")
+        return 2
     sentences = _sentences(args.sentences)
+    if not sentences:
+        _say(f"tagstream demo: {args.sentences} has no sentences")
+        return 2
     started_broker = False
     worker: subprocess.Popen | None = None
     admin = None
     topics: list[str] = []
+    bootstrap: str | None = None
     workdir = Path(tempfile.mkdtemp(prefix="tagstream-demo-"))
     try:
         bootstrap = args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -98,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except _DemoError as exc:
         _say(f"demo failed: {exc}")
+        return exc.status
+    except KafkaError as exc:
+        _say(f"demo failed: Kafka at {bootstrap} did not answer: {exc!r}")
         return 1
     finally:
         if worker is not None and worker.poll() is None:
@@ -117,7 +129,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _DemoError(Exception):
-    pass
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status  # the demo's exit status
+
+
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    if args.rate <= 0:
+        return "--rate must be > 0"
+    if args.partitions < 1:
+        return "--partitions must be >= 1"
+    if args.sentences is not None and not args.sentences.is_file():
+        return f"--sentences {args.sentences}: no such file"
+    if args.model is not None and not args.model.is_file():
+        return f"--model {args.model}: no such file"
+    return None
 
 
 def _say(line: str) -> None:
@@ -165,7 +191,10 @@ def _wait_ready(worker: subprocess.Popen, port: int, log_path: Path, timeout_s: 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise _DemoError(f"the worker exited ({worker.returncode}):\n{log_path.read_text()[-3000:]}")
+            raise _DemoError(  # 2: the worker refused its settings or the model file
+                f"the worker exited ({worker.returncode}):\n{log_path.read_text()[-3000:]}",
+                status=2 if worker.returncode == 2 else 1,
+            )
         if _get(port, "/readyz")[0] == 200:
             return
         time.sleep(0.2)

@@ -140,8 +140,8 @@ class Pipeline:
         return status
 
     def _waiting(self) -> float | None:
-        """Called about every 0.2 s while the main thread waits on the broker (acknowledgements,
-        a commit). Waiting is not stalling: beat the liveness heartbeat. A stop request starts
+        """Called while the main thread waits on the broker: about every 0.2 s for
+        acknowledgements, every second for a commit. Waiting is not stalling: beat the liveness heartbeat. A stop request starts
         the drain clock; returns the drain deadline (None: not stopping)."""
         self._health.beat()
         if self._deadline is None and self._stop.is_set():
@@ -204,9 +204,7 @@ class Pipeline:
                 if batch is None:
                     break
                 self._inflight = self._submit(batch)
-            try:
-                self._inflight.future.result(timeout=max(0.0, deadline - self._clock()))
-            except FutureTimeout:
+            if not self._wait_for_tagging(deadline):
                 return self._drain_timeout("tagging")
             flight, self._inflight = self._inflight, None
             batch = self._batcher.flush()
@@ -223,6 +221,18 @@ class Pipeline:
             return 1
         log.info("drained: everything consumed is delivered and committed")
         return 0
+
+    def _wait_for_tagging(self, deadline: float) -> bool:
+        """Wait for the batch being tagged, beating the heartbeat meanwhile; False at the deadline."""
+        assert self._inflight is not None
+        while True:
+            try:
+                self._inflight.future.result(timeout=max(0.0, min(0.2, deadline - self._clock())))
+                return True
+            except FutureTimeout:
+                self._health.beat()
+                if self._clock() >= deadline:
+                    return False
 
     def _drain_timeout(self, doing: str) -> int:
         log.error(

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from worker.cli import main
 
 
@@ -84,3 +86,30 @@ def test_run_with_a_missing_model_file_exits_2(tmp_path):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "tagstream" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tag", "--input", "/nonexistent/in.jsonl"], "--input /nonexistent/in.jsonl: no such file"),
+        (["tag", "--threads", "-1"], "--threads must be >= 0"),
+        (["tag", "--max-text-chars", "0"], "--max-text-chars must be >= 1"),
+        (["tag", "--model", "/nonexistent/m.pt"], "--model /nonexistent/m.pt: no such file"),
+        (["demo", "--rate", "0"], "--rate must be > 0"),
+        (["demo", "--partitions", "0"], "--partitions must be >= 1"),
+        (["demo", "--sentences", "/nonexistent/s.txt"], "--sentences /nonexistent/s.txt: no such file"),
+    ],
+)
+def test_bad_arguments_exit_2_saying_why(args, message, capsys):
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err + captured.out
+
+
+def test_tag_to_an_unwritable_output_exits_2(tmp_path, tiny_model, capsys):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "Rome"}\n')
+    status = main(["tag", "--model", str(tiny_model), "--input", str(inp),
+                   "--output", str(tmp_path / "missing-dir" / "out.jsonl")])
+    assert status == 2
+    assert "cannot open" in capsys.readouterr().err
