@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -44,23 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     tag = sub.add_parser("tag", help="label JSON lines {\"id\", \"text\"} without Kafka")
-    tag.add_argument("--model", type=Path, help="model artifact (default: the shipped en-news)")
-    tag.add_argument("--input", type=Path, help="input file (default: stdin)")
+    tag.add_argument("--model", type=_existing_file, help="model artifact (default: the shipped en-news)")
+    tag.add_argument("--input", type=_existing_file, help="input file (default: stdin)")
     tag.add_argument("--output", type=Path, help="output file (default: stdout)")
     tag.add_argument("--input-format", choices=("json", "text"), default="json",
                      help="json: one object per line with a \"text\" field; text: one text per line")
-    tag.add_argument("--batch-size", type=int, default=64, help="texts per model call (default 64)")
+    tag.add_argument("--batch-size", type=_at_least(1), default=64, help="texts per model call (default 64)")
     tag.add_argument("--echo-text", action="store_true", help="copy each text into its output")
-    tag.add_argument("--max-text-chars", type=int, default=100_000)
-    tag.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    tag.add_argument("--max-text-chars", type=_at_least(1), default=100_000)
+    tag.add_argument("--threads", type=_at_least(0), default=0, help="torch threads (0: one per core)")
     tag.set_defaults(func=cmd_tag)
 
     demo = sub.add_parser("demo", help="local broker + worker + a few hundred sentences, then a summary")
-    demo.add_argument("--sentences", type=Path, help="one text per line (default: the embedded set)")
-    demo.add_argument("--rate", type=float, default=50.0,
+    demo.add_argument("--sentences", type=_existing_file,
+                      help="one text per line (default: the embedded set)")
+    demo.add_argument("--rate", type=_positive_float, default=50.0,
                       help="messages/s in the streaming phase (default 50)")
-    demo.add_argument("--partitions", type=int, default=2)
-    demo.add_argument("--model", type=Path, help="model artifact (default: the shipped en-news)")
+    demo.add_argument("--partitions", type=_at_least(1), default=2)
+    demo.add_argument("--model", type=_existing_file, help="model artifact (default: the shipped en-news)")
     demo.add_argument("--bootstrap-servers",
                       help="use this broker instead of starting the local one "
                       "(default: $KAFKA_BOOTSTRAP_SERVERS, else scripts/kafka-local up)")
@@ -68,6 +69,38 @@ def _parser() -> argparse.ArgumentParser:
                       help="leave the local broker running afterwards")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+# Argument types: argparse turns their errors into "argument --x: ..." and exit status 2.
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no such file")
+    return path
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if n < least:
+            raise argparse.ArgumentTypeError(f"must be >= {least}, got {n}")
+        return n
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return x
 
 
 # -- run -----------------------------------------------------------------------------------
@@ -166,10 +199,6 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from worker.pipeline import load_tagger
 
     logs.configure("WARNING")
-    problem = _tag_argument_problem(args)
-    if problem:
-        print(f"tagstream tag: {problem}", file=sys.stderr)
-        return EXIT_USAGE
     try:
         tagger = load_tagger(args.model, args.threads)
     except ValueError as exc:
@@ -211,20 +240,6 @@ def cmd_tag(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
-
-
-def _tag_argument_problem(args: argparse.Namespace) -> str | None:
-    if args.batch_size < 1:
-        return "--batch-size must be >= 1"
-    if args.threads < 0:
-        return "--threads must be >= 0 (0: one per core)"
-    if args.max_text_chars < 1:
-        return "--max-text-chars must be >= 1"
-    if args.model is not None and not args.model.is_file():
-        return f"--model {args.model}: no such file"
-    if args.input is not None and not args.input.is_file():
-        return f"--input {args.input}: no such file"
-    return None
 
 
 def _lines(inp: IO[bytes], input_format: str) -> Iterator[tuple[int, bytes]]:

@@ -219,10 +219,11 @@ def _dead_letter_outgoing(
 ) -> Outgoing:
     src = dead.source
     key, value = src.key, src.value
-    headers = messages.dead_letter_headers(dead)
     if drop_key_and_headers:  # only tagstream's headers remain: where the input was, and why
         key = None
         headers = messages.error_headers(dead) + [(messages.HEADER_KEY_AND_HEADERS_DROPPED, b"true")]
+    else:
+        headers = messages.dead_letter_headers(dead)
     if drop_value:
         value = None
         headers.append((messages.HEADER_VALUE_DROPPED, b"true"))

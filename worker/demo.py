@@ -37,10 +37,6 @@ def run(args: argparse.Namespace) -> int:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    problem = _argument_problem(args)
-    if problem:
-        _say(f"tagstream demo: {problem}")
-        return 2
     sentences = _sentences(args.sentences)
     if not sentences:
         _say(f"tagstream demo: {args.sentences} has no sentences")
@@ -132,18 +128,6 @@ class _DemoError(Exception):
     def __init__(self, message: str, status: int = 1):
         super().__init__(message)
         self.status = status  # the demo's exit status
-
-
-def _argument_problem(args: argparse.Namespace) -> str | None:
-    if args.rate <= 0:
-        return "--rate must be > 0"
-    if args.partitions < 1:
-        return "--partitions must be >= 1"
-    if args.sentences is not None and not args.sentences.is_file():
-        return f"--sentences {args.sentences}: no such file"
-    if args.model is not None and not args.model.is_file():
-        return f"--model {args.model}: no such file"
-    return None
 
 
 def _say(line: str) -> None:

@@ -123,10 +123,10 @@ class Sink:
             return refused
         timeout_at = time.monotonic() + self._delivery_timeout_s
         failures: list[tuple[Outgoing, BaseException]] = []
+        deadline = waiting()
         for item, future in pending:
             try:
-                while True:  # wait in slices, asking for the deadline between them
-                    deadline = waiting()
+                while True:  # wait in slices; between them, report and ask for the deadline
                     end = timeout_at if deadline is None else min(timeout_at, deadline)
                     try:
                         future.get(timeout=max(0.0, min(WAIT_SLICE_S, end - time.monotonic())))
@@ -134,6 +134,7 @@ class Sink:
                     except KafkaTimeoutError:
                         if time.monotonic() >= end:
                             raise
+                        deadline = waiting()
             except KafkaError as exc:
                 failures.append((item, exc))
         if failures:

@@ -31,8 +31,6 @@ from worker.records import SourceRecord, TopicPartition
 log = logging.getLogger(__name__)
 
 COMMIT_SLICE_S = 1.0  # a commit waits in slices this long, asking whether to give up
-# What kafka-python raises for a record it cannot parse (UnicodeDecodeError: a header name).
-UNREADABLE = (CorruptRecordError, UnicodeDecodeError)
 
 
 
@@ -97,7 +95,7 @@ class Source:
         """
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except UNREADABLE as exc:
+        except CorruptRecordError as exc:  # kafka-python cannot parse a record (it wraps decode errors)
             self._unreadable(exc)
         out = [
             SourceRecord(
