@@ -109,7 +109,10 @@ def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path
         from model.tagger import load
 
         scored = _payload_crcs(tmp)
-        meta["dev_scores"] = evaluate_tagger(load(tmp), dev)
+        scorer = load(tmp)
+        meta["dev_scores"] = evaluate_tagger(scorer, dev)
+        # what the scores depend on: the numeric path and the CPU they were measured with
+        meta["dev_scored_with"] = {k: scorer.info["precision"][k] for k in ("path", "cpu")}
         if dev_desc:
             meta["dev_scored_on"] = f"{dev_desc}: this artifact on gold tokens (as python -m model.evaluate)"
         files[META_FILE] = json.dumps(meta, ensure_ascii=False, indent=1)
@@ -208,7 +211,7 @@ def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sente
     words = Vocab.loads(files[WORDS_FILE])
     bigrams = Vocab.loads(files[BIGRAMS_FILE]) if files[BIGRAMS_FILE] else None
     lexicon = files[LEXICON_FILE].split("\n") if files[LEXICON_FILE] else None
-    for key in ("format", "format_version", "tags", "dev_scored_on"):
+    for key in ("format", "format_version", "tags", "dev_scored_on", "dev_scored_with", "precision"):
         meta.pop(key, None)
     meta["tokenizer"] = tokenizer_spec(kind)
     meta["confidence"] = confidence_note(cfg.crf)

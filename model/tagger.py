@@ -14,6 +14,7 @@ between tokens, else hard) and their spans merged back; nothing is truncated.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import threading
@@ -24,11 +25,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from model.cpu import Precision, choose_precision
 from model.export import BIGRAMS_FILE, FORMAT, FORMAT_VERSION, LEXICON_FILE, META_FILE, WORDS_FILE
 from model.features import FEATURES, LEXICON_SIZE, Featurizer
 from model.spans import bioes_tags, bioes_transitions, tags_to_spans
 from model.tokenize import check_spec, token_separator, tokenize_offsets
 from model.vocab import CASES, Vocab
+
+log = logging.getLogger(__name__)
 
 _SENTENCE_ENDS = frozenset(".!?;。！？；…")
 _MAX_BATCH_TOKENS = 8192  # padded tokens per network call
@@ -145,6 +149,7 @@ class Tagger:
         self.max_length: int = int(meta["max_length"])
         self.tokenizer: str = meta["tokenizer"]["kind"]
         self.tags: list[str] = list(meta["tags"])
+        self.precision: str = (meta.get("precision") or {}).get("path", "")  # set by load()
         self._featurizer = Featurizer(words, meta["features"], bigrams, int(meta["max_word_chars"]), lexicon)
         self._lock = threading.Lock()
 
@@ -392,18 +397,36 @@ def _smoke(path: pathlib.Path, tagger: "Tagger") -> None:
         raise ArtifactError(path, f"fails a test tagging of {text!r}: {type(e).__name__}: {first}") from e
 
 
-def load(path: str | os.PathLike | None = None, *, threads: int | None = None) -> Tagger:
+def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
+    """Run the network's BiLSTM on ``precision.path`` (see ``model.cpu``)."""
+    if hasattr(module, "fast_lstm"):
+        module.fast_lstm = precision.path == "bfloat16"
+    elif precision.path == "bfloat16":
+        raise ValueError("this network has no bfloat16 path")
+
+
+def load(path: str | os.PathLike | None = None, *, threads: int | None = None,
+         precision: str = "auto") -> Tagger:
     """Load an artifact (default: ``default_model_path()``); ArtifactError if it cannot be used.
 
     Checks: the zip members' CRCs, TorchScript, the metadata against the network and the
     vocabularies, the tokenizer's rules version; then one text is tagged as a smoke test.
+    ``precision``: "auto" (bfloat16 only where the CPU computes it natively, else float32),
+    "bfloat16" or "float32"; the choice and its reason are in ``tagger.info["precision"]``.
     """
+    chosen = choose_precision(precision)  # ValueError for an unknown name, before any work
     if threads is not None:
         torch.set_num_threads(threads)
     path = pathlib.Path(path) if path is not None else default_model_path()
     module, files = _read(path)
     meta, vocabs = _check(path, module, files)
     module.eval()
+    try:
+        set_precision(module, chosen)
+    except ValueError as e:
+        raise ArtifactError(path, str(e)) from None
+    meta["precision"] = {"path": chosen.path, "reason": chosen.reason, "cpu": chosen.cpu}
+    log.info("inference in %s: %s; CPU %s", chosen.path, chosen.reason, chosen.cpu)
     try:
         tagger = Tagger(module, meta, vocabs["words"], vocabs["bigrams"], vocabs["lexicon"])
     except (KeyError, TypeError, ValueError) as e:

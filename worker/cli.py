@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("--echo-text", action="store_true", help="copy each text into its output")
     tag.add_argument("--max-text-chars", type=_at_least(1), default=100_000)
     tag.add_argument("--threads", type=_at_least(0), default=0, help="torch threads (0: one per core)")
+    tag.add_argument("--precision", choices=("auto", "bfloat16", "float32"), default="auto",
+                     help="the network's numeric path (auto: bfloat16 only where the CPU computes "
+                     "it natively, else float32)")
     tag.set_defaults(func=cmd_tag)
 
     demo = sub.add_parser("demo", help="local broker + worker + a few hundred sentences, then a summary")
@@ -141,13 +144,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from worker.source import Source
 
     try:
-        tagger = load_tagger(settings.model.path, settings.model.threads)
+        tagger = load_tagger(settings.model.path, settings.model.threads, settings.model.precision)
     except ValueError as exc:  # model.ArtifactError
         log.error("cannot load the model: %s", exc)
         return EXIT_USAGE
-    metrics.set_model(tagger.name, tagger.version)
+    metrics.set_model(tagger.name, tagger.version, tagger.precision)
     health.model_loaded = True
-    log.info("model loaded", extra={"model": f"{tagger.name}@{tagger.version}"})
+    log.info("model loaded", extra={"model": f"{tagger.name}@{tagger.version}",
+                                    "precision": tagger.info["precision"]})
 
     try:
         source = Source(settings, metrics)
@@ -200,7 +204,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
     logs.configure("WARNING")
     try:
-        tagger = load_tagger(args.model, args.threads)
+        tagger = load_tagger(args.model, args.threads, args.precision)
     except ValueError as exc:
         print(f"tagstream tag: cannot load the model: {exc}", file=sys.stderr)
         return EXIT_USAGE

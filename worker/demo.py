@@ -205,7 +205,7 @@ def _cpu_seconds(port: int) -> float:
 def _model_ref(port: int) -> str:
     for s in _metrics(port):
         if s.name == "tagstream_model_info":
-            return f"{s.labels['name']}@{s.labels['version']}"
+            return f"{s.labels['name']}@{s.labels['version']} ({s.labels.get('precision', '?')})"
     return "?"
 
 

@@ -84,15 +84,16 @@ class Metrics:
             registry=registry,
         )
         self.model_info = Gauge(
-            "tagstream_model_info", "The loaded model (value 1).", ["name", "version"],
+            "tagstream_model_info", "The loaded model (value 1) and its numeric path.",
+            ["name", "version", "precision"],
             registry=registry,
         )
         for reason in REASONS:  # start every series at 0 so rate() and alerts see them
             self.records_dead_lettered.labels(reason)
 
-    def set_model(self, name: str, version: str) -> None:
+    def set_model(self, name: str, version: str, precision: str = "") -> None:
         self.model_info.clear()
-        self.model_info.labels(name, version).set(1)
+        self.model_info.labels(name, version, precision).set(1)
 
     def set_lag(self, tp: TopicPartition, lag: int) -> None:
         self.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)

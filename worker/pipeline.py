@@ -49,8 +49,9 @@ _BUSY_POLL_S = 0.005  # poll interval while a batch is being tagged
 _IDLE_POLL_S = 0.2  # longest poll when idle (how fast a stop request is noticed)
 
 
-def load_tagger(path: Path | None, threads: int = 0) -> Tagger:
-    """Load a TorchScript tagger artifact (None: the shipped default, en-news).
+def load_tagger(path: Path | None, threads: int = 0, precision: str = "auto") -> Tagger:
+    """Load a TorchScript tagger artifact (None: the shipped default, en-news) on the
+    numeric path ``precision`` ("auto": chosen from the CPU, see `model.cpu`).
 
     Raises `model.ArtifactError` (a ValueError) for a missing, corrupt or incompatible file.
     """
@@ -58,7 +59,7 @@ def load_tagger(path: Path | None, threads: int = 0) -> Tagger:
 
     with warnings.catch_warnings():  # torch marks TorchScript deprecated; it is what we ship
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        return model.load(path, threads=threads or None)
+        return model.load(path, threads=threads or None, precision=precision)
 
 
 class Tagger(Protocol):
@@ -66,6 +67,7 @@ class Tagger(Protocol):
 
     name: str
     version: str
+    precision: str
 
     def prepare(self, text: str) -> Any: ...
 

@@ -62,10 +62,17 @@ def test_default_model_is_en_news():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_stored_dev_scores_are_what_evaluate_gives(name, data_root):
-    """The metadata's dev scores (micro and per type) equal ``python -m model.evaluate``'s on the
-    full dev split (gold tokens): all three artifacts on all of their dev sets, no subsets, about
-    10 s together with one torch thread on the shared 2-core development machine. Skipped only
-    without the corpora (set TAGSTREAM_DATA_DIR)."""
+    """The metadata's dev scores agree with ``python -m model.evaluate``'s on the full dev split
+    (gold tokens), on the path this CPU runs: all three artifacts on all of their dev sets, no
+    subsets, about 10 s together with one torch thread. Skipped only without the corpora (set
+    TAGSTREAM_DATA_DIR).
+
+    Equal gold counts, but scores only within tolerances: the stored scores were measured on one
+    CPU and numeric path (``dev_scored_with``, or bfloat16 on an AMX Xeon for older artifacts),
+    and float results differ in their last bits between instruction sets (AVX2, AVX-512, AMX) and
+    between bfloat16 and float32; that flips a handful of tokens' tags, never more than 0.2 F1
+    points overall on these dev sets (measured: en-news 91.74 bfloat16/AMX vs 91.76 float32/AVX2).
+    """
     file, fraction, seed = DEV[name]
     data = data_root / file
     if not data.is_file():
@@ -75,5 +82,11 @@ def test_stored_dev_scores_are_what_evaluate_gives(name, data_root):
         sents = split_dev(sents, fraction, seed)[1]
     tagger = load(ARTIFACTS / SHIPPED[name][0], threads=1)  # one thread: two can crawl on a busy 2-core host
     result = evaluate_tagger(tagger, sents)
-    assert tagger.info["dev_scores"]["micro"]["f1"] == result["micro"]["f1"]
-    assert tagger.info["dev_scores"] == result
+    stored = {"micro": tagger.info["dev_scores"]["micro"], **tagger.info["dev_scores"]["per_type"]}
+    got = {"micro": result["micro"], **result["per_type"]}
+    assert set(stored) == set(got)
+    for kind, scores in stored.items():
+        assert scores["gold"] == got[kind]["gold"], kind
+        within = 0.2 if kind == "micro" else 1.5  # a rare type's F1 moves more per flipped span
+        assert abs(scores["f1"] - got[kind]["f1"]) <= within, (kind, scores, got[kind], tagger.precision)
+        assert abs(scores["predicted"] - got[kind]["predicted"]) <= max(3, 0.01 * scores["predicted"]), kind

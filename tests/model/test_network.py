@@ -42,14 +42,20 @@ def test_scripted_and_eager_agree_and_are_deterministic(crf):
     assert float(conf.min()) >= 0.0 and float(conf.max()) <= 1.0
 
 
-def test_padding_does_not_change_a_sentence():
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_padding_does_not_change_a_sentence(bfloat16):
+    """A sentence scores the same alone and padded in a batch, within what the numeric path
+    guarantees on every instruction set: float32 kernels may block a batch differently (last
+    bits), and emulated bfloat16 (AVX2) rounds differently per batch shape (about 1e-2)."""
     net = make_net()
+    net.fast_lstm = bfloat16
     words, extras, chars, lengths = inputs()
     with torch.inference_mode():
-        alone = net(words[2:3, :5], extras[2:3, :5], chars[2:3, :5], lengths[2:3])
-        batched = net(words, extras, chars, lengths)
-    assert torch.equal(alone[0][0], batched[0][2, :5])
-    assert torch.allclose(alone[1][0], batched[1][2, :5], atol=1e-5)
+        alone = net.emissions(words[2:3, :5], extras[2:3, :5], chars[2:3, :5], lengths[2:3])
+        batched = net.emissions(words, extras, chars, lengths)
+    atol = 5e-2 if bfloat16 else 1e-4
+    assert torch.allclose(alone[0], batched[2, :5], atol=atol), (alone[0] - batched[2, :5]).abs().max()
+    assert batched[2, 5:].abs().max() == 0  # padding scores 0
 
 
 def test_viterbi_and_marginals_match_brute_force():

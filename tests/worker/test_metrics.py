@@ -56,10 +56,12 @@ def test_counters_and_histograms_record_what_happened():
 def test_model_info_keeps_one_series():
     registry = CollectorRegistry()
     m = Metrics(registry, process_metrics=False)
-    m.set_model("en-news", "1.0.0")
-    m.set_model("en-news", "1.1.0")
-    assert registry.get_sample_value("tagstream_model_info", {"name": "en-news", "version": "1.1.0"}) == 1
-    assert registry.get_sample_value("tagstream_model_info", {"name": "en-news", "version": "1.0.0"}) is None
+    m.set_model("en-news", "1.0.0", "bfloat16")
+    m.set_model("en-news", "1.1.0", "float32")
+    new = {"name": "en-news", "version": "1.1.0", "precision": "float32"}
+    assert registry.get_sample_value("tagstream_model_info", new) == 1
+    old = {"name": "en-news", "version": "1.0.0", "precision": "bfloat16"}
+    assert registry.get_sample_value("tagstream_model_info", old) is None
 
 
 def test_lag_series_go_away_with_their_partitions():
