@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     # Imported here: these pull in torch and kafka-python, slow to import for --help.
-    from kafka.errors import KafkaError
+    from kafka.errors import KafkaConfigurationError, KafkaError
 
     from worker.pipeline import Pipeline, load_tagger
     from worker.sink import Sink
@@ -163,6 +163,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             source.close()
             return EXIT_FAILED
         sink = Sink(settings)
+    except (KafkaConfigurationError, ValueError, RuntimeError, AssertionError, OSError) as exc:
+        # kafka-python checks its settings when a client is made: a codec whose library is
+        # missing (RuntimeError), an unknown option value, an unreadable certificate file
+        log.error("the Kafka client refuses these settings: %s", exc or type(exc).__name__)
+        return EXIT_USAGE
     except KafkaError as exc:
         log.error("cannot connect to Kafka at %s: %r", settings.kafka.bootstrap_servers, exc)
         return EXIT_FAILED

@@ -21,7 +21,7 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from kafka.errors import CorruptRecordError, KafkaTimeoutError
+from kafka.errors import CorruptRecordError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.structs import OffsetAndMetadata
 
 from worker.config import Settings
@@ -96,6 +96,11 @@ class Source:
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except CorruptRecordError as exc:  # kafka-python cannot parse a record (it wraps decode errors)
+            self._unreadable(exc)
+        except UnsupportedCodecError as exc:  # the codec's library is missing from this install
+            log.error("a batch of the input is compressed with a codec whose library is not "
+                      "installed: reinstall tagstream with its dependencies (kafka-python[crc32c,"
+                      "lz4,snappy,zstd])", extra={"error": str(exc)})
             self._unreadable(exc)
         out = [
             SourceRecord(
