@@ -6,7 +6,12 @@ The worker uses only this API::
     tagger = load()                       # the shipped en-news model
     spans = tagger.tag(["Barack Obama visited Paris ."])
 """
-from model.export import export_random
-from model.tagger import ArtifactError, Prepared, Span, Tagger, default_model_path, load
+import warnings
+
+# torch built without NumPy warns on import that it cannot use it; the tagger never does
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
+
+from model.export import export_random  # noqa: E402
+from model.tagger import ArtifactError, Prepared, Span, Tagger, default_model_path, load  # noqa: E402
 
 __all__ = ["ArtifactError", "Prepared", "Span", "Tagger", "default_model_path", "export_random", "load"]

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 log = logging.getLogger("tagstream")
 
@@ -279,5 +279,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(args)
 
 
+def console() -> NoReturn:
+    """The `tagstream` command: `main`, then exit without the interpreter's teardown, which
+    takes about a second once torch is loaded and has nothing left to do (the clients are
+    closed, the files written; stdout, stderr and the logs are flushed here)."""
+    status = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

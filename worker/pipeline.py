@@ -21,15 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from worker import messages
 from worker.batcher import Batcher
-from worker.config import Settings
-from worker.delivery import Delivery
-from worker.http import Health
 from worker.messages import InvalidMessage
-from worker.metrics import Metrics
 from worker.records import (
     Batch,
     DeadLetter,
@@ -40,8 +36,13 @@ from worker.records import (
     TopicPartition,
     source_of,
 )
-from worker.sink import DeliveryError, Sink
-from worker.source import Source, UnreadableInput
+
+if TYPE_CHECKING:  # kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
+    from worker.config import Settings
+    from worker.http import Health
+    from worker.metrics import Metrics
+    from worker.sink import Sink
+    from worker.source import Source
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class Pipeline:
         self._health = health
         self._stop = stop
         self._clock = clock
+        from worker.delivery import Delivery
+
         b = settings.batching
         self._batcher = Batcher(b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagstream-infer")
@@ -117,6 +120,9 @@ class Pipeline:
 
     def run(self) -> int:
         """Run until the stop flag is set, then drain. Returns the process exit status."""
+        from worker.sink import DeliveryError
+        from worker.source import UnreadableInput
+
         status = 1
         try:
             unreadable = False
