@@ -10,12 +10,13 @@ STAMP := $(VENV)/.tagstream-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo clean
+.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench clean
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
 	@echo "make test    set-up, then every test (unit, integration on real Kafka, deployment checks)"
 	@echo "make unit    the tests that need no broker"
+	@echo "make bench   speed on this CPU: tagger per path, spaCy NER, end to end, Kafka client"
 	@echo "make setup   only the set-up: virtualenv, Kafka jars, helm and the deploy tools"
 
 # The virtualenv, reinstalled when pyproject.toml changes.
@@ -48,6 +49,11 @@ integration: venv kafka-jars
 
 demo: venv kafka-jars
 	$(VENV)/bin/tagstream demo
+
+# Speed on this machine (a few minutes; installs spaCy into its own cached virtualenv once).
+BENCH_ARGS ?=
+bench: venv kafka-jars
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

