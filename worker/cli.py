@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("--output", type=Path, help="output file (default: stdout)")
     tag.add_argument("--input-format", choices=("json", "text"), default="json",
                      help="json: one object per line with a \"text\" field; text: one text per line")
-    tag.add_argument("--batch-size", type=_at_least(1), default=64, help="texts per model call (default 64)")
+    tag.add_argument("--batch-size", type=_at_least(1), default=256,
+                     help="texts per model call (default 256: about a fifth faster than 64 on one thread)")
     tag.add_argument("--echo-text", action="store_true", help="copy each text into its output")
     tag.add_argument("--max-text-chars", type=_at_least(1), default=100_000)
     tag.add_argument("--threads", type=_at_least(0), default=0, help="torch threads (0: one per core)")
