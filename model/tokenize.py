@@ -34,11 +34,18 @@ import re
 import sys
 import unicodedata
 
+from model import unicode_marks
+
 KINDS = ("conll-en", "char")
 
 
-def _mark_class() -> str:
-    """A regex character class body of every combining mark (Unicode categories M*)."""
+def mark_ranges(scan: bool = False) -> list[tuple[int, int]]:
+    """Code-point ranges of every combining mark (Unicode categories M*), first and last
+    included: the stored table when it is of this Python's Unicode version (unless ``scan``),
+    else scanned from ``unicodedata``."""
+    if not scan and unicodedata.unidata_version == unicode_marks.UNIDATA_VERSION:
+        pairs = (r.split("-") for r in unicode_marks.RANGES.split())
+        return [(int(a, 16), int(b, 16)) for a, b in pairs]
     ranges: list[tuple[int, int]] = []
     for cp in range(sys.maxunicode + 1):
         if unicodedata.category(chr(cp))[0] == "M":
@@ -46,6 +53,12 @@ def _mark_class() -> str:
                 ranges[-1] = (ranges[-1][0], cp)
             else:
                 ranges.append((cp, cp))
+    return ranges
+
+
+def _mark_class() -> str:
+    """A regex character class body of every combining mark (Unicode categories M*)."""
+    ranges = mark_ranges()
     return "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
     )

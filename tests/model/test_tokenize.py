@@ -84,3 +84,15 @@ def test_round_trip_on_conll_valid_at_least_99_5_percent(data_root):
         kept += len(gold & set(tokenize_offsets(text, "conll-en")))
     assert total == 51362
     assert kept / total >= 0.995, f"round trip kept {kept / total:.4%}"
+
+
+def test_stored_mark_ranges_are_unicodedatas():
+    """The stored table of combining marks (a start-up shortcut) is what a scan gives."""
+    import unicodedata
+
+    from model import unicode_marks
+    from model.tokenize import mark_ranges
+
+    if unicodedata.unidata_version != unicode_marks.UNIDATA_VERSION:
+        pytest.skip(f"this Python has Unicode {unicodedata.unidata_version}: the tokenizer scans instead")
+    assert mark_ranges() == mark_ranges(scan=True)
