@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from model.conll import read_conll, split_dev
 from model.spans import tags_to_spans
+from model.tagger import load
 
 SpanSet = Sequence[tuple[int, int, str]]
 
@@ -82,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-seed", type=int, default=13, help="seed of that dev slice (as given to train)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
-    from model.tagger import load
-
     tagger = load(args.model, threads=args.threads)
     sents = read_conll(args.data)
     if args.dev_fraction:

@@ -1,16 +1,10 @@
-"""Build the network for a label set and save it as one self-contained TorchScript artifact.
-
-The artifact is ``torch.jit.save`` of the scripted ``TaggerNet`` with extra files:
-``tagstream.json`` (format name and version, model name/version, language, tokenizer, maximum
-length, labels and tags, features, network config, training data, dev scores, pretrained
-resource) and the vocabularies ``words.txt`` and ``bigrams.txt`` (one entry a line, in id order;
-ids 0 and 1 are padding and unknown) and ``lexicon.txt`` (words, one a line, for the lexicon
-feature). Large embedding tables are stored as float16.
+"""Build a network for a label set, and export trained networks as artifacts with their dev
+scores (the file format itself is ``model.artifact``).
 
 Dev scores stored in an artifact are those of the artifact itself (loaded back from disk and
-scored on gold tokens exactly as ``python -m model.evaluate`` does), not of the float32 network
-it was exported from. Re-export an artifact with this version's network code (same weights) and
-re-score it::
+scored on gold tokens exactly as ``python -m model.evaluate`` does, with the numeric path and the
+CPU recorded beside them), not of the float32 network it was exported from. Re-export an
+artifact with this version's network code (same weights) and re-score it::
 
     python -m model.export model/artifacts/en-news.pt model/artifacts/en-news.pt \\
         --data ../shared/data/conll2003/valid.txt
@@ -18,42 +12,25 @@ re-score it::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import pathlib
 import random
 import sys
-import zipfile
 from collections.abc import Sequence
 
 import torch
 
+from model.artifact import BIGRAMS_FILE, LEXICON_FILE, META_FILE, WORDS_FILE, char_table, read, read_meta, save, save_again
 from model.conll import Sentence, read_conll, split_dev
+from model.evaluate import evaluate_tagger, format_report
 from model.features import LEXICON_SIZE
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, bioes_transitions
+from model.tagger import load
+from model.tokenize import check_spec
 from model.tokenize import spec as tokenizer_spec
-from model.vocab import CASES, UNK, Vocab
-
-FORMAT = "tagstream-tagger"
-FORMAT_VERSION = 2  # 2: the tokenizer's rules version and settings are stored and checked
-META_FILE = "tagstream.json"
-WORDS_FILE = "words.txt"
-BIGRAMS_FILE = "bigrams.txt"
-LEXICON_FILE = "lexicon.txt"
-CHAR_TABLE_SIZE = 65536  # code points above the Basic Multilingual Plane map to the unknown character
-_HALF_ROWS = 5000  # embedding tables with more rows than this are stored as float16
-
-
-def char_table(chars: Vocab) -> torch.Tensor:
-    """(65536,) int32: code point -> character id (UNK for characters not in ``chars``)."""
-    table = torch.full((CHAR_TABLE_SIZE,), UNK, dtype=torch.int32)
-    table[0] = 0
-    for ch, i in chars.stoi.items():
-        if len(ch) == 1 and ord(ch) < CHAR_TABLE_SIZE:
-            table[ord(ch)] = i
-    return table
+from model.vocab import CASES, Vocab
 
 
 def build_network(cfg: NetworkConfig, labels: Sequence[str], chars: Vocab) -> TaggerNet:
@@ -75,66 +52,26 @@ def confidence_note(crf: bool) -> str:
 def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: str | os.PathLike,
            lexicon: Sequence[str] | None = None, *, dev: Sequence[Sentence] | None = None,
            dev_desc: str = "") -> pathlib.Path:
-    """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to ``path``.
+    """Save ``net`` with ``meta`` as an artifact at ``path`` (``model.artifact.save``).
 
     With ``dev`` (gold sentences), the saved artifact is loaded back, scored on them (as
-    ``python -m model.evaluate``) and those scores stored as ``dev_scores``; without, ``meta``'s
-    ``dev_scores`` are stored as given.
+    ``python -m model.evaluate``) and those scores stored as ``dev_scores``, with the numeric path
+    and CPU they were measured on as ``dev_scored_with``; without, ``meta``'s ``dev_scores`` are
+    stored as given. The file appears at ``path`` only when complete.
     """
     path = pathlib.Path(path)
-    net = copy.deepcopy(net).eval()
-    net.sparse = False
-    with torch.no_grad():
-        if net.word_table.size(0) > _HALF_ROWS:
-            net.word_table = torch.nn.Parameter(net.word_table.detach().half(), requires_grad=False)
-        for emb in net.extras:
-            if emb.weight.size(0) > _HALF_ROWS:
-                emb.weight = torch.nn.Parameter(emb.weight.detach().half(), requires_grad=False)
-    for p in net.parameters():
-        p.requires_grad_(False)
-    if net.word_table.size(0) != len(words):
-        raise ValueError(f"word table has {net.word_table.size(0)} rows but the vocabulary {len(words)} entries")
-    meta = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, tags=bioes_tags(meta["labels"]))
-    files = {META_FILE: json.dumps(meta, ensure_ascii=False, indent=1), WORDS_FILE: words.dumps()}
-    if bigrams is not None:
-        files[BIGRAMS_FILE] = bigrams.dumps()
-    if lexicon is not None:
-        files[LEXICON_FILE] = "\n".join(lexicon)
-    scripted = torch.jit.script(net)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.jit.save(scripted, str(tmp), _extra_files=files)
+    scripted, files = save(net, meta, words, bigrams, tmp, lexicon)
     if dev is not None:
-        from model.evaluate import evaluate_tagger  # late imports: tagger imports this module
-        from model.tagger import load
-
-        scored = _payload_crcs(tmp)
+        meta = json.loads(files[META_FILE])
         scorer = load(tmp)
         meta["dev_scores"] = evaluate_tagger(scorer, dev)
-        # what the scores depend on: the numeric path and the CPU they were measured with
         meta["dev_scored_with"] = {k: scorer.info["precision"][k] for k in ("path", "cpu")}
         if dev_desc:
             meta["dev_scored_on"] = f"{dev_desc}: this artifact on gold tokens (as python -m model.evaluate)"
-        files[META_FILE] = json.dumps(meta, ensure_ascii=False, indent=1)
-        torch.jit.save(scripted, str(tmp), _extra_files=files)
-        if _payload_crcs(tmp) != scored:  # the same module saved again: only the metadata may change
-            raise RuntimeError(f"{tmp}: the network changed between scoring and saving")
+        save_again(scripted, files, meta, tmp)
     os.replace(tmp, path)
     return path
-
-
-def _payload_crcs(path: pathlib.Path) -> dict[str, int]:
-    """CRC of every zip member but the metadata and torch's random serialization id."""
-    with zipfile.ZipFile(path) as z:
-        return {i.filename.split("/", 1)[1]: i.CRC for i in z.infolist()
-                if not i.filename.endswith(("/" + META_FILE, "/.data/serialization_id"))}
-
-
-def read_meta(path: str | os.PathLike) -> dict:
-    """An artifact's ``tagstream.json``, read straight from the zip (no checks; use ``load`` for those)."""
-    with zipfile.ZipFile(path) as z:
-        name = next(n for n in z.namelist() if n.endswith("/extra/" + META_FILE))
-        return json.loads(z.read(name))
 
 
 _EN_WORDS = (
@@ -196,10 +133,7 @@ def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sente
     sentences and store the scores; without it the stored dev scores are dropped, as they were
     measured on another network code. ``src`` and ``dst`` may be the same file.
     """
-    from model.tagger import _read  # late import: tagger imports this module
-    from model.tokenize import check_spec
-
-    module, files = _read(pathlib.Path(src))
+    module, files = read(pathlib.Path(src))
     meta = json.loads(files[META_FILE])
     kind = check_spec(meta["tokenizer"], legacy=meta.get("format_version") == 1)
     cfg = NetworkConfig.from_dict(meta["network"])
@@ -221,8 +155,6 @@ def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sente
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model.evaluate import format_report
-
     ap = argparse.ArgumentParser(prog="python -m model.export", description="Re-export an artifact with this "
                                  "version's network code and metadata (same weights) and store its dev scores.")
     ap.add_argument("src", help="artifact to re-export")

@@ -13,24 +13,22 @@ between tokens, else hard) and their spans merged back; nothing is truncated.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pathlib
 import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from model.artifact import ArtifactError, check, read
 from model.cpu import Precision, choose_precision
-from model.export import BIGRAMS_FILE, FORMAT, FORMAT_VERSION, LEXICON_FILE, META_FILE, WORDS_FILE
-from model.features import FEATURES, LEXICON_SIZE, Featurizer
-from model.spans import bioes_tags, bioes_transitions, tags_to_spans
-from model.tokenize import check_spec, token_separator, tokenize_offsets
-from model.vocab import CASES, Vocab
+from model.features import Featurizer
+from model.spans import tags_to_spans
+from model.tokenize import join_tokens, token_separator, tokenize_offsets
+from model.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +37,6 @@ _MAX_BATCH_TOKENS = 8192  # padded tokens per network call
 _MAX_BATCH_CHUNKS = 256
 _MIN_SPLIT = 16  # chunks in a sub-batch before it may be cut to save padding
 _MAX_PADDING = 1.5  # padded / real tokens allowed in a sub-batch
-
-
-class ArtifactError(ValueError):
-    """A model file that cannot be used: missing, corrupt, truncated, foreign or incompatible."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        super().__init__(f"model file {os.fspath(path)}: {reason}")
-        self.path = os.fspath(path)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +90,6 @@ def chunk_bounds(text: str, starts: Sequence[int], ends: Sequence[int], max_leng
     if n > s:
         chunks.append((s, n))
     return chunks
-
-
-def join_tokens(tokens: Sequence[str], sep: str = " ") -> tuple[str, list[tuple[int, int]]]:
-    """``(text, offsets)`` of tokens joined by ``sep``."""
-    offsets = []
-    pos = 0
-    for tok in tokens:
-        offsets.append((pos, pos + len(tok)))
-        pos += len(tok) + len(sep)
-    return sep.join(tokens), offsets
 
 
 def sub_batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
@@ -252,129 +231,6 @@ class Tagger:
                 score = min(1.0, max(0.0, sum(scores[s:e]) / (e - s)))
                 out[d].append(Span(start, end, label, doc.text[start:end], score))
 
-def _read(path: pathlib.Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
-    if not path.is_file():
-        raise ArtifactError(path, "does not exist" if not path.exists() else "is not a file")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != b"PK\x03\x04":
-        raise ArtifactError(path, "is not a TorchScript archive (no zip header): a foreign or corrupt file")
-    # torch.jit.load does not verify the members' CRCs: a flipped byte in a weight would load
-    try:
-        with zipfile.ZipFile(path) as z:
-            damaged = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise ArtifactError(path, f"is not a readable zip archive (truncated or corrupt?): {e}") from e
-    if damaged is not None:
-        raise ArtifactError(path, f"is corrupt: zip member {damaged!r} fails its CRC check")
-    files = {META_FILE: "", WORDS_FILE: "", BIGRAMS_FILE: "", LEXICON_FILE: ""}
-    try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-    except Exception as e:  # torch raises RuntimeError / ValueError with long C++ traces
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ArtifactError(path, f"cannot be read as TorchScript (truncated or corrupt?): {first}") from e
-    return module, {k: (v.decode("utf-8") if isinstance(v, bytes) else v) for k, v in files.items()}
-
-
-def _is_int(x: object, least: int = 1) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= least
-
-
-def _check(path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, str]) -> tuple[dict, dict]:
-    """The metadata and vocabularies (``words``, ``bigrams``, ``lexicon``), checked against each
-    other and against the network's tables; ArtifactError naming the first inconsistency."""
-    if not files[META_FILE]:
-        raise ArtifactError(path, f"has no {META_FILE}: a TorchScript file, but not a tagstream model")
-    try:
-        meta = json.loads(files[META_FILE])
-    except json.JSONDecodeError as e:
-        raise ArtifactError(path, f"{META_FILE} is not valid JSON: {e}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ArtifactError(path, f"{META_FILE} does not declare format {FORMAT!r}: not a tagstream model")
-    version = meta.get("format_version")
-    if not _is_int(version):
-        raise ArtifactError(path, f"bad format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise ArtifactError(path, f"format version {version} is newer than this tagstream reads ({FORMAT_VERSION}); upgrade tagstream")
-    required = ("name", "version", "language", "tokenizer", "max_length", "max_word_chars", "labels", "tags", "features")
-    missing = [k for k in required if k not in meta]
-    if missing:
-        raise ArtifactError(path, f"{META_FILE} lacks {missing}")
-
-    def bad(reason: str) -> ArtifactError:
-        return ArtifactError(path, f"incompatible metadata: {reason}")
-
-    try:
-        check_spec(meta["tokenizer"], legacy=version == 1)
-    except ValueError as e:
-        raise bad(f"tokenizer: {e}") from None
-    for key in ("max_length", "max_word_chars"):
-        if not _is_int(meta[key]):
-            raise bad(f"{key} must be a positive integer, got {meta[key]!r}")
-    labels, features = meta["labels"], meta["features"]
-    if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x and x.strip() == x for x in labels)
-            and len(set(labels)) == len(labels)):
-        raise bad(f"labels must be a non-empty list of distinct names, got {labels!r}")
-    if meta["tags"] != bioes_tags(labels):
-        raise bad(f"the tags are not the BIOES tags of labels {labels!r}: labels renamed, reordered or dropped "
-                  f"without re-training? (tags: {meta['tags']!r})")
-    if not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
-        raise bad(f"features must be a list of names, got {features!r}")
-    if set(features) - set(FEATURES) or len(set(features)) != len(features):
-        raise bad(f"unknown or repeated features {features!r} (known: {list(FEATURES)})")
-
-    missing_methods = [m for m in ("emissions", "decode") if not hasattr(module, m)]
-    if missing_methods:
-        raise ArtifactError(path, f"the network lacks {missing_methods}: written by an older tagstream; re-export it "
-                                  "with model.export.rescript")
-    try:
-        return _check_network(module, meta, files, bad)
-    except AttributeError as e:  # a TorchScript module with emissions/decode, but not this network
-        raise ArtifactError(path, f"the network is not a tagstream TaggerNet: {e}") from e
-
-
-def _check_network(module: torch.jit.ScriptModule, meta: dict, files: dict[str, str], bad) -> tuple[dict, dict]:
-    features = meta["features"]
-    words = Vocab.loads(files[WORDS_FILE])
-    rows = module.word_table.size(0)
-    lines = len(files[WORDS_FILE].split("\n")) if files[WORDS_FILE] else 0
-    if lines + 2 != rows or len(words) != rows:
-        raise bad(f"{WORDS_FILE} has {lines} lines ({len(words) - 2} distinct) for a word table of {rows} rows "
-                  "(2 + one a word)")
-    vocabs: dict = {"words": words, "bigrams": None, "lexicon": None}
-    tables = [emb.weight.size(0) for _, emb in module.extras.named_children()]
-    if len(tables) != len(features):
-        raise bad(f"{len(features)} features {features!r} for a network with {len(tables)} feature tables")
-    if "bigram_left" in features or "bigram_right" in features:
-        if not files[BIGRAMS_FILE]:
-            raise bad(f"bigram features without a {BIGRAMS_FILE}")
-        vocabs["bigrams"] = Vocab.loads(files[BIGRAMS_FILE])
-    if "lexicon" in features:
-        if not files[LEXICON_FILE]:
-            raise bad(f"the lexicon feature without a {LEXICON_FILE}")
-        vocabs["lexicon"] = frozenset(files[LEXICON_FILE].split("\n"))
-    for feature, n in zip(features, tables):
-        want = {"case": len(CASES), "lexicon": LEXICON_SIZE}.get(feature) or len(vocabs["bigrams"])
-        if n != want:
-            raise bad(f"feature {feature!r} needs a table of {want} rows, the network's has {n}")
-    if module.chars is not None and int(module.char_table.max()) >= module.chars.embed.weight.size(0):
-        raise bad("the character table maps to ids beyond the character embedding")
-    if module.out.out_features != len(meta["tags"]):
-        raise bad(f"the network has {module.out.out_features} outputs for {len(meta['tags'])} tags")
-    if module.crf is not None:
-        allowed, start, end = (torch.tensor(x) for x in bioes_transitions(meta["tags"]))
-        if not (torch.equal(module.crf.penalty == 0, allowed) and torch.equal(module.crf.start_penalty == 0, start)
-                and torch.equal(module.crf.end_penalty == 0, end)):
-            raise bad("the CRF's allowed tag transitions are not those of the tags")
-    network = meta.get("network")
-    if isinstance(network, dict):
-        declared = {"num_words": rows, "extra_sizes": tables, "num_tags": len(meta["tags"])}
-        wrong = {k: (network.get(k), v) for k, v in declared.items() if k in network and network[k] != v}
-        if wrong:
-            raise bad(f"network sizes (declared, actual) disagree with the network: {wrong}")
-    return meta, vocabs
-
-
 _SMOKE_TEXTS = {"conll-en": "Smoke test: John Smith met officials of Acme Corp. in Paris on 3 May 2021 .",
                 "char": "测试：张三在北京会见了联合国官员。"}
 
@@ -418,8 +274,8 @@ def load(path: str | os.PathLike | None = None, *, threads: int | None = None,
     if threads is not None:
         torch.set_num_threads(threads)
     path = pathlib.Path(path) if path is not None else default_model_path()
-    module, files = _read(path)
-    meta, vocabs = _check(path, module, files)
+    module, files = read(path)
+    meta, vocabs = check(path, module, files)
     module.eval()
     try:
         set_precision(module, chosen)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 import sys
 import unicodedata
 
@@ -193,3 +194,13 @@ def token_separator(kind: str) -> str:
 def tokenize(text: str, kind: str = "conll-en") -> list[str]:
     """The tokens of ``text`` as strings (``text[start:end]`` for each offset pair)."""
     return [text[a:b] for a, b in tokenize_offsets(text, kind)]
+
+
+def join_tokens(tokens: Sequence[str], sep: str = " ") -> tuple[str, list[tuple[int, int]]]:
+    """``(text, offsets)`` of tokens joined by ``sep``."""
+    offsets = []
+    pos = 0
+    for tok in tokens:
+        offsets.append((pos, pos + len(tok)))
+        pos += len(tok) + len(sep)
+    return sep.join(tokens), offsets

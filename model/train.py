@@ -31,7 +31,7 @@ from model.export import build_network, confidence_note, export, read_meta
 from model.features import LEXICON_SIZE, Featurizer
 from model.network import NetworkConfig, TaggerNet
 from model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
-from model.tagger import join_tokens
+from model.tokenize import join_tokens
 from model.tokenize import spec as tokenizer_spec
 from model.vocab import CASES, UNK, Vocab, digit_key, word_key
 

@@ -7,7 +7,7 @@ import pytest
 from model import default_model_path, load
 from model.conll import read_conll, split_dev
 from model.evaluate import evaluate_tagger
-from model.export import FORMAT_VERSION
+from model.artifact import FORMAT_VERSION
 from model.tokenize import spec
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "model" / "artifacts"
