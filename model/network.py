@@ -243,8 +243,27 @@ class TaggerNet(nn.Module):
         return torch.cat([out_f, out_b], dim=2).float()  # (B, T, 2H)
 
     @torch.jit.export
+    def char_features(self, chars: Tensor) -> Tensor:
+        """(U, W) code points of U tokens (0 = padding) -> (U, F) their character-CNN features;
+        (U, 0) for a network without the CNN. A token's features depend on its characters only:
+        a caller may compute them once per distinct token and cache them (``Tagger`` does)."""
+        if self.chars is None:
+            return torch.zeros(chars.size(0), 0)
+        return self.chars(self.char_ids(chars))
+
+    @torch.jit.export
     def emissions(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
-        """Tag scores (B, T, C) for each token (0 at padding).
+        """Tag scores (B, T, C) for each token (0 at padding); chars (B, T, W) code points."""
+        B, T = words.shape
+        real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
+        idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
+        c = self.char_features(chars.reshape(B * T, chars.size(2)).index_select(0, idx))  # (N, F)
+        return self.emissions_from(words, extras, c, lengths)
+
+    @torch.jit.export
+    def emissions_from(self, words: Tensor, extras: Tensor, char_feats: Tensor, lengths: Tensor) -> Tensor:
+        """``emissions`` with the real tokens' character features given: char_feats (N, F), the
+        N real tokens in row order (sentence by sentence), from ``char_features``.
 
         Everything after the LSTM runs on the N real tokens only, except the (B, heads, T, T)
         attention itself: no work is spent on padding in the projections and the output layer.
@@ -254,8 +273,7 @@ class TaggerNet(nn.Module):
         idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
         parts = [F.embedding(words, self.word_table, sparse=self.sparse).float()]  # (B, T, Dw); the table may be fp16
         if self.chars is not None:
-            W = chars.size(2)
-            c = self.chars(self.char_ids(chars.reshape(B * T, W).index_select(0, idx)))  # (N, F)
+            c = char_feats.float()
             full = torch.zeros(B * T, c.size(1), dtype=c.dtype, device=c.device).index_copy(0, idx, c)  # (B*T, F)
             parts.append(full.reshape(B, T, -1))  # (B, T, F)
         for i, emb in enumerate(self.extras):

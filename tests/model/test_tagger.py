@@ -205,3 +205,34 @@ def test_chunk_bounds_cover_every_token_once_within_the_limit():
         assert chunks[0][0] == 0 and chunks[-1][1] == len(starts)
         assert all(a < b <= a + limit for a, b in chunks)
         assert all(prev[1] == nxt[0] for prev, nxt in zip(chunks, chunks[1:]))
+
+
+def test_character_cache_gives_what_every_token_computed_gives(tiny, monkeypatch):
+    """Character features cached per distinct token (and the cache starting afresh when full)
+    score exactly as the network computing every token's characters in the batch."""
+    import model.tagger as tagger_module
+
+    texts = HARD_TEXTS + ["Anna Lee lives in London .", "Peter Brown visited Paris and London ."] * 3
+    docs = [tiny.prepare(t) for t in texts]
+    work = sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
+    assert tiny._char_cache is not None, "the artifact has emissions_from and a character CNN"
+    with torch.inference_mode():
+        cached = tiny._emissions(docs, work)
+        tiny._char_cache, kept = None, tiny._char_cache  # the path that sends every token's characters
+        tiny._from_ids = False
+        try:
+            every = tiny._emissions(docs, work)
+        finally:
+            tiny._char_cache, tiny._from_ids = kept, True
+        small = tagger_module._CharCache(tiny.module, tiny._featurizer.max_word_chars, rows=8)
+        monkeypatch.setattr(tiny, "_char_cache", small)  # fewer rows than distinct tokens: refills
+        refilled = tiny._emissions(docs, work)
+    assert torch.allclose(cached, every, atol=1e-5)
+    assert torch.allclose(refilled, every, atol=1e-5)
+    assert len(small._index) <= 8
+    with torch.inference_mode():  # a batch of few distinct tokens fits: cached, and equal again
+        one = [tiny.prepare("Anna Lee .")]
+        few = sorted(((b - a, d, a) for d, doc in enumerate(one) for a, b in doc.chunks), reverse=True)
+        tiny._char_cache = small
+        assert torch.allclose(tiny._emissions(one, few), tiny._emissions(one, few), atol=0)
+    assert 0 < len(small._index) <= 8
