@@ -10,7 +10,7 @@ STAMP := $(VENV)/.tagstream-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench clean
+.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench docs clean
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
@@ -54,6 +54,11 @@ demo: venv kafka-jars
 BENCH_ARGS ?=
 bench: venv kafka-jars
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# The generated tables of docs/configuration.md (from worker/config.py) and
+# helm/tagstream/README.md (from values.yaml); tests/test_docs.py fails when they are stale.
+docs: venv
+	$(PY) scripts/gen_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
