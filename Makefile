@@ -10,7 +10,7 @@ STAMP := $(VENV)/.tagstream-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench docs clean
+.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench clean
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
@@ -50,15 +50,16 @@ integration: venv kafka-jars
 demo: venv kafka-jars
 	$(VENV)/bin/tagstream demo
 
+# The generated tables of docs/configuration.md (from worker/config.py) and
+# helm/tagstream/README.md (from values.yaml); tests/test_docs.py fails when they are stale.
+.PHONY: docs
+docs: venv
+	$(PY) scripts/gen_docs.py
+
 # Speed on this machine (a few minutes; installs spaCy into its own cached virtualenv once).
 BENCH_ARGS ?=
 bench: venv kafka-jars
 	$(PY) scripts/bench.py $(BENCH_ARGS)
-
-# The generated tables of docs/configuration.md (from worker/config.py) and
-# helm/tagstream/README.md (from values.yaml); tests/test_docs.py fails when they are stale.
-docs: venv
-	$(PY) scripts/gen_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

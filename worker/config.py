@@ -88,8 +88,9 @@ class KafkaSettings(_Group):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
-    # Client certificate and its private key (PEM files) for mutual TLS: both or neither.
+    # Client certificate (PEM file) for mutual TLS; set together with the key.
     ssl_certfile: Path | None = None
+    # The client certificate's private key (PEM file); set together with the certificate.
     ssl_keyfile: Path | None = None
     # Password of the client private key, if it is encrypted.
     ssl_password: SecretStr | None = None
