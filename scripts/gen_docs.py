@@ -132,7 +132,7 @@ def _bounds(info: object) -> str:
 def _type(annotation: object, info: object) -> str:
     from pydantic import SecretStr
 
-    inner, optional = _strip_optional(annotation)
+    inner, _ = _strip_optional(annotation)  # None shows as the default "unset"
     if typing.get_origin(inner) is typing.Literal:
         text = ", ".join(_code(str(choice)) for choice in typing.get_args(inner))
     elif inner is bool:
