@@ -50,6 +50,12 @@ integration: venv kafka-jars
 demo: venv kafka-jars
 	$(VENV)/bin/tagstream demo
 
+# The generated tables of docs/configuration.md (from worker/config.py) and
+# helm/tagstream/README.md (from values.yaml); tests/test_docs.py fails when they are stale.
+.PHONY: docs
+docs: venv
+	$(PY) scripts/gen_docs.py
+
 # Speed on this machine (a few minutes; installs spaCy into its own cached virtualenv once).
 BENCH_ARGS ?=
 bench: venv kafka-jars

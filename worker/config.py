@@ -35,40 +35,66 @@ class _Group(BaseModel):
 class KafkaSettings(_Group):
     """Where to read, where to write, and how to talk to the brokers."""
 
+    # Comma-separated host:port list of brokers to bootstrap from.
     bootstrap_servers: str = "localhost:9092"
+    # Texts are read from here. The three topics must exist and differ: the worker never
+    # creates topics (it checks at start-up and exits 1 naming the missing ones).
     input_topic: str = "tagstream-input"
+    # Each labelled record goes here.
     output_topic: str = "tagstream-output"
+    # Each record that cannot be labelled goes here, unchanged, with headers saying why.
     dead_letter_topic: str = "tagstream-dead-letters"
+    # The consumer group: workers with the same group id share the input topic's partitions.
     group_id: str = "tagstream"
+    # Client id of the consumer and the producer, as the brokers log it.
     client_id: str = Field(default_factory=lambda: f"tagstream-{socket.gethostname()}")
     # Exactly-once only: must be unique per running worker and stable across its restarts
     # (a restart with the same id fences the crashed instance and aborts its open transaction).
     # Default: "<group_id>-<hostname>" (the pod name on Kubernetes).
     transactional_id: str | None = None
+    # Where a group without committed offsets starts reading.
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Eager ("range") revokes every partition on each rebalance; "cooperative-sticky" moves only
     # the partitions that change owner (KIP-429). Every worker of a group must use the same one.
     assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = "range"
+    # A worker that stops heartbeating is removed from the group after this.
     session_timeout_ms: int = Field(default=45_000, ge=1_000)
+    # At most a third of the session timeout.
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # Longest time between two polls before the group evicts the worker; must exceed the
+    # drain timeout. Polling goes on while a batch is tagged, however long that takes.
     max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    # Timeout of one broker request; also bounds one offset commit and how long start-up
+    # waits for a broker.
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     # How long the producer keeps retrying one output before the worker gives up and exits
     # (nothing is committed for an undelivered output, so a restart redoes it).
     delivery_timeout_ms: int = Field(default=120_000, ge=1_000)
+    # Producer batching delay.
     linger_ms: int = Field(default=5, ge=0)
+    # Compression of the produced records (outputs and dead letters).
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    # Largest record the producer sends; a larger output is dead-lettered (output_too_large).
+    # The stricter of this and the output and dead-letter topics' max.message.bytes (read at
+    # start-up when the ACLs allow DescribeConfigs) applies.
     max_request_size: int = Field(default=1_048_576, ge=1_024)
+    # Exactly-once only: the broker aborts a transaction left open longer than this (say, by
+    # a crashed worker whose successor has another transactional id).
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000)
 
+    # TLS (SSL, SASL_SSL) and SASL authentication (SASL_PLAINTEXT, SASL_SSL).
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    # Client certificate (PEM file) for mutual TLS; set together with the key.
     ssl_certfile: Path | None = None
+    # The client certificate's private key (PEM file); set together with the certificate.
     ssl_keyfile: Path | None = None
+    # Password of the client private key, if it is encrypted.
     ssl_password: SecretStr | None = None
+    # Check that the broker's certificate matches its host name.
     ssl_check_hostname: bool = True
 
     @model_validator(mode="after")
@@ -152,13 +178,20 @@ class KafkaSettings(_Group):
 class BatchingSettings(_Group):
     """When a micro-batch closes: whichever limit is reached first."""
 
+    # Records per batch. Larger batches use the CPU better (one model call for more texts)
+    # and raise throughput, up to a point; they add latency and bound the records redone after
+    # a crash.
     max_batch_records: int = Field(default=64, ge=1, le=100_000)
+    # Tokens per batch, so a few long texts don't make one huge, slow batch; a text longer
+    # than this is a batch of its own.
     max_batch_tokens: int = Field(default=4_096, ge=1)
+    # How long the first record of a batch waits for more; 0 tags every poll's records at
+    # once. Under heavy load batches fill up before the wait ends.
     max_wait_ms: int = Field(default=50, ge=0)
 
 
 class ModelSettings(_Group):
-    # None: the shipped default model (en-news).
+    # A model artifact (.pt); unset: the shipped default model, en-news.
     path: Path | None = None
     # Torch intra-op threads for the inference thread; 0 leaves torch's default (one per core).
     # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
@@ -177,14 +210,19 @@ class ModelSettings(_Group):
 
 
 class HttpSettings(_Group):
+    # Address of the HTTP server (/metrics, /healthz, /readyz); an IPv6 address ("::")
+    # serves IPv4 too where the OS allows.
     host: str = "0.0.0.0"
+    # Its port; 0 picks a free one.
     port: int = Field(default=8080, ge=0, le=65_535)
     # /healthz turns 503 when the main loop has not turned for this long.
     max_loop_stall_s: float = Field(default=60.0, gt=0)
 
 
 class LogSettings(_Group):
+    # Lowest level logged (kafka-python's own logs: WARNING and above).
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text, or json: one object per line with ts, level, logger, msg and the event's fields.
     format: Literal["text", "json"] = "text"
 
 
@@ -200,11 +238,17 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
+    # at_least_once: a batch's outputs are acknowledged before its offsets are committed (a
+    # crash redoes at most one batch). exactly_once: each batch is one Kafka transaction.
     delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # json: the value is an object {"id" (optional), "text"}; text: the whole value is the text.
     input_format: Literal["json", "text"] = "json"
+    # Copy the input text into the output value ("text").
     echo_text: bool = False
+    # Longer texts are dead-lettered (text_too_long).
     max_text_chars: int = Field(default=100_000, ge=1)
-    # SIGTERM: time allowed to finish the open batch, deliver, commit and close.
+    # SIGTERM: time allowed to finish tagging what was consumed, deliver it and commit; closing
+    # the clients then takes up to 5 s each. Must be shorter than the max poll interval.
     drain_timeout_s: float = Field(default=30.0, gt=0)
 
     kafka: KafkaSettings = KafkaSettings()

@@ -99,7 +99,7 @@ def test_chart_ships_the_file_unchanged(helm: Helm):
 
 
 def test_shows_the_assigned_partitions_the_no_partitions_alert_is_about():
-    """TagstreamNoPartitionsAssigned points operators at this panel (README, Alerts)."""
+    """TagstreamNoPartitionsAssigned points operators at this panel (docs/operations.md, Alerts)."""
     matching = [p for p in panels(load()) if p["title"] == "Assigned partitions"]
     assert matching, "no panel 'Assigned partitions'"
     exprs = " ".join(t["expr"] for t in matching[0]["targets"])

@@ -208,7 +208,7 @@ def _lend_torch(venv: Path, overlay: Path) -> None:
     Path(purelib, "tagstream-test-torch.pth").write_text(str(overlay) + "\n")
 
 
-SHIPPED_ARTIFACTS = {"en-news.pt", "en-social.pt", "zh-news.pt"}   # README, Models
+SHIPPED_ARTIFACTS = {"en-news.pt", "en-social.pt", "zh-news.pt"}   # docs/models.md
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ SHIPPED = {
 }
 
 
-# name -> dev data as in the README's cards: (file under the data dir, dev fraction, split seed)
+# name -> dev data as in the model cards (docs/models.md): (file under the data dir, dev fraction, split seed)
 DEV = {
     "en-news": ("conll2003/valid.txt", 0, 0),
     "en-social": ("wnut17/dev.conll", 0, 0),

@@ -1,0 +1,330 @@
+"""`make docs`: regenerate the two generated parts of the documentation.
+
+* docs/configuration.md: the table of every ``TAGSTREAM_*`` setting, read from the settings
+  models in worker/config.py: the variable name, its type (with the allowed values and bounds),
+  its default, and the ``#`` comment lines directly above the field.
+* helm/tagstream/README.md: the table of every chart value, read from helm/tagstream/values.yaml
+  in helm-docs style: a ``# --`` comment (continued by further ``#`` lines) directly above a key
+  describes it; the default is the value in the file.
+
+Only the part between the file's BEGIN/END GENERATED markers is rewritten; the text around it
+is written by hand. tests/test_docs.py fails when a committed file differs from what this
+prints, so the tables cannot drift from the code.
+
+    python scripts/gen_docs.py            # rewrite the generated parts
+    python scripts/gen_docs.py --check    # exit 1 (with a diff) if a file is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import inspect
+import json
+import re
+import socket
+import sys
+import textwrap
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
+CHART_README = ROOT / "helm" / "tagstream" / "README.md"
+VALUES_YAML = ROOT / "helm" / "tagstream" / "values.yaml"
+
+BEGIN = "<!-- BEGIN GENERATED: {name} (scripts/gen_docs.py, `make docs`); do not edit by hand -->"
+END = "<!-- END GENERATED: {name} -->"
+
+
+# -- markdown helpers ------------------------------------------------------------------------------
+
+def _cell(text: str) -> str:
+    """Text for a table cell: pipes escaped, and < > outside code spans as entities (GitHub
+    would otherwise take "<hostname>" for an HTML tag and drop it)."""
+    parts = re.split(r"(`[^`]*`)", text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:  # outside a code span
+            part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        out.append(part.replace("|", r"\|"))
+    return "".join(out)
+
+
+def _code(text: str) -> str:
+    text = text.replace("|", r"\|")
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# -- the settings (worker/config.py) ---------------------------------------------------------------
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The ``#`` lines directly above each annotated field of a class body, joined."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    out: dict[str, str] = {}
+    for node in body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            comment: list[str] = []
+            i = node.lineno - 2  # the line above (lineno is 1-based)
+            while i >= 0 and lines[i].strip().startswith("#"):
+                comment.insert(0, lines[i].strip().removeprefix("#").strip())
+                i -= 1
+            out[node.target.id] = " ".join(c for c in comment if c)
+    return out
+
+
+def _strip_optional(annotation: object) -> tuple[object, bool]:
+    """(the annotation without None, whether None was allowed)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        if len(args) == 1:
+            return args[0], optional
+        return typing.Union[tuple(args)], optional  # noqa: UP007
+    return annotation, False
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _bounds(info: object) -> str:
+    """"≥ 1000", "1 to 65535", "> 0", "length ≥ 1" from a field's constraints."""
+    low: str | None = None
+    high: str | None = None
+    low_value = high_value = None
+    for constraint in getattr(info, "metadata", []):
+        for attr, sign in (("ge", "≥"), ("gt", ">")):
+            if getattr(constraint, attr, None) is not None:
+                low, low_value = sign, getattr(constraint, attr)
+        for attr, sign in (("le", "≤"), ("lt", "<")):
+            if getattr(constraint, attr, None) is not None:
+                high, high_value = sign, getattr(constraint, attr)
+        if getattr(constraint, "min_length", None):
+            low, low_value = "length ≥", constraint.min_length
+    if low == "≥" and high == "≤":
+        return f"{_number(low_value)} to {_number(high_value)}"
+    parts = [f"{sign} {_number(v)}" for sign, v in ((low, low_value), (high, high_value)) if sign]
+    return ", ".join(parts)
+
+
+def _type(annotation: object, info: object) -> str:
+    from pydantic import SecretStr
+
+    inner, _ = _strip_optional(annotation)  # None shows as the default "unset"
+    if typing.get_origin(inner) is typing.Literal:
+        text = ", ".join(_code(str(choice)) for choice in typing.get_args(inner))
+    elif inner is bool:
+        text = "`true` or `false`"
+    elif inner is int:
+        text = "integer"
+    elif inner is float:
+        text = "number"
+    elif inner is SecretStr:
+        text = "secret (never logged)"
+    elif inner is Path:
+        text = "file path"
+    elif inner is str:
+        text = "string"
+    else:
+        text = _cell(getattr(inner, "__name__", str(inner)))
+    bounds = _bounds(info)
+    if bounds:
+        text += f", {bounds}"
+    return text
+
+
+def _default(info: object) -> str:
+    from pydantic_core import PydanticUndefined
+
+    factory = getattr(info, "default_factory", None)
+    if factory is not None:
+        # Defaults that depend on the machine are shown with a placeholder for the host name.
+        with mock.patch.object(socket, "gethostname", return_value="<hostname>"):
+            value = factory()
+    else:
+        value = getattr(info, "default", PydanticUndefined)
+    if value is PydanticUndefined:
+        return "required"
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return _code(str(value).lower())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _code(str(value))
+
+
+def settings_rows() -> list[tuple[str, str, str, str]]:
+    """(variable, type, default, description) for every setting, in definition order: the
+    top-level settings first, then each group."""
+    from pydantic import BaseModel
+
+    from worker.config import Settings, _env_name
+
+    rows: list[tuple[str, str, str, str]] = []
+    groups: list[tuple[str, type]] = []
+    comments = _field_comments(Settings)
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            groups.append((name, annotation))
+            continue
+        rows.append((_env_name((name,)), _type(annotation, info), _default(info), comments.get(name, "")))
+    for group, model in groups:
+        comments = _field_comments(model)
+        for name, info in model.model_fields.items():
+            rows.append((_env_name((group, name)), _type(info.annotation, info), _default(info),
+                         comments.get(name, "")))
+    return rows
+
+
+def settings_table() -> str:
+    rows = [[_code(var), typ, default, _cell(description)]
+            for var, typ, default, description in settings_rows()]
+    return _table(["variable", "type", "default", "description"], rows)
+
+
+# -- the chart's values (helm/tagstream/values.yaml) -----------------------------------------------
+
+_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+|\"[^\"]+\"|'[^']+'):(?:\s|$)")
+
+
+class ValuesDocError(ValueError):
+    """values.yaml breaks the `# --` convention (an undocumented or unparsable key)."""
+
+
+def chart_values(path: Path = VALUES_YAML) -> list[tuple[str, object, str, bool]]:
+    """(key path, default, description, has children) for every key of values.yaml, in file
+    order. Raises `ValuesDocError` for a key without a ``# --`` description."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    out: list[tuple[str, object, str, bool]] = []
+    stack: list[tuple[int, str]] = []  # (indent, key) of the enclosing maps
+    skip_deeper_than: int | None = None  # inside a list or a multi-line scalar
+    pending: list[str] | None = None  # the "# --" description being read
+    missing: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip(" "))
+        if skip_deeper_than is not None:
+            if not stripped or indent > skip_deeper_than or (
+                    stripped.startswith("- ") and indent == skip_deeper_than) or stripped == "-":
+                continue
+            skip_deeper_than = None
+        if not stripped:
+            pending = None  # a description must sit directly above its key
+            continue
+        if stripped.startswith("#"):
+            body = stripped[1:].strip()
+            if body.startswith("--"):
+                pending = [body[2:].strip()]
+            elif pending is not None:
+                pending.append(body)
+            continue
+        match = _KEY.match(line)
+        if match is None:
+            raise ValuesDocError(f"{path.name}:{number}: cannot read this line: {line!r}")
+        key = match["key"].strip("\"'")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        keys = [k for _, k in stack] + [key]
+        dotted = ".".join(keys)
+        value: object = data
+        for k in keys:
+            value = value[k]  # type: ignore[index]
+        has_children = isinstance(value, dict) and bool(value)
+        description = " ".join(p for p in (pending or []) if p)
+        if not description:
+            missing.append(f"{dotted} (line {number})")
+        out.append((dotted, value, description, has_children))
+        pending = None
+        if has_children:
+            stack.append((indent, key))
+        else:  # a list or a (possibly multi-line) scalar: nothing below it is a key
+            skip_deeper_than = indent
+    if missing:
+        raise ValuesDocError(f"{path.name}: these values have no '# --' description: "
+                             + ", ".join(missing))
+    return out
+
+
+def chart_values_table(path: Path = VALUES_YAML) -> str:
+    rows = []
+    for dotted, value, description, has_children in chart_values(path):
+        default = "" if has_children else _code(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        rows.append([_code(dotted), default, _cell(description)])
+    return _table(["key", "default", "description"], rows)
+
+
+# -- the files -------------------------------------------------------------------------------------
+
+TARGETS: dict[Path, tuple[str, Callable[[], str]]] = {
+    CONFIGURATION_MD: ("settings", settings_table),
+    CHART_README: ("values", chart_values_table),
+}
+
+
+def regenerate(path: Path, current: str | None = None) -> str:
+    """The file's text with its generated part replaced by what the generator prints now."""
+    name, generate = TARGETS[path]
+    text = path.read_text(encoding="utf-8") if current is None else current
+    begin, end = BEGIN.format(name=name), END.format(name=name)
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f"{path.relative_to(ROOT)}: needs exactly one pair of markers:\n{begin}\n{end}")
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    return f"{head}{begin}\n\n{generate()}\n\n{end}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/gen_docs.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 with a diff if a file is out of date")
+    args = parser.parse_args(argv)
+    stale = 0
+    for path in TARGETS:
+        current = path.read_text(encoding="utf-8")
+        expected = regenerate(path, current)
+        rel = path.relative_to(ROOT).as_posix()
+        if current == expected:
+            print(f"{rel}: up to date", file=sys.stderr)
+        elif args.check:
+            stale += 1
+            sys.stdout.writelines(difflib.unified_diff(
+                current.splitlines(keepends=True), expected.splitlines(keepends=True),
+                f"{rel} (committed)", f"{rel} (generated)"))
+        else:
+            path.write_text(expected, encoding="utf-8")
+            print(f"{rel}: regenerated", file=sys.stderr)
+    if stale:
+        print(f"{stale} file(s) out of date: run `make docs`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
