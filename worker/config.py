@@ -67,6 +67,9 @@ class KafkaSettings(_Group):
     # Timeout of one broker request; also bounds one offset commit and how long start-up
     # waits for a broker.
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # How often tagstream_consumer_lag is refreshed: each owned partition's end offset, asked
+    # of the broker by a client of its own, minus the group's committed offset.
+    lag_interval_s: float = Field(default=5.0, gt=0, le=3_600)
     # How long the producer keeps retrying one output before the worker gives up and exits
     # (nothing is committed for an undelivered output, so a restart redoes it).
     delivery_timeout_ms: int = Field(default=120_000, ge=1_000)

@@ -76,7 +76,8 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "tagstream_consumer_lag",
-            "Records in the partition after the worker's last committed offset.",
+            "Records in the partition after the group's committed offset (end offset minus "
+            "committed offset), refreshed every TAGSTREAM_KAFKA__LAG_INTERVAL_S.",
             ["topic", "partition"], registry=registry,
         )
         self.assigned_partitions = Gauge(

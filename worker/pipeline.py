@@ -182,7 +182,6 @@ class Pipeline:
                 self._inflight = self._submit(batch)
             if flight is not None:
                 self._deliver(flight)
-        self._source.update_lag()
 
     def _poll_timeout(self) -> float:
         if self._inflight is not None:

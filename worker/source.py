@@ -76,9 +76,10 @@ class Source:
         self._generation = 0
         self._committed: dict[TopicPartition, int] = {}
         self._pending: dict[TopicPartition, int] = {}  # delivered, not yet committed
-        self._lag_at = 0.0
         self._commit_timeout_ms = k.request_timeout_ms
         self._consumer.subscribe([self.topic], listener=_Listener(self))
+        self._lag = _LagMonitor(self, settings, metrics)
+        self._lag.start()
 
     def missing_topics(self, names: Iterable[str]) -> list[str]:
         """Which of these topics the cluster does not have (a start-up check)."""
@@ -221,22 +222,21 @@ class Source:
                     del self._pending[tp]
         self._committed.update(offsets)
 
-    def update_lag(self, every_s: float = 1.0) -> None:
-        """Refresh ``tagstream_consumer_lag`` from fetch high-water marks (no network call)."""
-        now = time.monotonic()
-        if now - self._lag_at < every_s:
-            return
-        self._lag_at = now
-        for tp in self.owned():
-            try:
-                high = self._consumer.highwater(KafkaTopicPartition(*tp))
-            except Exception:  # revoked between owned() and here
-                continue
-            if high is not None:
-                self._metrics.set_lag(tp, max(0, high - self._committed.get(tp, 0)))
+    def publish_lag(self, end_offsets: dict[TopicPartition, int], earliest: dict[TopicPartition, int]) -> None:
+        """Set ``tagstream_consumer_lag`` of the owned partitions among these: end offset minus
+        the group's committed offset (as ``kafka-consumer-groups.sh --describe`` shows it);
+        where the group has committed nothing yet, minus where the worker starts reading
+        (``earliest``: the partition's first offset, when auto_offset_reset is earliest).
+        Under the lock that revocations take, so a revoked partition's series stays removed."""
+        with self._lock:
+            for tp, end in end_offsets.items():
+                start = self._committed.get(tp, earliest.get(tp))
+                if tp in self._owned and start is not None:
+                    self._metrics.set_lag(tp, max(0, end - start))
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Leave the group at once, so the partitions move to the other workers quickly."""
+        self._lag.stop()
         self._consumer.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
 
     # -- called by the listener on the IO thread -------------------------------------------
@@ -270,9 +270,9 @@ class Source:
             self._assigned -= revoked
             self._owned -= revoked
             owned = len(self._owned)
-        for tp in revoked:
-            self._committed.pop(tp, None)
-        self._metrics.forget_partitions(sorted(revoked))
+            for tp in revoked:
+                self._committed.pop(tp, None)
+            self._metrics.forget_partitions(sorted(revoked))
         self._metrics.assigned_partitions.set(owned)
         log.info("partitions revoked", extra={"partitions": _names(revoked)})
 
@@ -286,6 +286,58 @@ class Source:
         self._metrics.rebalances.inc()
         self._metrics.assigned_partitions.set(owned)
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
+
+
+class _LagMonitor(threading.Thread):
+    """Refreshes ``tagstream_consumer_lag`` every ``lag_interval_s``: the end offsets of the
+    owned partitions, asked of the broker by a consumer of its own (outside the group, so the
+    figure does not depend on the worker's fetches, which stop while it is paused behind a
+    backlog), minus the committed offsets. A failed refresh keeps the last figures."""
+
+    def __init__(self, source: Source, settings: Settings, metrics: Metrics):
+        super().__init__(name="tagstream-lag", daemon=True)
+        self._source = source
+        self._settings = settings
+        self._metrics = metrics
+        self._stop = threading.Event()
+        self._warned = False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        k = self._settings.kafka
+        client: KafkaConsumer | None = None
+        try:
+            while not self._stop.wait(k.lag_interval_s):
+                try:
+                    if client is None:
+                        client = KafkaConsumer(
+                            bootstrap_servers=k.bootstrap_servers.split(","), client_id=f"{k.client_id}-lag",
+                            group_id=None, enable_auto_commit=False, request_timeout_ms=k.request_timeout_ms,
+                            **k.security_configs(),
+                        )
+                    self._refresh(client)
+                except Exception as exc:  # the broker is away: keep the last figures, try again
+                    if not self._warned:
+                        log.warning("refreshing the consumer lag failed; will retry", extra={"error": repr(exc)})
+                        self._warned = True
+        finally:
+            if client is not None:
+                client.close()
+
+    def _refresh(self, client: KafkaConsumer) -> None:
+        parts = sorted(self._source.owned())
+        if not parts:
+            return
+        kparts = [KafkaTopicPartition(*tp) for tp in parts]
+        ends = {TopicPartition(tp.topic, tp.partition): off for tp, off in client.end_offsets(kparts).items()}
+        earliest: dict[TopicPartition, int] = {}
+        if self._settings.kafka.auto_offset_reset == "earliest":
+            earliest = {TopicPartition(tp.topic, tp.partition): off
+                        for tp, off in client.beginning_offsets(kparts).items()}
+        self._source.publish_lag(ends, earliest)
+        self._warned = False
 
 
 class _Listener(AsyncConsumerRebalanceListener):
