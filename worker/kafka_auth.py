@@ -201,7 +201,9 @@ def _classify(exc: BaseException, settings: Settings, address: str, answered: bo
     if tls is not None and not isinstance(tls, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
         raise ConnectionProblem(f"TLS handshake with Kafka at {address} failed: "
                                 f"{tls.reason or tls}; does {protocol} match that listener?") from None
-    if isinstance(exc, _TRANSIENT) or isinstance(exc, OSError) or tls is not None:
+    # A socket error before the broker answered is the network's; after it (SASL under way),
+    # only a dropped connection or a timeout is.
+    if isinstance(exc, _TRANSIENT) or (isinstance(exc, OSError) and not answered) or tls is not None:
         if tls is not None or (not answered and "disconnected" in str(exc)):
             return (f"the broker at {address} closed the connection before answering: does "
                     f"{protocol} match that listener?")

@@ -54,7 +54,9 @@ def redact(values: Iterable[str]) -> None:
     forms = set()
     for value in values:
         if len(value) >= 4:  # shorter ones would blank out ordinary words
-            forms.update({value, json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]})
+            # as is, in a repr() of the string or of its bytes, and each of those in JSON
+            plain = {value, repr(value)[1:-1], repr(value.encode())[2:-1]}
+            forms.update(plain, (json.dumps(f, ensure_ascii=False)[1:-1] for f in plain))
     _secrets[:] = sorted(forms, key=len, reverse=True)
 
 

@@ -290,3 +290,15 @@ def test_no_password_in_error_messages(secure, clean_env, monkeypatch):
                             **scram(secure, "SASL_SSL", "PLAIN", password=wrong)))
     assert "SaslAuthenticationFailedError" in str(info.value)
     assert wrong not in str(info.value) and secure.password not in str(info.value)
+
+
+def test_aws_msk_iam_reaches_the_sasl_handshake(secure, clean_env, monkeypatch):
+    """The local broker has no AWS_MSK_IAM, so it says so: the mechanism got that far."""
+    pytest.importorskip("botocore")
+    from worker.kafka_auth import ConnectionProblem, preflight
+
+    with pytest.raises(ConnectionProblem, match="the listener does not offer "
+                       "TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM"):
+        preflight(_settings(monkeypatch, secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
+                            kafka__security_protocol="SASL_SSL", kafka__sasl_mechanism="AWS_MSK_IAM",
+                            kafka__ssl_cafile=secure["KAFKA_SSL_CAFILE"]))
