@@ -32,7 +32,7 @@ import kafka.errors as Errors
 from kafka.net.manager import KafkaConnectionManager
 from kafka.net.sasl.oauth import AbstractTokenProvider
 from kafka.net.selector import NetworkSelector
-from kafka.net.transport import KafkaTCPTransport
+from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
 
 from worker.config import Settings, import_object
 
@@ -105,6 +105,7 @@ def preflight(settings: Settings) -> None:
     client (return) or the request timeout is over. Raise `ConnectionProblem` at the first
     definitive failure, or at the end of the time with the last error seen."""
     k = settings.kafka
+    _check_tls_files(k.security_configs())
     try:
         net = NetworkSelector(client_id=k.client_id)
         manager = KafkaConnectionManager(
@@ -154,6 +155,24 @@ def preflight(settings: Settings) -> None:
         f"{_text(last) if last else 'no answer'}" + (f"; {hint}" if hint else ""))
 
 
+def _check_tls_files(configs: dict[str, Any]) -> None:
+    """Load the CA, certificate and key as kafka-python will (it would only fail later, at
+    each connection attempt, and retry): a file that is not what it should be is exit 2."""
+    if configs["security_protocol"] not in ("SSL", "SASL_SSL"):
+        return
+    ssl_configs = {**KafkaSSLTransport.DEFAULT_CONFIG,
+                   **{key: value for key, value in configs.items() if key.startswith("ssl_")}}
+    try:
+        KafkaSSLTransport._build_ssl_context(ssl_configs)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        files = [f"TAGSTREAM_KAFKA__{key.upper()}={ssl_configs[key]}"
+                 for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if ssl_configs[key]]
+        raise ConnectionProblem(
+            f"cannot load the TLS files ({', '.join(files) or 'the system CAs'}"
+            f"{', TAGSTREAM_KAFKA__SSL_PASSWORD' if ssl_configs['ssl_password'] else ''}): "
+            f"{_text(exc)}", EXIT_USAGE) from None
+
+
 _AUTH_ERRORS = (
     Errors.SaslAuthenticationFailedError,
     Errors.UnsupportedSaslMechanismError,
@@ -199,8 +218,15 @@ def _classify(exc: BaseException, settings: Settings, address: str, answered: bo
             f"TLS handshake with Kafka at {address} failed: the broker's certificate is not "
             f"trusted ({reason}); {advice}") from None
     if tls is not None and not isinstance(tls, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-        raise ConnectionProblem(f"TLS handshake with Kafka at {address} failed: "
-                                f"{tls.reason or tls}; does {protocol} match that listener?") from None
+        reason = str(tls.reason or tls)
+        if "ALERT" in reason.upper():  # the broker's verdict on this client
+            advice = ("the broker refused the handshake: does it require a client certificate "
+                      "(TAGSTREAM_KAFKA__SSL_CERTFILE / __SSL_KEYFILE) signed by a CA it trusts, "
+                      "or other TLS versions?")
+        else:
+            advice = f"does {protocol} match that listener?"
+        raise ConnectionProblem(
+            f"TLS handshake with Kafka at {address} failed ({reason}); {advice}") from None
     # A socket error before the broker answered is the network's; after it (SASL under way),
     # only a dropped connection or a timeout is.
     if isinstance(exc, _TRANSIENT) or (isinstance(exc, OSError) and not answered) or tls is not None:
@@ -222,7 +248,8 @@ def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
         if isinstance(exc, ssl.SSLError):
             return exc
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        wrapped = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = exc.__cause__ or wrapped or exc.__context__
     return None
 
 

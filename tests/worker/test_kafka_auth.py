@@ -146,3 +146,28 @@ def test_the_cleartext_warning_once(capsys):
     for _ in range(3):
         log.warning("Exchanging credentials in the clear during Sasl Authentication")
     assert capsys.readouterr().err.count("in the clear") == 1
+
+
+def test_unloadable_tls_files_are_a_settings_error(monkeypatch, tmp_path):
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    key.write_text("nor a key\n")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SSL_CERTFILE", str(cert))
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SSL_KEYFILE", str(key))
+    monkeypatch.setenv("TAGSTREAM_KAFKA__SSL_PASSWORD", "hunter2-secret")
+    with pytest.raises(kafka_auth.ConnectionProblem) as info:
+        kafka_auth.preflight(load_settings())
+    assert info.value.exit_status == 2
+    assert str(info.value).startswith(
+        f"cannot load the TLS files (TAGSTREAM_KAFKA__SSL_CERTFILE={cert}, "
+        f"TAGSTREAM_KAFKA__SSL_KEYFILE={key}, TAGSTREAM_KAFKA__SSL_PASSWORD): SSLError")
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_tls_alert_from_the_broker_is_definitive():
+    alert = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
+    alert.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    with pytest.raises(kafka_auth.ConnectionProblem, match=r"\(TLSV13_ALERT_CERTIFICATE_REQUIRED\); "
+                       r"the broker refused the handshake: does it require a client certificate"):
+        _classify(Errors.KafkaConnectionError(alert), security_protocol="SSL")
