@@ -86,24 +86,27 @@ class KafkaSettings(_Group):
 
     # TLS (SSL, SASL_SSL) and SASL authentication (SASL_PLAINTEXT, SASL_SSL).
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    # PLAIN and SCRAM-*: sasl_username and sasl_password. OAUTHBEARER: a token from
-    # sasl_oauth_token_file or sasl_oauth_token_provider. GSSAPI (Kerberos; the gssapi package):
-    # the ticket cache or KRB5_CLIENT_KTNAME keytab. AWS_MSK_IAM (botocore): the AWS credential
-    # chain and AWS_REGION, over SASL_SSL. See docs/security.md.
+    # With SASL_*: PLAIN or SCRAM-* (a user name and password), OAUTHBEARER (a token from a
+    # file or a function), GSSAPI (Kerberos; extra tagstream[gssapi]) or AWS_MSK_IAM (the AWS
+    # credential chain and AWS_REGION, SASL_SSL only; extra tagstream[aws]). See docs/security.md.
     sasl_mechanism: Literal[
         "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"
     ] | None = None
+    # PLAIN and SCRAM-* only, and required with them: the SASL user.
     sasl_username: str | None = None
+    # PLAIN and SCRAM-* only, and required with them: the user's password.
     sasl_password: SecretStr | None = None
-    # OAUTHBEARER: a file holding the token, read again for every new connection (so whatever
-    # renews it, e.g. a projected Kubernetes token, a sidecar, needs no restart)...
+    # OAUTHBEARER: a file holding the token, read again for every new connection, so whatever
+    # renews it (a projected Kubernetes token, a sidecar) needs no restart. Or the next one.
     sasl_oauth_token_file: Path | None = None
-    # ...or "package.module:name": a function returning the token (called for every new
-    # connection; cache inside it), or a kafka.net.sasl.oauth.AbstractTokenProvider instance.
+    # OAUTHBEARER: "package.module:function" returning the token, called for every new
+    # connection (cache inside it); or an object with a token() method. Or the previous one.
     sasl_oauth_token_provider: str | None = None
-    # GSSAPI: the broker's Kerberos service name and, if not the broker's host name, its domain.
+    # GSSAPI: the service name of the brokers' Kerberos principal ("<service>/<host>").
     sasl_kerberos_service_name: str = Field(default="kafka", min_length=1)
+    # GSSAPI: the host part of the brokers' principal, when it is not the broker's host name.
     sasl_kerberos_domain_name: str | None = None
+    # CA bundle (PEM file) the brokers' certificates must chain to; unset: the system's CAs.
     ssl_cafile: Path | None = None
     # Client certificate (PEM file) for mutual TLS; set together with the key.
     ssl_certfile: Path | None = None
