@@ -12,6 +12,11 @@
 the broker itself, so a broker that a developer or CI had already started is left
 running.
 
+`ensure_secure_broker()` / `stop_secure_broker()` do the same for a second broker with the
+SASL and TLS listeners (``scripts/kafka-local up --security``) in its own state dir,
+``$TAGSTREAM_KAFKA_SECURITY_STATE`` (default ``$TMPDIR/tagstream-kafka-security``): the
+security tests use it whatever ``KAFKA_BOOTSTRAP_SERVERS`` says.
+
 Deliberately free of pytest: the conftest decides on fixtures and skips.
 """
 
@@ -20,10 +25,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["ensure_broker", "stop_broker", "broker_pid", "KafkaLocalError", "SCRIPT"]
+__all__ = ["ensure_broker", "stop_broker", "broker_pid", "ensure_secure_broker",
+           "stop_secure_broker", "KafkaLocalError", "SCRIPT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "kafka-local"
@@ -42,10 +49,12 @@ class KafkaLocalError(RuntimeError):
     """scripts/kafka-local failed; the message carries its output."""
 
 
-def _run(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _run(command: str, timeout: float, *args: str, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            ["bash", str(SCRIPT), command],
+            ["bash", str(SCRIPT), command, *args],
+            env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -120,3 +129,51 @@ def broker_pid(bootstrap: str) -> int | None:
     if proc.returncode != 0 or match is None or _parse_bootstrap(proc.stdout) != bootstrap:
         return None
     return int(match.group(1))
+
+
+# -- the broker with SASL and TLS listeners -----------------------------------------------------
+
+SECURITY_STATE = os.environ.get("TAGSTREAM_KAFKA_SECURITY_STATE") or str(
+    Path(tempfile.gettempdir()) / "tagstream-kafka-security")
+_secure: dict[str, str] | None = None
+_secure_started_here = False
+
+
+def _secure_env() -> dict[str, str]:
+    return {**os.environ, "TAGSTREAM_KAFKA_STATE": SECURITY_STATE,
+            # a second JVM beside the main broker on a small machine
+            "TAGSTREAM_KAFKA_HEAP_OPTS": os.environ.get("TAGSTREAM_KAFKA_SECURITY_HEAP_OPTS",
+                                                        "-Xms128m -Xmx512m")}
+
+
+def ensure_secure_broker() -> dict[str, str]:
+    """The ``KAFKA_*`` lines of ``scripts/kafka-local up --security`` (bootstrap servers of each
+    listener, the CA and client certificate files, the user and its password file)."""
+    global _secure, _secure_started_here
+    with _lock:
+        if _secure is not None:
+            return _secure
+        env = _secure_env()
+        already_running = _run("status", DOWN_TIMEOUT_S, env=env).returncode == 0
+        proc = _run("up", UP_TIMEOUT_S, "--security", env=env)
+        lines = dict(line.split("=", 1) for line in proc.stdout.splitlines()
+                     if re.match(r"KAFKA_[A-Z_]+=", line))
+        if proc.returncode != 0 or "KAFKA_SSL_CAFILE" not in lines:
+            raise KafkaLocalError(
+                f"scripts/kafka-local up --security failed (exit {proc.returncode})\n"
+                f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+            )
+        _secure, _secure_started_here = lines, not already_running
+        return lines
+
+
+def stop_secure_broker() -> None:
+    """Stop the secured broker if (and only if) ensure_secure_broker() started it."""
+    global _secure, _secure_started_here
+    with _lock:
+        started, _secure, _secure_started_here = _secure_started_here, None, False
+        if not started:
+            return
+        proc = _run("down", DOWN_TIMEOUT_S, env=_secure_env())
+        if proc.returncode != 0:
+            raise KafkaLocalError(f"scripts/kafka-local down failed (exit {proc.returncode})\n{proc.stderr}")

@@ -123,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"tagstream: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.configure(settings.log.level, settings.log.format)
+    logs.redact(settings.kafka.secret_values())
     log.info("starting", extra={"settings": settings.redacted()})
     for warning in settings.kafka.warnings():
         log.warning("risky settings: %s", warning)
@@ -140,6 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Imported here: these pull in torch and kafka-python, slow to import for --help.
     from kafka.errors import KafkaConfigurationError, KafkaError
 
+    from worker.kafka_auth import ConnectionProblem, preflight
     from worker.pipeline import Pipeline, load_tagger
     from worker.sink import Sink
     from worker.source import Source
@@ -153,6 +155,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     health.model_loaded = True
     log.info("model loaded", extra={"model": f"{tagger.name}@{tagger.version}",
                                     "precision": tagger.info["precision"]})
+
+    try:  # fails fast, with the cause, on a rejected password, mechanism or certificate
+        preflight(settings)
+    except ConnectionProblem as exc:
+        log.error("%s", exc)
+        return exc.exit_status
 
     try:
         source = Source(settings, metrics)

@@ -8,6 +8,8 @@ The whole tree is validated once at start-up (`load_settings`); an invalid value
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import socket
 from pathlib import Path
@@ -87,9 +89,27 @@ class KafkaSettings(_Group):
 
     # TLS (SSL, SASL_SSL) and SASL authentication (SASL_PLAINTEXT, SASL_SSL).
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    # With SASL_*: PLAIN or SCRAM-* (a user name and password), OAUTHBEARER (a token from a
+    # file or a function), GSSAPI (Kerberos; extra tagstream[gssapi]) or AWS_MSK_IAM (the AWS
+    # credential chain and AWS_REGION, SASL_SSL only; extra tagstream[aws]). See docs/security.md.
+    sasl_mechanism: Literal[
+        "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"
+    ] | None = None
+    # PLAIN and SCRAM-* only, and required with them: the SASL user.
     sasl_username: str | None = None
+    # PLAIN and SCRAM-* only, and required with them: the user's password.
     sasl_password: SecretStr | None = None
+    # OAUTHBEARER: a file holding the token, read again for every new connection, so whatever
+    # renews it (a projected Kubernetes token, a sidecar) needs no restart. Or the next one.
+    sasl_oauth_token_file: Path | None = None
+    # OAUTHBEARER: "package.module:function" returning the token, called for every new
+    # connection (cache inside it); or an object with a token() method. Or the previous one.
+    sasl_oauth_token_provider: str | None = None
+    # GSSAPI: the service name of the brokers' Kerberos principal ("<service>/<host>").
+    sasl_kerberos_service_name: str = Field(default="kafka", min_length=1)
+    # GSSAPI: the host part of the brokers' principal, when it is not the broker's host name.
+    sasl_kerberos_domain_name: str | None = None
+    # CA bundle (PEM file) the brokers' certificates must chain to; unset: the system's CAs.
     ssl_cafile: Path | None = None
     # Client certificate (PEM file) for mutual TLS; set together with the key.
     ssl_certfile: Path | None = None
@@ -102,18 +122,7 @@ class KafkaSettings(_Group):
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:
-        uses_sasl = self.security_protocol.startswith("SASL")
-        if uses_sasl:
-            missing = [
-                name
-                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
-                if getattr(self, name) is None
-            ]
-            if missing:
-                raise ValueError(
-                    f"security_protocol={self.security_protocol} needs "
-                    + ", ".join(_env_name(("kafka", m)) for m in missing)
-                )
+        self._check_sasl()
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
@@ -141,6 +150,57 @@ class KafkaSettings(_Group):
             )
         return self
 
+    def _check_sasl(self) -> None:
+        """The SASL settings fit the protocol and the mechanism (each message names the
+        variables; a secret's value never appears)."""
+        mechanism = self.sasl_mechanism
+        if not self.security_protocol.startswith("SASL") and mechanism is None:
+            return  # also the class's own default, built before _kafka_vars exists
+        protocol = _kafka_vars(security_protocol=self.security_protocol)
+        if not self.security_protocol.startswith("SASL"):
+            if mechanism is not None:
+                raise ValueError(f"{protocol}, {_kafka_vars(sasl_mechanism=mechanism)}: the "
+                                 "protocol does not use SASL (use SASL_PLAINTEXT or SASL_SSL)")
+            return
+        if mechanism is None:
+            raise ValueError(f"{protocol} needs {_env_name(('kafka', 'sasl_mechanism'))}")
+        uses_password = mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+        credentials = {"sasl_username": self.sasl_username, "sasl_password": self.sasl_password}
+        if uses_password:
+            missing = [name for name, value in credentials.items() if value is None]
+            if missing:
+                raise ValueError(f"{protocol}, {_kafka_vars(sasl_mechanism=mechanism)} needs "
+                                 + ", ".join(_env_name(("kafka", m)) for m in missing))
+        else:
+            unused = [_env_name(("kafka", n)) for n, value in credentials.items() if value is not None]
+            if unused:
+                raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)}: "
+                                 f"{', '.join(unused)} not used by {mechanism}; unset")
+        oauth = {"sasl_oauth_token_file": self.sasl_oauth_token_file,
+                 "sasl_oauth_token_provider": self.sasl_oauth_token_provider}
+        given = [name for name, value in oauth.items() if value is not None]
+        if mechanism == "OAUTHBEARER":
+            if len(given) != 1:
+                raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)} needs exactly one of "
+                                 f"{_env_name(('kafka', 'sasl_oauth_token_file'))}, "
+                                 f"{_env_name(('kafka', 'sasl_oauth_token_provider'))}")
+            if self.sasl_oauth_token_file is not None and not self.sasl_oauth_token_file.is_file():
+                raise ValueError(f"{_kafka_vars(sasl_oauth_token_file=self.sasl_oauth_token_file)}: "
+                                 "no such file")
+            if self.sasl_oauth_token_provider is not None:
+                _check_token_provider(self.sasl_oauth_token_provider)
+        elif given:
+            raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)}: "
+                             f"{', '.join(_env_name(('kafka', n)) for n in given)} only used by "
+                             "OAUTHBEARER; unset")
+        if mechanism == "AWS_MSK_IAM" and self.security_protocol != "SASL_SSL":
+            raise ValueError(f"{protocol}, {_kafka_vars(sasl_mechanism=mechanism)}: "
+                             "AWS_MSK_IAM needs SASL_SSL")
+        package, extra = _SASL_PACKAGES.get(mechanism, (None, None))
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)} needs the Python package "
+                             f"{package}, which is not installed: pip install 'tagstream[{extra}]'")
+
     def warnings(self) -> list[str]:
         """Risky but valid combinations, logged at start-up."""
         out = []
@@ -157,16 +217,30 @@ class KafkaSettings(_Group):
     def effective_transactional_id(self) -> str:
         return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
 
+    def secret_values(self) -> list[str]:
+        """The passwords, for the log formatter to blank out wherever they would appear."""
+        return [s.get_secret_value() for s in (self.sasl_password, self.ssl_password) if s]
+
     def security_configs(self) -> dict[str, Any]:
         """The kafka-python keyword arguments for TLS and SASL (shared by all clients)."""
         out: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL"):
-            assert self.sasl_password is not None
-            out.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password.get_secret_value(),
-            )
+            out["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_password is not None:  # PLAIN, SCRAM-*
+                out.update(
+                    sasl_plain_username=self.sasl_username,
+                    sasl_plain_password=self.sasl_password.get_secret_value(),
+                )
+            if self.sasl_mechanism == "OAUTHBEARER":
+                from worker import kafka_auth  # kafka-python: imported only when used
+
+                out["sasl_oauth_token_provider"] = kafka_auth.token_provider(
+                    self.sasl_oauth_token_file, self.sasl_oauth_token_provider)
+            if self.sasl_mechanism == "GSSAPI":
+                out.update(
+                    sasl_kerberos_service_name=self.sasl_kerberos_service_name,
+                    sasl_kerberos_domain_name=self.sasl_kerberos_domain_name,
+                )
         if self.security_protocol in ("SSL", "SASL_SSL"):
             out.update(
                 ssl_cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
@@ -285,6 +359,35 @@ def _kafka_vars(**values: Any) -> str:
 
 
 _SECRET_FIELDS = {"sasl_password", "ssl_password"}
+
+# SASL mechanisms whose kafka-python implementation needs an optional package: (module, extra).
+_SASL_PACKAGES = {"GSSAPI": ("gssapi", "gssapi"), "AWS_MSK_IAM": ("botocore", "aws")}
+
+
+def import_object(spec: str) -> Any:
+    """The object named by "package.module:name" (name may be dotted: "mod:Class.attr")."""
+    module_name, _, attr = spec.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check_token_provider(spec: str) -> None:
+    name = _env_name(("kafka", "sasl_oauth_token_provider"))
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", spec):
+        raise ValueError(f"{name}={spec!r}: expected 'package.module:function'")
+    try:
+        obj = import_object(spec)
+    except ImportError as exc:
+        raise ValueError(f"{name}={spec}: cannot import {exc.name or spec}: {exc}") from None
+    except AttributeError as exc:
+        raise ValueError(f"{name}={spec}: {exc}") from None
+    except Exception as exc:  # the module failed while being imported
+        raise ValueError(f"{name}={spec}: importing it failed: {type(exc).__name__}: {exc}") from None
+    if not callable(obj) and not callable(getattr(obj, "token", None)):
+        raise ValueError(f"{name}={spec}: neither a function returning a token nor a token "
+                         "provider (an object with a token() method)")
 
 
 def _describe(error: dict[str, Any]) -> str:

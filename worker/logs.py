@@ -10,7 +10,11 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
+
+REDACTED = "**********"
+_secrets: list[str] = []  # values never to be written out (see `redact`)
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -29,7 +33,7 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        return _scrub(json.dumps(doc, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -41,7 +45,42 @@ class TextFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return line
+        return _scrub(line)
+
+
+def redact(values: Iterable[str]) -> None:
+    """Never write these values (passwords) in a log line, however they got there: a client
+    library's debug dump of its requests, an exception's message. Replaced by REDACTED."""
+    forms = set()
+    for value in values:
+        if len(value) >= 4:  # shorter ones would blank out ordinary words
+            # as is, in a repr() of the string or of its bytes, and each of those in JSON
+            plain = {value, repr(value)[1:-1], repr(value.encode())[2:-1]}
+            forms.update(plain, (json.dumps(f, ensure_ascii=False)[1:-1] for f in plain))
+    _secrets[:] = sorted(forms, key=len, reverse=True)
+
+
+def _scrub(line: str) -> str:
+    for secret in _secrets:
+        if secret in line:
+            line = line.replace(secret, REDACTED)
+    return line
+
+
+class _Once(logging.Filter):
+    """Lets each distinct message of a logger through once (kafka-python repeats some warnings
+    on every new connection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        return True
 
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:
@@ -52,6 +91,10 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level)
     # kafka-python is chatty at INFO (every connection, every metadata refresh).
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # "Exchanging credentials in the clear" (SASL_PLAINTEXT) comes with every connection.
+    scram = logging.getLogger("kafka.net.sasl.scram")
+    if not any(isinstance(f, _Once) for f in scram.filters):
+        scram.addFilter(_Once())
 
 
 class RateLimitedLog:
