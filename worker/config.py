@@ -54,6 +54,13 @@ class KafkaSettings(_Group):
     # (a restart with the same id fences the crashed instance and aborts its open transaction).
     # Default: "<group_id>-<hostname>" (the pod name on Kubernetes).
     transactional_id: str | None = None
+    # Static group membership (KIP-345): a stable identity per worker, e.g. the pod name (the
+    # chart sets it so). A worker that restarts with the same id within the session timeout
+    # gets its partitions back at once, with no rebalance of the others; a worker that stops
+    # for good keeps its partitions unserved until the session timeout (a static member does
+    # not leave the group on shutdown). Unset: dynamic membership.
+    group_instance_id: str | None = Field(default=None, min_length=1, max_length=249,
+                                          pattern=r"^[A-Za-z0-9._-]+$")
     # Where a group without committed offsets starts reading.
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Eager ("range") revokes every partition on each rebalance; "cooperative-sticky" moves only

@@ -56,6 +56,7 @@ class Source:
             bootstrap_servers=k.bootstrap_servers.split(","),
             client_id=k.client_id,
             group_id=k.group_id,
+            group_instance_id=k.group_instance_id,  # static membership when set (KIP-345)
             enable_auto_commit=False,  # offsets are committed after delivery, never before
             auto_offset_reset=k.auto_offset_reset,
             isolation_level="read_committed",  # never label an aborted upstream transaction

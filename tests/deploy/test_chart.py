@@ -153,7 +153,9 @@ def test_rendered_settings_are_accepted_by_the_worker(helm: Helm, values: Path, 
     for name in [n for n in os.environ if n.startswith("TAGSTREAM_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
-        if isinstance(value, dict):            # valueFrom: a Secret key
+        if isinstance(value, dict) and "fieldRef" in value:  # the downward API: the pod name
+            value = "tagstream-7d9f8b6c5-x2kqp"
+        elif isinstance(value, dict):          # valueFrom: a Secret key
             value = "secret-from-" + value["secretKeyRef"]["key"]
         elif any(value.startswith(path + "/") for path in mounts):
             local = tmp_path / value.lstrip("/")
@@ -330,7 +332,8 @@ def test_keda_scales_on_the_workers_own_group_and_topic(helm: Helm):
     auth = rendered.one("TriggerAuthentication")
     assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
     params = {p["parameter"]: (p["name"], p["key"]) for p in auth["spec"]["secretTargetRef"]}
-    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in rendered.container()["env"]}
+    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in rendered.container()["env"]
+           if "secretKeyRef" in v["valueFrom"]}
     assert params["username"] == tuple(env["TAGSTREAM_KAFKA__SASL_USERNAME"].values())
     assert params["password"] == tuple(env["TAGSTREAM_KAFKA__SASL_PASSWORD"].values())
     assert params["ca"] == ("tagstream-kafka-ca", "ca.crt")
@@ -339,7 +342,8 @@ def test_keda_scales_on_the_workers_own_group_and_topic(helm: Helm):
 def test_keda_with_mutual_tls_uses_the_workers_certificate_and_key_password(helm: Helm):
     rendered = helm.template(CHART / "ci" / "keda-mtls-values.yaml")
     config = rendered.configmap()
-    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in rendered.container()["env"]}
+    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in rendered.container()["env"]
+           if "secretKeyRef" in v["valueFrom"]}
     assert env["TAGSTREAM_KAFKA__SSL_PASSWORD"] == {"name": "tagstream-kafka-tls",
                                                      "key": "tls.key.password"}
     assert config["TAGSTREAM_KAFKA__SECURITY_PROTOCOL"] == "SSL"
@@ -544,3 +548,14 @@ def test_notes_render(helm: Helm, values: Path, tmp_path: Path):
     notes = yaml.safe_load(out)["notes"]
     assert "port-forward svc/tagstream 8080" in notes
     assert "NotReady" in notes
+
+
+def test_static_membership_uses_the_pod_name(helm: Helm):
+    """By default each replica's group instance id is its pod name (static membership); the
+    switch turns it off."""
+    rendered = helm.template(CHART / "ci" / "default-values.yaml")
+    env = {v["name"]: v.get("valueFrom") for v in rendered.container().get("env") or []}
+    assert env["TAGSTREAM_KAFKA__GROUP_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    rendered = helm.template(CHART / "ci" / "default-values.yaml", {"kafka.staticMembership": "false"})
+    names = {v["name"] for v in rendered.container().get("env") or []}
+    assert "TAGSTREAM_KAFKA__GROUP_INSTANCE_ID" not in names
