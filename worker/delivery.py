@@ -64,6 +64,7 @@ class Delivery:
         self._uncommitted: dict[TopicPartition, int] = {}  # delivered, commit failed: retry
         self._commit_tried_at = 0.0
         self._dead_letter_log = RateLimitedLog(log, 10.0)
+        self._commit_log = RateLimitedLog(log, 10.0)
 
     def deliver(self, results: Sequence[Result]) -> bool:
         """Deliver one batch's results (in consumption order) and commit their offsets.
@@ -149,7 +150,8 @@ class Delivery:
             self._metrics.commit_failures.inc()
             owned = self._source.owned()
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in owned}
-            log.warning("offset commit failed; will retry", extra={"error": repr(exc)})
+            # retried every COMMIT_RETRY_S while a rebalance lasts: one line per 10 s, with a count
+            self._commit_log.warning("commit", "offset commit failed; will retry", error=repr(exc))
             return False
         self._uncommitted = {}
         return True

@@ -1,0 +1,172 @@
+"""Broker-free stand-ins for the worker's Kafka ports (`Source`, `Sink`) and the tagger, with
+one shared journal of calls, so tests can check the order of delivery steps.
+
+Each fake does what the real one promises and no more: offsets a commit was asked for, records
+a write was asked for, a transaction's steps; failures are injected with ``fail_next``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kafka.errors import CommitFailedError, KafkaError
+
+from worker.records import SourceRecord, TopicPartition
+from worker.sink import Outgoing
+
+
+@dataclass
+class Journal:
+    """What happened, in order: ("write", [values]), ("commit", {tp: offset}), ("begin",) ..."""
+
+    events: list[tuple] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [e[0] for e in self.events]
+
+
+def record(topic: str, partition: int, offset: int, value: bytes = b'{"id": "x", "text": "Oslo ."}',
+           key: bytes | None = None) -> SourceRecord:
+    return SourceRecord(topic, partition, offset, key, value, (), 1_700_000_000_000)
+
+
+class FakeSource:
+    """The consumer side: owned partitions, queued poll results, commits, seeks, rebalances."""
+
+    def __init__(self, journal: Journal, topic: str = "in", partitions: int = 2):
+        self.journal = journal
+        self.topic = topic
+        self._owned = {TopicPartition(topic, p) for p in range(partitions)}
+        self.polls: deque[list[SourceRecord]] = deque()
+        self.committed: dict[TopicPartition, int] = {}
+        self.group_committed: dict[TopicPartition, int] = {}  # what other members committed
+        self.fail_commits = 0  # the next n commits raise CommitFailedError
+        self._revoked: set[TopicPartition] = set()
+        self._generation = 1
+        self._fetching: set[TopicPartition] = set(self._owned)
+        self.paused = False
+        self.sought: dict[TopicPartition, int] = {}
+
+    # -- what the pipeline and delivery call
+    def poll(self, timeout_s: float, max_records: int) -> list[SourceRecord]:
+        return self.polls.popleft() if self.polls else []
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def owned(self) -> set[TopicPartition]:
+        return set(self._owned)
+
+    def fetching(self) -> set[TopicPartition]:
+        return set(self._fetching)
+
+    def take_revoked(self) -> set[TopicPartition]:
+        revoked, self._revoked = self._revoked, set()
+        return revoked
+
+    def take_assigned(self) -> int:
+        return self._generation
+
+    def committed_offsets(self, partitions) -> dict[TopicPartition, int]:
+        merged = {**self.group_committed, **self.committed}
+        return {tp: merged[tp] for tp in partitions if tp in merged}
+
+    def seek(self, offsets: dict[TopicPartition, int]) -> None:
+        owned = self.owned()
+        done = {tp: o for tp, o in offsets.items() if tp in owned}
+        if done:
+            self.journal.events.append(("seek", done))
+            self.sought.update(done)
+
+    def group_metadata(self) -> object:
+        return ("group", self._generation)
+
+    def commit(self, offsets: dict[TopicPartition, int], waiting: Callable[[], float | None] = lambda: None) -> None:
+        self.journal.events.append(("commit", dict(offsets)))
+        if self.fail_commits:
+            self.fail_commits -= 1
+            raise CommitFailedError("the group is rebalancing")
+        self.committed.update(offsets)
+
+    def record_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self.committed.update(offsets)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.journal.events.append(("close-consumer",))
+
+    # -- what a test does to it
+    def rebalance(self, revoked: set[TopicPartition], assigned: set[TopicPartition], keep_position: bool) -> None:
+        """A completed rebalance: ``revoked`` taken, then ``assigned`` given. ``keep_position``:
+        the client still holds the revoked partitions' fetch positions (eager protocol)."""
+        self._revoked |= revoked
+        self._owned = (self._owned - revoked) | assigned
+        self._fetching = (self._fetching | revoked if keep_position else self._fetching - revoked) | assigned
+        self._fetching &= self._owned | (revoked if keep_position else set())
+        self._generation += 1
+
+
+class FakeSink:
+    """The producer side: writes and transactions, journaled; failures injected."""
+
+    def __init__(self, journal: Journal, transactional: bool = False):
+        self.journal = journal
+        self.transactional = transactional
+        self.written: list[Outgoing] = []
+        self.fail_next: dict[str, BaseException] = {}  # step name -> error raised once
+
+    def _step(self, name: str, *detail) -> None:
+        self.journal.events.append((name, *detail))
+        error = self.fail_next.pop(name, None)
+        if error is not None:
+            raise error
+
+    def write(self, items: list[Outgoing], waiting=lambda: None) -> list[tuple[Outgoing, str]]:
+        self._step("write", [i.value for i in items])
+        self.written.extend(items)
+        return []
+
+    def begin(self) -> None:
+        self._step("begin")
+
+    def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: object) -> None:
+        self._step("send_offsets", dict(offsets))
+
+    def commit(self) -> None:
+        self._step("commit_transaction")
+
+    def abort(self) -> None:
+        self._step("abort")
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.journal.events.append(("close-producer",))
+
+
+class EchoTagger:
+    """A tagger without a network: every text's spans are empty; counts its calls."""
+
+    name = "fake"
+    version = "0"
+    precision = "float32"
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def prepare(self, text: str) -> _Prepared:
+        return _Prepared(len(text.split()))
+
+    def tag_prepared(self, docs) -> list[list]:
+        self.batches.append(len(docs))
+        return [[] for _ in docs]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    num_tokens: int
+
+
+__all__ = ["EchoTagger", "FakeSink", "FakeSource", "Journal", "KafkaError", "record"]
