@@ -111,7 +111,7 @@ class Pipeline:
             settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock, self._waiting
         )
         self._inflight: _InFlight | None = None
-        self._rewind_to: dict[TopicPartition, int] = {}  # dropped in a rebalance: consume again
+        self._rewind_to: dict[TopicPartition, int] = {}  # dropped, position kept: consume again
         self._generation = 0  # the source's assignment generation last seen
         self._deadline: float | None = None  # the drain's, once a stop was requested
         self._aborted = False  # an exactly-once transaction was aborted (and rewound)
@@ -335,10 +335,20 @@ class Pipeline:
 
     def _apply_rebalance(self) -> set[TopicPartition]:
         """Drop undelivered records of revoked partitions; once the new assignment is in,
-        consume those of them that came back from their first dropped offset again.
+        consume again those of them that kept their fetch position, from their first dropped
+        offset, never from below the group's committed offset.
 
-        kafka-python keeps a partition's fetch position when it is revoked and assigned again
-        in the same rebalance, so without the seek the dropped records would be skipped.
+        A revoked partition that kafka-python still holds (its eager protocol revokes every
+        partition before rejoining and keeps the fetch position of those assigned to this
+        member again) would otherwise skip the dropped records. Any other revoked partition
+        (under the cooperative protocol every one: it revokes only partitions that leave this
+        member, and after the rebalance; under either, partitions lost with the membership)
+        has lost its position: whoever owns it next, this worker included, starts from the
+        group's committed offset, and seeking it back to where this worker dropped it would
+        redo, and commit backwards, what other members did with it meanwhile. So a rewind
+        lives only while kafka-python holds its partition, and is clamped to the committed
+        offset fetched when it is applied.
+
         Returns the partitions sought back: the records this poll returned for them are stale.
         """
         revoked = self._source.take_revoked()
@@ -353,13 +363,19 @@ class Pipeline:
             self._delivery.forget(revoked)
             log.info("rebalance: undelivered records of revoked partitions dropped; "
                      "they will be consumed again", extra={"dropped": len(dropped)})
+        if self._rewind_to:  # forget the rewinds of partitions whose position is gone
+            held = self._source.fetching()
+            self._rewind_to = {tp: o for tp, o in self._rewind_to.items() if tp in held}
         sought: set[TopicPartition] = set()
         generation = self._source.take_assigned()
         if generation != self._generation:
             self._generation = generation
             owned = self._source.owned()
             back = {tp: offset for tp, offset in self._rewind_to.items() if tp in owned}
-            self._source.seek(back)
+            if back:
+                committed = self._source.committed_offsets(back)
+                back = {tp: max(offset, committed.get(tp, offset)) for tp, offset in back.items()}
+                self._source.seek(back)
             self._rewind_to = {}
             sought = set(back)
         self._health.assigned_partitions = len(self._source.owned())

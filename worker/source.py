@@ -167,15 +167,33 @@ class Source:
         with self._lock:
             assigned, self._assigned = self._assigned, set()
             generation = self._generation
-        for tp in assigned:
-            committed = self._consumer.committed(KafkaTopicPartition(*tp))
-            if committed is not None:
-                self._committed[tp] = committed
+        self._committed.update(self.committed_offsets(assigned))
         return generation
 
     def owned(self) -> set[TopicPartition]:
         with self._lock:
             return set(self._owned)
+
+    def fetching(self) -> set[TopicPartition]:
+        """The partitions whose fetch position kafka-python holds (its assignment). After a
+        revocation this still includes, under the eager protocol, the revoked partitions until
+        the new assignment is in (and then those assigned here again); under the cooperative
+        protocol, never a revoked partition: kafka-python drops it, with its position, before
+        it calls the listener."""
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def committed_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The group's committed offsets of these partitions, fetched from the coordinator now
+        (partitions without one are left out). The consumer reads ``read_committed``, so
+        kafka-python asks for stable offsets (KIP-447): while a transaction that commits offsets
+        of these partitions is still open, the coordinator answers UNSTABLE_OFFSET_COMMIT and
+        kafka-python asks again, so an exactly-once previous owner's offsets are included."""
+        out = {}
+        for tp in partitions:
+            committed = self._consumer.committed(KafkaTopicPartition(*tp))
+            if committed is not None:
+                out[tp] = committed
+        return out
 
     def group_metadata(self) -> object:
         """For `send_offsets_to_transaction` (KIP-447 fencing of zombie instances)."""
