@@ -12,6 +12,8 @@ import warnings
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
 from model.export import export_random  # noqa: E402
+from model.registry import UnknownModel  # noqa: E402
 from model.tagger import ArtifactError, Prepared, Span, Tagger, default_model_path, load  # noqa: E402
 
-__all__ = ["ArtifactError", "Prepared", "Span", "Tagger", "default_model_path", "export_random", "load"]
+__all__ = ["ArtifactError", "Prepared", "Span", "Tagger", "UnknownModel", "default_model_path", "export_random",
+           "load"]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from model.artifact import ArtifactError, check, read
 from model.cpu import Precision, choose_precision
 from model.features import Featurizer
+from model.registry import resolve
 from model.spans import tags_to_spans
 from model.tokenize import join_tokens, token_separator, tokenize_offsets
 from model.vocab import Vocab
@@ -317,7 +318,9 @@ def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
 
 def load(path: str | os.PathLike | None = None, *, threads: int | None = None,
          precision: str = "auto") -> Tagger:
-    """Load an artifact (default: ``default_model_path()``); ArtifactError if it cannot be used.
+    """Load a model: an installed model's name (None: en-news; see ``model.registry``) or an
+    artifact file; ArtifactError if it cannot be used, UnknownModel (a ValueError) for a name
+    that is not installed.
 
     Checks: the zip members' CRCs, TorchScript, the metadata against the network and the
     vocabularies, the tokenizer's rules version; then one text is tagged as a smoke test.
@@ -327,7 +330,7 @@ def load(path: str | os.PathLike | None = None, *, threads: int | None = None,
     chosen = choose_precision(precision)  # ValueError for an unknown name, before any work
     if threads is not None:
         torch.set_num_threads(threads)
-    path = pathlib.Path(path) if path is not None else default_model_path()
+    path = resolve(path)  # a name (None: en-news) or a file
     module, files = read(path)
     meta, vocabs = check(path, module, files)
     module.eval()

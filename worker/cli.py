@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     tag = sub.add_parser("tag", help="label JSON lines {\"id\", \"text\"} without Kafka")
-    tag.add_argument("--model", type=_existing_file, help="model artifact (default: the shipped en-news)")
+    tag.add_argument("--model", type=_model_ref,
+                     help="an installed model's name (tagstream models) or an artifact file (default: en-news)")
     tag.add_argument("--input", type=_existing_file, help="input file (default: stdin)")
     tag.add_argument("--output", type=Path, help="output file (default: stdout)")
     tag.add_argument("--input-format", choices=("json", "text"), default="json",
@@ -59,13 +60,17 @@ def _parser() -> argparse.ArgumentParser:
                      "it natively, else float32)")
     tag.set_defaults(func=cmd_tag)
 
+    models = sub.add_parser("models", help="list the installed models (names for --model / TAGSTREAM_MODEL__NAME)")
+    models.set_defaults(func=cmd_models)
+
     demo = sub.add_parser("demo", help="local broker + worker + a few hundred sentences, then a summary")
     demo.add_argument("--sentences", type=_existing_file,
                       help="one text per line (default: the embedded set)")
     demo.add_argument("--rate", type=_positive_float, default=50.0,
                       help="messages/s in the streaming phase (default 50)")
     demo.add_argument("--partitions", type=_at_least(1), default=2)
-    demo.add_argument("--model", type=_existing_file, help="model artifact (default: the shipped en-news)")
+    demo.add_argument("--model", type=_model_ref,
+                      help="an installed model's name (tagstream models) or an artifact file (default: en-news)")
     demo.add_argument("--bootstrap-servers",
                       help="use this broker instead of starting the local one "
                       "(default: $KAFKA_BOOTSTRAP_SERVERS, else scripts/kafka-local up)")
@@ -76,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # Argument types: argparse turns their errors into "argument --x: ..." and exit status 2.
+
+def _model_ref(value: str) -> str | Path:
+    """A model name (checked when loading) or the path of an existing file."""
+    path = Path(value)
+    if "/" in value or path.suffix or path.exists():
+        return _existing_file(value)
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty model name")
+    return value
+
 
 def _existing_file(value: str) -> Path:
     path = Path(value)
@@ -147,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from worker.source import Source
 
     try:
-        tagger = load_tagger(settings.model.path, settings.model.threads, settings.model.precision)
+        tagger = load_tagger(settings.model.ref, settings.model.threads, settings.model.precision)
     except ValueError as exc:  # model.ArtifactError
         log.error("cannot load the model: %s", exc)
         return EXIT_USAGE
@@ -207,6 +222,24 @@ def _install_signal_handlers() -> threading.Event:
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     return stop
+
+
+# -- models --------------------------------------------------------------------------------
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from worker.pipeline import installed_models
+
+    rows = [("name", "version", "language", "dev F1", "size", "labels", "file")]
+    for card in installed_models():
+        f1 = f"{card.dev_f1:.2f}" if card.dev_f1 is not None else "-"
+        rows.append((card.name, card.version, card.language, f1, f"{card.size_mb:.1f} MB",
+                     " ".join(card.labels), str(card.path)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    print("\nUse one with `tagstream tag --model NAME` or TAGSTREAM_MODEL__NAME=NAME; "
+          "docs/models.md has their cards.")
+    return EXIT_OK
 
 
 # -- tag -----------------------------------------------------------------------------------

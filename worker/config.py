@@ -275,7 +275,10 @@ class BatchingSettings(_Group):
 
 
 class ModelSettings(_Group):
-    # A model artifact (.pt); unset: the shipped default model, en-news.
+    # An installed model by name (`tagstream models` lists them: en-news, en-social, zh-news
+    # and those of installed model packages); unset (and no path): en-news.
+    name: str | None = Field(default=None, min_length=1)
+    # A model artifact file (.pt), instead of a name.
     path: Path | None = None
     # Torch intra-op threads for the inference thread; 0 leaves torch's default (one per core).
     # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
@@ -290,7 +293,15 @@ class ModelSettings(_Group):
     def _exists(self) -> ModelSettings:
         if self.path is not None and not self.path.is_file():
             raise ValueError(f"{_env_name(('model', 'path'))}={self.path}: no such file")
+        if self.path is not None and self.name is not None:
+            raise ValueError(f"{_env_name(('model', 'name'))}={self.name} and {_env_name(('model', 'path'))}="
+                             f"{self.path}: set one of them")
         return self
+
+    @property
+    def ref(self) -> str | Path | None:
+        """What to load: the path, else the name, else None (the default model)."""
+        return self.path if self.path is not None else self.name
 
 
 class HttpSettings(_Group):

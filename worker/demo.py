@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
             "TAGSTREAM_HTTP__PORT": str(port),
             "TAGSTREAM_LOG__LEVEL": "WARNING",
         }
-        if args.model:
+        if isinstance(args.model, Path):
             env["TAGSTREAM_MODEL__PATH"] = str(args.model.resolve())
+        elif args.model:
+            env["TAGSTREAM_MODEL__NAME"] = args.model
         log_path = workdir / "worker.log"
         with open(log_path, "wb") as log_file:
             worker = subprocess.Popen(

@@ -50,17 +50,25 @@ _BUSY_POLL_S = 0.005  # poll interval while a batch is being tagged
 _IDLE_POLL_S = 0.2  # longest poll when idle (how fast a stop request is noticed)
 
 
-def load_tagger(path: Path | None, threads: int = 0, precision: str = "auto") -> Tagger:
-    """Load a TorchScript tagger artifact (None: the shipped default, en-news) on the
-    numeric path ``precision`` ("auto": chosen from the CPU, see `model.cpu`).
+def load_tagger(ref: str | Path | None, threads: int = 0, precision: str = "auto") -> Tagger:
+    """Load a model: an installed model's name (None: the default, en-news) or an artifact
+    file, on the numeric path ``precision`` ("auto": chosen from the CPU, see `model.cpu`).
 
-    Raises `model.ArtifactError` (a ValueError) for a missing, corrupt or incompatible file.
+    Raises a ValueError (`model.ArtifactError` for a missing, corrupt or incompatible file,
+    `model.UnknownModel` for a name that is not installed).
     """
     import model  # the one place the worker reaches into the model package
 
     with warnings.catch_warnings():  # torch marks TorchScript deprecated; it is what we ship
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        return model.load(path, threads=threads or None, precision=precision)
+        return model.load(ref, threads=threads or None, precision=precision)
+
+
+def installed_models() -> list:
+    """The models this installation has, by name, with what `tagstream models` shows."""
+    from model.registry import cards
+
+    return cards()
 
 
 class Tagger(Protocol):

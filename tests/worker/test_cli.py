@@ -115,3 +115,21 @@ def test_tag_to_an_unwritable_output_exits_2(tmp_path, tiny_model, capsys):
                    "--output", str(tmp_path / "missing-dir" / "out.jsonl")])
     assert status == 2
     assert "cannot open" in capsys.readouterr().err
+
+
+def test_models_lists_the_installed_models_and_tag_takes_a_name(tmp_path, capsys):
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("en-news", "en-social", "zh-news"):
+        assert f"\n{name} " in "\n" + listing
+    status, docs = run_tag(tmp_path, [json.dumps({"id": "z", "text": "江泽民主席在北京会见了美国总统克林顿。"}).encode()],
+                           "--model", "zh-news")
+    assert status == 0 and docs[0]["model"] == "zh-news@1.0.0"
+    assert ("北京", "LOC") in {(s["text"], s["label"]) for s in docs[0]["spans"]}
+
+
+def test_an_unknown_model_name_is_exit_2_naming_the_installed_ones(tmp_path, capsys):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"id": "1", "text": "Oslo"}\n')
+    assert main(["tag", "--input", str(inp), "--model", "fr-news"]) == 2
+    assert "no model named 'fr-news'; installed: en-news" in capsys.readouterr().err

@@ -253,3 +253,15 @@ def test_aws_msk_iam_needs_tls(monkeypatch):
     _sasl(monkeypatch, "SASL_PLAINTEXT", sasl_mechanism="AWS_MSK_IAM")
     assert ("TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT, "
             "TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM: AWS_MSK_IAM needs SASL_SSL") in _error()
+
+
+def test_a_model_name_or_a_path_not_both(monkeypatch, tmp_path):
+    from worker.config import ConfigError, load_settings
+
+    artifact = tmp_path / "m.pt"
+    artifact.write_bytes(b"x")
+    assert load_settings(model={"name": "zh-news"}).model.ref == "zh-news"
+    assert load_settings(model={"path": str(artifact)}).model.ref == artifact
+    assert load_settings().model.ref is None
+    with pytest.raises(ConfigError, match="TAGSTREAM_MODEL__NAME=zh-news and TAGSTREAM_MODEL__PATH="):
+        load_settings(model={"name": "zh-news", "path": str(artifact)})
