@@ -7,6 +7,8 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tagstream-installed
+# The models other than the default, each a distribution of its own (models/*/pyproject.toml)
+MODEL_PACKAGES := $(patsubst %,-e models/%,$(notdir $(wildcard models/*)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -20,10 +22,10 @@ help:
 	@echo "make setup   only the set-up: virtualenv, Kafka jars, helm and the deploy tools"
 
 # The virtualenv, reinstalled when pyproject.toml changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard models/*/pyproject.toml)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' $(MODEL_PACKAGES)
 	@touch $@
 
 venv: $(STAMP)

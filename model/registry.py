@@ -34,7 +34,7 @@ def installed() -> dict[str, pathlib.Path]:
     """Name -> artifact file of every model this installation has (shipped ones first; an
     installed package cannot shadow a shipped name)."""
     out = {p.stem: p for p in sorted(_SHIPPED.glob("*.pt"))}
-    for ep in entry_points(group=ENTRY_POINTS):
+    for ep in sorted(entry_points(group=ENTRY_POINTS), key=lambda ep: ep.name):
         if ep.name not in out:
             try:
                 out[ep.name] = pathlib.Path(ep.load()())

@@ -158,11 +158,13 @@ def build_context() -> list[str]:
 
 def test_build_context_holds_what_the_install_needs_and_nothing_else():
     context = build_context()
-    tracked = subprocess.run(["git", "ls-files", "worker", "model"], cwd=REPO, capture_output=True,
+    tracked = subprocess.run(["git", "ls-files", "worker", "model", "models"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split()
     for path in ["pyproject.toml", "README.md", "scripts/image-install", *tracked]:
         assert path in context, f"{path} is not in the build context"
-    artifacts = [p.relative_to(REPO).as_posix() for p in (REPO / "model" / "artifacts").glob("*.pt")]
+    artifacts = [p.relative_to(REPO).as_posix() for p in [*(REPO / "model" / "artifacts").glob("*.pt"),
+                                                          *REPO.glob("models/*/*/*.pt")]]
+    assert len(artifacts) == 3
     assert set(artifacts) <= set(context)
     for path in context:
         assert not path.startswith((".git/", ".venv/", "tests/", "helm/")), path
@@ -263,9 +265,15 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     # The package data is inside the installed packages: every shipped model artifact (the three
     # documented ones at least) and the demo's sentences (`tagstream demo`).
     shipped = {p.name for p in (REPO / "model" / "artifacts").glob("*.pt")}
+    shipped |= {p.name for p in REPO.glob("models/*/*/*.pt")}
     assert SHIPPED_ARTIFACTS <= shipped, shipped
-    package_data = {"model": sorted(f"artifacts/{name}" for name in shipped),
-                    "worker": ["demo_sentences.txt"]}
+    for name in sorted(SHIPPED_ARTIFACTS):  # the default in the package, the others as packages
+        assert f"shipped model {name.removesuffix('.pt')}@" in proc.stdout, proc.stdout[-2000:]
+    listing = subprocess.run([str(venv / "bin" / "tagstream"), "models"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300, env=env)
+    assert listing.returncode == 0 and all(f"\n{n.removesuffix('.pt')} " in "\n" + listing.stdout
+                                           for n in SHIPPED_ARTIFACTS), listing.stdout
+    package_data = {"model": ["artifacts/en-news.pt"], "worker": ["demo_sentences.txt"]}
     for package_name, files in package_data.items():
         installed = subprocess.run(
             [str(venv / "bin" / "python"), "-I", "-c",

@@ -1,5 +1,6 @@
-"""Every shipped artifact loads, carries its card's name, tags a sample it gets right, and stores
-the dev scores that ``python -m model.evaluate`` gives for it."""
+"""Every shipped model (en-news in the package, the others as model packages under models/)
+loads by name, carries its card's name, tags a sample it gets right, and stores the dev scores
+that ``python -m model.evaluate`` gives for it."""
 import pathlib
 
 import pytest
@@ -8,9 +9,11 @@ from model import default_model_path, load
 from model.conll import read_conll, split_dev
 from model.evaluate import evaluate_tagger
 from model.artifact import FORMAT_VERSION
+from model.registry import installed
 from model.tokenize import spec
 
-ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "model" / "artifacts"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "model" / "artifacts"
 
 # name -> (file, sample text, expected (text, label) spans)
 SHIPPED = {
@@ -31,18 +34,23 @@ DEV = {
 }
 
 
-def test_every_file_is_declared():
-    files = sorted(p.name for p in ARTIFACTS.glob("*.pt"))
-    assert files == sorted(f for f, _, _ in SHIPPED.values() if (ARTIFACTS / f).exists())
+def test_every_file_is_declared_and_installed():
+    """The package holds only the default model; each other one is a model package under
+    models/ (installed by make's virtualenv) that the registry finds by name."""
+    assert sorted(p.name for p in ARTIFACTS.glob("*.pt")) == ["en-news.pt"]
+    packaged = sorted(p.name for p in ROOT.glob("models/*/*/*.pt"))
+    assert packaged == sorted(f for n, (f, _, _) in SHIPPED.items() if n != "en-news")
+    models = installed()
+    assert set(SHIPPED) <= set(models), "pip install -e models/<name> (make venv does)"
+    for name, (file, _, _) in SHIPPED.items():
+        assert models[name].name == file
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model(name):
     file, text, expected = SHIPPED[name]
-    path = ARTIFACTS / file
-    if not path.exists():
-        pytest.fail(f"{path} is missing")
-    tagger = load(path)
+    path = installed()[name]
+    tagger = load(name)
     assert tagger.name == name
     assert tagger.info["format_version"] == FORMAT_VERSION
     assert tagger.info["tokenizer"] == spec(tagger.tokenizer), "re-exported with this tokenizer's spec"
@@ -80,7 +88,7 @@ def test_stored_dev_scores_are_what_evaluate_gives(name, data_root):
     sents = read_conll(data)
     if fraction:
         sents = split_dev(sents, fraction, seed)[1]
-    tagger = load(ARTIFACTS / SHIPPED[name][0], threads=1)  # one thread: two can crawl on a busy 2-core host
+    tagger = load(name, threads=1)  # one thread: two can crawl on a busy 2-core host
     result = evaluate_tagger(tagger, sents)
     stored = {"micro": tagger.info["dev_scores"]["micro"], **tagger.info["dev_scores"]["per_type"]}
     got = {"micro": result["micro"], **result["per_type"]}

@@ -16,7 +16,7 @@ ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "model" / "artifacts"
 
 def test_shipped_models_by_name_and_the_default():
     assert resolve(None) == ARTIFACTS / "en-news.pt"
-    assert resolve("zh-news") == ARTIFACTS / "zh-news.pt"
+    assert resolve("zh-news") == ARTIFACTS.parents[1] / "models" / "zh-news" / "tagstream_model_zh_news" / "zh-news.pt"
     assert {"en-news", "en-social", "zh-news"} <= set(installed())
 
 
