@@ -33,7 +33,7 @@ class Stream(threading.Thread):
         self._topic = topic
         self._done = threading.Event()
         self.ids: list[str] = []
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
 
     def run(self) -> None:
         start = time.monotonic()
@@ -48,7 +48,7 @@ class Stream(threading.Thread):
                 if ahead > 0:
                     self._done.wait(ahead)
             self._producer.flush()
-        except BaseException as exc:  # reported by stop()
+        except Exception as exc:  # noqa: BLE001 (reported by stop())
             self.error = exc
         finally:
             self._producer.close()
@@ -133,7 +133,9 @@ def test_scaling_1_to_3_to_1_under_a_steady_stream(
     settings = {"kafka__assignment_strategy": strategy, "batching__max_batch_records": str(BATCH),
                 "batching__max_wait_ms": "5000", "delivery": delivery, "drain_timeout_s": "20"}
     watch = CommittedWatch(cluster, topics)
-    progress = lambda: sum(watch.sample().values())  # noqa: E731
+
+    def progress() -> int:
+        return sum(watch.sample().values())
 
     a = start_worker(topics, **settings, kafka__transactional_id=f"{topics.group}-a").wait_ready()
     stream = Stream(bootstrap, topics.input)
