@@ -29,8 +29,8 @@ from worker.config import Settings
 from worker.logs import RateLimitedLog
 from worker.metrics import Metrics
 from worker.records import DeadLetter, LabelledRecord, TopicPartition, next_offsets, source_of
-from worker.sink import DeliveryError, Outgoing, Sink
-from worker.source import Source
+from worker.ports import Sink, Source
+from worker.sink import DeliveryError, Outgoing
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,16 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from worker import messages
 from worker.batcher import Batcher
+from worker.deadline import Deadline
 from worker.messages import InvalidMessage
 from worker.records import (
     Batch,
@@ -41,8 +42,7 @@ if TYPE_CHECKING:  # kafka-python and pydantic load only with the worker: `tagst
     from worker.config import Settings
     from worker.http import Health
     from worker.metrics import Metrics
-    from worker.sink import Sink
-    from worker.source import Source
+    from worker.ports import Sink, Source, Span, Tagger
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,6 @@ def installed_models() -> list:
     from model.registry import cards
 
     return cards()
-
-
-class Tagger(Protocol):
-    """What the pipeline needs from `model.Tagger`."""
-
-    name: str
-    version: str
-    precision: str
-
-    def prepare(self, text: str) -> Any: ...
-
-    def tag_prepared(self, docs: Sequence[Any]) -> list[list[Any]]: ...
 
 
 @dataclass
@@ -240,14 +228,13 @@ class Pipeline:
     def _wait_for_tagging(self, deadline: float) -> bool:
         """Wait for the batch being tagged, beating the heartbeat meanwhile; False at the deadline."""
         assert self._inflight is not None
-        while True:
-            try:
-                self._inflight.future.result(timeout=max(0.0, min(0.2, deadline - self._clock())))
-                return True
-            except FutureTimeout:
-                self._health.beat()
-                if self._clock() >= deadline:
-                    return False
+        future = self._inflight.future
+        wait = Deadline(max(0.0, deadline - self._clock()), self._waiting, self._clock)
+        try:
+            wait.wait(lambda seconds: future.result(timeout=seconds), (FutureTimeout,))
+            return True
+        except FutureTimeout:
+            return False
 
     def _drain_timeout(self, doing: str) -> int:
         log.error(
@@ -295,7 +282,7 @@ class Pipeline:
     def _tag(self, batch: Batch) -> list[LabelledRecord | DeadLetter]:
         """Runs on the inference thread. One result per entry of the batch, in order."""
         texts = batch.texts
-        spans_by_text: dict[int, list[Any] | DeadLetter] = {}
+        spans_by_text: dict[int, list[Span] | DeadLetter] = {}
         if texts:
             start = time.perf_counter()
             try:
@@ -315,7 +302,7 @@ class Pipeline:
             out.append(result if isinstance(result, DeadLetter) else LabelledRecord(entry, tuple(result)))
         return out
 
-    def _tag_one(self, record: TextRecord) -> list[Any] | DeadLetter:
+    def _tag_one(self, record: TextRecord) -> list[Span] | DeadLetter:
         try:
             return self._tagger.tag_prepared([record.prepared])[0]
         except Exception as exc:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from worker.ports import Prepared, Span
 
 
 class TopicPartition(NamedTuple):
@@ -41,7 +44,7 @@ class TextRecord:
     id: str | None
     text: str
     tokens: int  # the tagger's token count, for the batch's token limit
-    prepared: Any  # the tagger's ready-to-run form of `text`; opaque to the worker
+    prepared: Prepared  # the tagger's ready-to-run form of `text`; opaque to the worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,7 @@ class LabelledRecord:
     """A text record with the spans the tagger found (model `Span` objects)."""
 
     record: TextRecord
-    spans: tuple[Any, ...]
+    spans: tuple[Span, ...]
 
 
 def source_of(item: Entry | LabelledRecord) -> SourceRecord:

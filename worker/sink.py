@@ -23,6 +23,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 
 from worker.config import Settings
+from worker.deadline import Deadline
 from worker.records import Entry, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class Outgoing:
 
 
 class Sink:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
         k = settings.kafka
         self.transactional = settings.delivery == "exactly_once"
         self._delivery_timeout_s = k.delivery_timeout_ms / 1000
@@ -121,20 +123,11 @@ class Sink:
             pending.append((item, future))
         if not pending:
             return refused
-        timeout_at = time.monotonic() + self._delivery_timeout_s
+        deadline = Deadline(self._delivery_timeout_s, waiting, self._clock, WAIT_SLICE_S)
         failures: list[tuple[Outgoing, BaseException]] = []
-        deadline = waiting()
         for item, future in pending:
             try:
-                while True:  # wait in slices; between them, report and ask for the deadline
-                    end = timeout_at if deadline is None else min(timeout_at, deadline)
-                    try:
-                        future.get(timeout=max(0.0, min(WAIT_SLICE_S, end - time.monotonic())))
-                        break
-                    except KafkaTimeoutError:
-                        if time.monotonic() >= end:
-                            raise
-                        deadline = waiting()
+                deadline.wait(lambda seconds: future.get(timeout=seconds), (KafkaTimeoutError,))
             except KafkaError as exc:
                 failures.append((item, exc))
         if failures:

@@ -25,6 +25,7 @@ from kafka.errors import CorruptRecordError, KafkaTimeoutError, UnsupportedCodec
 from kafka.structs import OffsetAndMetadata
 
 from worker.config import Settings
+from worker.deadline import Deadline
 from worker.metrics import Metrics
 from worker.records import SourceRecord, TopicPartition
 
@@ -48,8 +49,9 @@ _ASSIGNORS = {
 class Source:
     """Consumes the input topic. Not thread-safe: call it from the pipeline's thread only."""
 
-    def __init__(self, settings: Settings, metrics: Metrics):
+    def __init__(self, settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.monotonic):
         k = settings.kafka
+        self._clock = clock
         self.topic = k.input_topic
         self._metrics = metrics
         self._consumer = KafkaConsumer(
@@ -220,17 +222,10 @@ class Source:
             return
         with self._lock:
             self._pending.update(offsets)
-        timeout_at = time.monotonic() + self._commit_timeout_ms / 1000
-        while True:  # in slices: a stop request can shorten the wait
-            deadline = waiting()
-            end = timeout_at if deadline is None else min(timeout_at, deadline)
-            slice_s = max(0.0, min(COMMIT_SLICE_S, end - time.monotonic()))
-            try:
-                self._consumer.commit(_kafka_offsets(offsets), timeout_ms=int(slice_s * 1000))
-                break
-            except KafkaTimeoutError:
-                if time.monotonic() >= end:
-                    raise
+        deadline = Deadline(self._commit_timeout_ms / 1000, waiting, self._clock, COMMIT_SLICE_S)
+        kafka_offsets = _kafka_offsets(offsets)
+        deadline.wait(lambda seconds: self._consumer.commit(kafka_offsets, timeout_ms=int(seconds * 1000)),
+                      (KafkaTimeoutError,))
         self.record_committed(offsets)
 
     def record_committed(self, offsets: dict[TopicPartition, int]) -> None:
