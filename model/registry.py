@@ -47,8 +47,8 @@ def resolve(ref: str | os.PathLike | None) -> pathlib.Path:
     """The artifact file of ``ref``: None (the default model), an installed model's name, or
     a path (anything with a directory or a suffix, or an existing file: returned as it is, for
     the loader to check). UnknownModel names what is installed."""
-    if ref is None:
-        ref = DEFAULT
+    if ref is None:  # the shipped default, named by its path even when missing (a broken install)
+        return _SHIPPED / f"{DEFAULT}.pt"
     text = os.fspath(ref)
     path = pathlib.Path(text)
     if isinstance(ref, os.PathLike) or os.sep in text or path.suffix or path.exists():

@@ -69,7 +69,7 @@ class Prepared:
 
 def default_model_path() -> pathlib.Path:
     """The shipped English news model inside the installed package."""
-    return pathlib.Path(__file__).resolve().parent / "artifacts" / "en-news.pt"
+    return resolve(None)
 
 
 def chunk_bounds(text: str, starts: Sequence[int], ends: Sequence[int], max_length: int) -> list[tuple[int, int]]:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import model.artifact
+import model.registry
 import model.export
 from model import ArtifactError, export_random, load
 from model.export import read_meta, rescript
@@ -26,8 +27,7 @@ def test_export_random_is_quick_and_loadable(tmp_path, language, labels):
 
 
 def test_missing_default_names_the_path(tmp_path, monkeypatch):
-    missing = tmp_path / "nope" / "en-news.pt"
-    monkeypatch.setattr(model.tagger, "default_model_path", lambda: missing)
+    monkeypatch.setattr(model.registry, "_SHIPPED", tmp_path / "nope")
     with pytest.raises(ArtifactError, match="nope/en-news.pt"):
         load()
 
