@@ -4,10 +4,21 @@
 #   docker build -t tagstream:0.1.0 .
 #   docker run --rm -e TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS=broker:9092 -p 8080:8080 tagstream:0.1.0
 #
+# Without a Docker engine: `make image` (scripts/image, docs/image.md) builds this file with
+# buildah and runs the result. Build arguments:
+#   PYTHON_IMAGE     the base of both stages: a Debian-based image with python3 (>= 3.11) and
+#                    its venv module; scripts/image makes one with debootstrap when Docker Hub is
+#                    out of reach
+#   TORCH_INDEX_URL  where torch comes from. Default: PyTorch's CPU-only wheel index (what a real
+#                    build uses). --build-arg TORCH_INDEX_URL=https://pypi.org/simple takes PyPI's
+#                    build of the same version instead (for machines that reach only PyPI; it
+#                    carries the CUDA libraries, several GB more)
+#
 # The install steps live in scripts/image-install, which tests/deploy/test_image.py runs into a
 # fresh virtualenv, so CI checks what this build does without a Docker engine.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Fully qualified, so buildah and podman need no short-name resolution.
+ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 # ---- build: a self-contained virtualenv in /opt/tagstream ----------------------------------
 FROM ${PYTHON_IMAGE} AS build

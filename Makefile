@@ -12,7 +12,7 @@ MODEL_PACKAGES := $(patsubst %,-e models/%,$(notdir $(wildcard models/*)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench clean
+.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench clean image
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
@@ -62,6 +62,11 @@ docs: venv
 BENCH_ARGS ?=
 bench: venv kafka-jars
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# The container image: build ./Dockerfile with buildah (no Docker engine needed), then run it as
+# uid 10001 and check it (docs/image.md). Root; slow, so not part of `make test`.
+image:
+	scripts/image all
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -99,6 +99,21 @@ def test_torch_comes_from_the_cpu_index_by_default():
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["TORCH_VERSION"]), "pin an exact torch version"
 
 
+def test_make_image_reads_the_dockerfile():
+    """`make image` (scripts/image, docs/image.md: the real buildah build, too slow for this
+    suite) takes the base and the torch index from these ARG defaults. The base is fully
+    qualified: buildah and podman refuse an unqualified name when they cannot prompt."""
+    args = arg_defaults()
+    assert re.fullmatch(r"docker\.io/library/python:3\.\d+-slim-bookworm", args["PYTHON_IMAGE"])
+    script = REPO / "scripts" / "image"
+    for name in ("PYTHON_IMAGE", "TORCH_INDEX_URL"):
+        assert f"arg_default {name}" in script.read_text(), name
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
+    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 0 and "buildah" in usage.stdout, usage.stderr
+    assert re.search(r"^image:\n\tscripts/image all$", (REPO / "Makefile").read_text(), re.M)
+
+
 # -- the build context ---------------------------------------------------------------------------
 
 def _pattern(pattern: str) -> re.Pattern[str]:
