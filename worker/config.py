@@ -76,6 +76,11 @@ class KafkaSettings(_Group):
     # Timeout of one broker request; also bounds one offset commit and how long start-up
     # waits for a broker.
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # Longest wait between two attempts to reconnect to a broker that is down (every client of
+    # the worker: consumer, producer, admin). The wait doubles from 50 ms after each failed
+    # attempt up to this; kafka-python's own default, 30 s, let output resume ~20 s after a
+    # restarted broker was back (docs/operations.md, "Broker outages").
+    reconnect_backoff_max_ms: int = Field(default=2_000, ge=50, le=300_000)
     # How often tagstream_consumer_lag is refreshed: each owned partition's end offset, asked
     # of the broker by a client of its own, minus the group's committed offset.
     lag_interval_s: float = Field(default=5.0, gt=0, le=3_600)
