@@ -26,7 +26,7 @@ class ScalingResult:
     tally: Tally
     moves: dict[int, int]  # partition -> changes of owner
     backwards: list[str]  # committed offsets that went backwards
-    longest_stall_s: float  # longest time without a commit while the group was resized
+    longest_stall_s: float  # longest time the group committed nothing, from 1 -> 3 to back at 1
     seconds: float  # the whole scenario
 
 
@@ -49,12 +49,11 @@ def scale_1_3_1(cluster: Cluster, topics: Topics, start_worker, bootstrap: str, 
     try:
         # 1 -> 3: the new workers take partitions over while records keep coming (they start
         # now, and the first one works alone while they load the model: several seconds)
+        resized = time.monotonic()
         b = start_worker(topics, **settings, kafka__transactional_id=f"{topics.group}-b")
         c = start_worker(topics, **settings, kafka__transactional_id=f"{topics.group}-c")
         wait_until("the first worker commits", lambda: progress() >= 100, watch)
-        b.wait_ready()
-        c.wait_ready()
-        resized = time.monotonic()
+        wait_until("the new workers are ready", lambda: ready(b) and ready(c), watch, 90)
         workers = [a, b, c]
         wait_until("three workers share the six partitions",
                    lambda: sorted(map(owned, workers)) == [2, 2, 2], watch)
@@ -64,8 +63,10 @@ def scale_1_3_1(cluster: Cluster, topics: Topics, start_worker, bootstrap: str, 
         # 3 -> 1: SIGTERM two of them; their partitions go back to the first
         for w in (b, c):
             w.proc.send_signal(signal.SIGTERM)
-        assert b.proc.wait(timeout=60) == 0, b.log()
-        assert c.proc.wait(timeout=60) == 0, c.log()
+        wait_until("the two have stopped", lambda: None not in (b.proc.poll(), c.proc.poll()),
+                   watch, 60)
+        assert b.proc.returncode == 0, b.log()
+        assert c.proc.returncode == 0, c.log()
         wait_until("the first worker owns every partition again",
                    lambda: owned(a) == PARTITIONS, watch)
         mark = progress()
@@ -91,6 +92,12 @@ def scale_1_3_1(cluster: Cluster, topics: Topics, start_worker, bootstrap: str, 
                        isolation_level="read_committed")
     return ScalingResult(tally(ids, outputs), partition_moves(workers), watch.backwards,
                          watch.longest_stall(resized, settled), time.monotonic() - began)
+
+
+def ready(worker) -> bool:
+    """/readyz says 200 (AssertionError with its log if the worker has exited)."""
+    assert worker.proc.poll() is None, f"worker exited with {worker.proc.returncode}:\n{worker.log()}"
+    return worker._get("/readyz")[0] == 200
 
 
 def check_scaling(result: ScalingResult, delivery: str) -> None:
