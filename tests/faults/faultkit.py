@@ -70,7 +70,7 @@ class OutputWatch(threading.Thread):
                             self.arrivals.append(now)
                             self.stamps.append((now, rec.timestamp / 1000))
                             self.first_seen.setdefault(json.loads(rec.value)["id"], now)
-        except BaseException as exc:  # reported by stop()
+        except Exception as exc:  # noqa: BLE001 (reported by stop())
             self.error = exc
         finally:
             self._ready.set()
