@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.faults import faultkit
-# The integration tests' worker fixture (and the hook that lets it print logs on failure).
-from tests.integration.conftest import pytest_runtest_makereport, start_worker  # noqa: F401
+from tests.integration.conftest import (  # the workers, and their logs printed on failure
+    pytest_runtest_makereport,  # noqa: F401
+    start_worker,  # noqa: F401
+)
 from tests.integration.kit import Cluster
 
 HERE = Path(__file__).parent

@@ -13,6 +13,7 @@ import threading
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -113,7 +114,7 @@ class OutputWatch(threading.Thread):
         """The longest time between `since` and `until` in which no output became visible."""
         with self._lock:
             points = [since, *[a for a in self.arrivals if since < a < until], until]
-        return max(b - a for a, b in zip(points, points[1:]))
+        return max(b - a for a, b in pairwise(points))
 
 
 def wait_for(what: str, cond, timeout_s: float, every_s: float = 0.1) -> float:
@@ -332,5 +333,5 @@ class Pipeline:
         for stop in (self.stream.stop, self.watch.stop):
             try:
                 stop()
-            except Exception:  # the scenario's own failure is the one to report
+            except Exception:  # noqa: BLE001, S110 (the scenario's own failure is the one to report)
                 pass

@@ -58,7 +58,7 @@ def test_broker_paused_under_load(cluster, start_worker, bootstrap, broker):
         sent = [list(p.stream.ids) for p in pipelines]  # by the end of the pause
         for p, ids in zip(pipelines, sent):
             wait_for("every input sent during the pause has its output",
-                     lambda: p.watch.present(ids), 150, 0.2)
+                     lambda p=p, ids=ids: p.watch.present(ids), 150, 0.2)
         first = [p.watch.first_after(resumed, created_after=paused_wall) for p in pipelines]
         caught_up = [p.watch.all_present_at(ids) for p, ids in zip(pipelines, sent)]
         gaps = [p.watch.longest_gap(paused - 2, c) for p, c in zip(pipelines, caught_up)]
@@ -105,7 +105,7 @@ def test_broker_killed_and_restarted(cluster, start_worker, bootstrap, broker):
         sent = [list(p.stream.ids) for p in pipelines]
         for p, ids in zip(pipelines, sent):
             wait_for("every input sent before the restart has its output",
-                     lambda: p.watch.present(ids), 180, 0.2)
+                     lambda p=p, ids=ids: p.watch.present(ids), 180, 0.2)
         # the first output the worker produced after the broker died (created after the kill)
         first = [p.watch.first_after(opened, created_after=killed_wall) for p in pipelines]
         caught_up = [p.watch.all_present_at(ids) for p, ids in zip(pipelines, sent)]

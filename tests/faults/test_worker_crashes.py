@@ -46,7 +46,7 @@ def test_kill9_cycles(cluster, start_worker, bootstrap, delivery):
             # Each kill hits a working worker (it owns partitions and has produced since its
             # restart), 3-5 s after the kill before.
             wait_for(f"worker {i % 2} works again (kill {i + 1})",
-                     lambda: owned(victim) > 0 and produced(victim, out) > 0, 90)
+                     lambda v=victim: owned(v) > 0 and produced(v, out) > 0, 90)
             if kills:
                 time.sleep(max(0.0, kills[-1] + rng.uniform(3, 5) - time.monotonic()))
             victim.kill9()
@@ -95,7 +95,7 @@ def test_exactly_once_killed_between_produce_and_commit(cluster, start_worker, b
         for i in range(CRASHES):
             seen = windows()
             wait_for(f"a transaction waits for its commit (crash {i + 1})",
-                     lambda: windows() > seen, 90, 0.05)
+                     lambda seen=seen: windows() > seen, 90, 0.05)
             time.sleep(0.2)  # inside the 0.6 s window: outputs acknowledged, offsets added
             worker.kill9()
             kills.append(time.monotonic())

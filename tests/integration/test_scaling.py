@@ -12,8 +12,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.kit import (Cluster, CommittedWatch, Stream, Tally, Topics, ids_of,
-                                   owned, partition_moves, read_all, tally, wait_until)
+from tests.integration.kit import (
+    Cluster,
+    CommittedWatch,
+    Stream,
+    Tally,
+    Topics,
+    owned,
+    partition_moves,
+    read_all,
+    tally,
+    wait_until,
+)
 
 PARTITIONS = 6
 BATCH = 16  # max records per batch: what a rebalance may redo per moved partition (at-least-once)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import ClassVar
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +19,7 @@ from worker.metrics import Metrics
 class Recorder:
     """Stands in for a kafka-python client class: records each instance's keyword arguments."""
 
-    made: list[tuple[str, dict]] = []
+    made: ClassVar[list[tuple[str, dict]]] = []
 
     def __init__(self, name: str):
         self.name = name
