@@ -78,7 +78,7 @@ class KafkaSettings(_Group):
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     # Longest wait between two attempts to reconnect to a broker that is down (every client of
     # the worker: consumer, producer, admin). The wait doubles from 50 ms after each failed
-    # attempt up to this. With kafka-python's own default, 30 s, output resumed 9-16 s after a
+    # attempt up to this. With kafka-python's own default, 30 s, output resumed 9-49 s after a
     # restarted broker's port reopened; with 2 s, 1.3-2.9 s (docs/operations.md, "Broker
     # outages"). A broker that is down gets a connection attempt from each client about this
     # often.
