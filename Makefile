@@ -12,12 +12,13 @@ MODEL_PACKAGES := $(patsubst %,-e models/%,$(notdir $(wildcard models/*)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test unit integration demo bench clean image
+.PHONY: help venv kafka-jars deploy-tools setup test unit integration chaos demo bench clean image
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
 	@echo "make test    set-up, then every test (unit, integration on real Kafka, deployment checks)"
 	@echo "make unit    the tests that need no broker"
+	@echo "make chaos   the fault suite: workers killed, the broker paused and killed, rebalances (~10 min)"
 	@echo "make bench   speed on this CPU: tagger per path, spaCy NER, end to end, Kafka client"
 	@echo "make setup   only the set-up: virtualenv, Kafka jars, helm and the deploy tools"
 
@@ -48,6 +49,16 @@ unit: venv
 
 integration: venv kafka-jars
 	scripts/with-broker $(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+# The fault suite (tests/faults, marker `faults`; `make test` leaves it out): workers killed
+# with kill -9, the broker paused, killed and restarted, groups resized, under a steady stream;
+# a line of results per scenario and a table at the end (docs/operations.md, "Fault suite").
+# It kills the broker: so a broker of its own (its own state dir), unless KAFKA_BOOTSTRAP_SERVERS
+# names one (the broker scenarios then run only if scripts/kafka-local runs it, in
+# $$TAGSTREAM_KAFKA_STATE).
+chaos: venv kafka-jars
+	TAGSTREAM_KAFKA_STATE="$${TAGSTREAM_KAFKA_STATE:-$${TMPDIR:-/tmp}/tagstream-kafka-chaos}" \
+		scripts/with-broker $(PY) -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 demo: venv kafka-jars
 	$(VENV)/bin/tagstream demo

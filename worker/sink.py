@@ -78,6 +78,7 @@ class Sink:
             compression_type=None if k.compression_type == "none" else k.compression_type,
             delivery_timeout_ms=k.delivery_timeout_ms,
             request_timeout_ms=k.request_timeout_ms,
+            reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
             max_request_size=k.max_request_size,
             batch_size=min([16_384, *self._limits.values()]),  # a batch must fit every topic
             allow_auto_create_topics=False,
@@ -179,7 +180,8 @@ def _max_message_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=k.bootstrap_servers.split(","), client_id=k.client_id,
-            request_timeout_ms=k.request_timeout_ms, **k.security_configs(),
+            request_timeout_ms=k.request_timeout_ms, reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
+            **k.security_configs(),
         )
         resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics]
         described = admin.describe_configs(resources, config_filter="all").get("topic", {})

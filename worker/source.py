@@ -68,6 +68,7 @@ class Source:
             session_timeout_ms=k.session_timeout_ms,
             heartbeat_interval_ms=k.heartbeat_interval_ms,
             request_timeout_ms=k.request_timeout_ms,
+            reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
             bootstrap_timeout_ms=k.request_timeout_ms,  # how long start-up waits for a broker
             allow_auto_create_topics=False,
             **k.security_configs(),
@@ -329,6 +330,7 @@ class _LagMonitor(threading.Thread):
                         client = KafkaConsumer(
                             bootstrap_servers=k.bootstrap_servers.split(","), client_id=f"{k.client_id}-lag",
                             group_id=None, enable_auto_commit=False, request_timeout_ms=k.request_timeout_ms,
+                            reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
                             **k.security_configs(),
                         )
                     self._refresh(client)
