@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -59,7 +60,18 @@ class Health:
         return True, "ok"
 
 
-class _DualStackServer(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A probe or scraper that gave up and closed its connection (a timeout on a busy
+        node) is not an error of ours: no traceback. Anything else is logged once, as one."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        log.exception("serving an HTTP request failed", extra={"client": str(client_address)})
+
+
+class _DualStackServer(_Server):
     """An IPv6 address ("::" for all): IPv4 clients are served too where the OS allows it."""
 
     address_family = socket.AF_INET6
@@ -75,7 +87,7 @@ class HttpServer:
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health):
         handler = _make_handler(registry, health)
-        server_class = _DualStackServer if ":" in host else ThreadingHTTPServer
+        server_class = _DualStackServer if ":" in host else _Server
         self._server = server_class((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(

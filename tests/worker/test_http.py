@@ -100,3 +100,21 @@ def test_serves_on_an_ipv6_address():
         assert exc.code == 503 and "starting" in exc.read().decode()
     finally:
         server.stop()
+
+
+def test_a_client_that_went_away_leaves_no_traceback(caplog):
+    from worker.http import _Server
+
+    server = _Server.__new__(_Server)  # handle_error only
+    with caplog.at_level("ERROR"):
+        for exc in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            try:
+                raise exc
+            except OSError:
+                server.handle_error(None, ("127.0.0.1", 1))
+        assert caplog.records == []
+        try:
+            raise ValueError("a bug")
+        except ValueError:
+            server.handle_error(None, ("127.0.0.1", 1))
+    assert [r.getMessage() for r in caplog.records] == ["serving an HTTP request failed"]
