@@ -12,7 +12,7 @@ MODEL_PACKAGES := $(patsubst %,-e models/%,$(notdir $(wildcard models/*)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test unit integration chaos demo bench clean image
+.PHONY: help venv kafka-jars deploy-tools setup test lint unit integration chaos demo bench clean image
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
@@ -41,8 +41,13 @@ deploy-tools:
 setup:
 	$(MAKE) --no-print-directory -j3 venv kafka-jars deploy-tools
 
-test: setup
+test: setup lint
 	scripts/with-broker $(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff (pyproject.toml's [tool.ruff]); the layer rules (model never imports worker or Kafka) are
+# tests/test_layers.py.
+lint: venv
+	$(VENV)/bin/ruff check .
 
 unit: venv
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)

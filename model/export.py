@@ -21,7 +21,17 @@ from collections.abc import Sequence
 
 import torch
 
-from model.artifact import BIGRAMS_FILE, LEXICON_FILE, META_FILE, WORDS_FILE, char_table, read, read_meta, save, save_again
+from model.artifact import (
+    BIGRAMS_FILE,
+    LEXICON_FILE,
+    META_FILE,
+    WORDS_FILE,
+    char_table,
+    read,
+    read_meta,
+    save,
+    save_again,
+)
 from model.conll import Sentence, read_conll, split_dev
 from model.evaluate import evaluate_tagger, format_report
 from model.features import LEXICON_SIZE

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
 import sys
 import unicodedata
+from collections.abc import Sequence
 
 from model import unicode_marks
 

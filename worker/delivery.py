@@ -28,8 +28,8 @@ from worker import messages
 from worker.config import Settings
 from worker.logs import RateLimitedLog
 from worker.metrics import Metrics
-from worker.records import DeadLetter, LabelledRecord, TopicPartition, next_offsets, source_of
 from worker.ports import Sink, Source
+from worker.records import DeadLetter, LabelledRecord, TopicPartition, next_offsets, source_of
 from worker.sink import DeliveryError, Outgoing
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 
 from tests import kafka_local
-from tests.integration.kit import Cluster, Topics, WorkerProcess, ids_of, json_records, produce, read_all
+from tests.integration.kit import (
+    Cluster,
+    Topics,
+    WorkerProcess,
+    ids_of,
+    json_records,
+    produce,
+    read_all,
+)
 
 N = 12  # records per happy-path worker
 

@@ -6,9 +6,9 @@ import pathlib
 import pytest
 
 from model import default_model_path, load
+from model.artifact import FORMAT_VERSION
 from model.conll import read_conll, split_dev
 from model.evaluate import evaluate_tagger
-from model.artifact import FORMAT_VERSION
 from model.registry import installed
 from model.tokenize import spec
 

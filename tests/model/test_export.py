@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import model.artifact
-import model.registry
 import model.export
+import model.registry
 from model import ArtifactError, export_random, load
 from model.export import read_meta, rescript
 from model.spans import bioes_tags

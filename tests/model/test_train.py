@@ -7,7 +7,8 @@ import pytest
 
 import model.train
 from model import load
-from model.train import PlainProgress, main as train_main
+from model.train import PlainProgress
+from model.train import main as train_main
 
 SENTENCES = ["John Smith lives in Paris .", "Mary Jones visited London .", "In Berlin , Anna Lee said nothing ."]
 TAGS = ["B-PER I-PER O O B-LOC O", "B-PER I-PER O B-LOC O", "O B-LOC O B-PER I-PER O O O"]
