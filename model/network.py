@@ -263,11 +263,7 @@ class TaggerNet(nn.Module):
     @torch.jit.export
     def emissions_from(self, words: Tensor, extras: Tensor, char_feats: Tensor, lengths: Tensor) -> Tensor:
         """``emissions`` with the real tokens' character features given: char_feats (N, F), the
-        N real tokens in row order (sentence by sentence), from ``char_features``.
-
-        Everything after the LSTM runs on the N real tokens only, except the (B, heads, T, T)
-        attention itself: no work is spent on padding in the projections and the output layer.
-        """
+        N real tokens in row order (sentence by sentence), from ``char_features``."""
         B, T = words.shape
         real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
         idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
@@ -280,8 +276,106 @@ class TaggerNet(nn.Module):
             parts.append(F.embedding(extras[:, :, i], emb.weight, 0, sparse=self.sparse).float())  # (B, T, De)
         x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)
         h = self.bilstm(x, lengths)  # (B, T, 2H)
-        D = h.size(2)
-        hr = h.reshape(B * T, D).index_select(0, idx)  # (N, 2H)
+        return self._head(h.reshape(B * T, -1).index_select(0, idx), real, idx, B, T)
+
+    @torch.jit.export
+    def token_gates(self, words: Tensor, extras: Tensor, char_feats: Tensor) -> Tensor:
+        """The BiLSTM's input projection of N tokens, biases included: words (N,) word ids,
+        extras (N, E) extra feature ids, char_feats (N, F) from ``char_features`` -> (N, 8H), the
+        forward direction's gates (i, f, g, o) then the backward one's, with g doubled (the
+        recurrence computes tanh(g) as 2 sigmoid(2g) - 1: one sigmoid for all four gates).
+
+        A token's gates depend only on its own features: a caller may compute them once per
+        distinct token and cache them (``Tagger`` does), then run ``emissions_from_gates``. This
+        projection is the largest matrix product of the network (D inputs to 8H per token).
+        """
+        parts = [F.embedding(words, self.word_table).float()]  # (N, Dw)
+        if self.chars is not None:
+            parts.append(char_feats.float())  # (N, F)
+        for i, emb in enumerate(self.extras):
+            parts.append(F.embedding(extras[:, i], emb.weight, 0).float())  # (N, De)
+        lstm = self.lstm
+        weight = torch.cat([lstm.weight_ih_l0, lstm.weight_ih_l0_reverse])  # (8H, D)
+        bias = torch.cat([lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse])
+        scale = self._cell_scale().repeat(2)  # (8H,)
+        return F.linear(torch.cat(parts, dim=1), weight * scale.unsqueeze(1), bias * scale)  # (N, 8H)
+
+    def _cell_scale(self) -> Tensor:
+        """(4H,) 1 for the i, f, o gates and 2 for the cell candidate g (see ``token_gates``)."""
+        H = self.lstm.hidden_size
+        scale = torch.ones(4 * H, device=self.lstm.weight_hh_l0.device)
+        scale[2 * H:3 * H] = 2.0
+        return scale
+
+    @torch.jit.export
+    def emissions_from_gates(self, gates: Tensor, lengths: Tensor) -> Tensor:
+        """``emissions`` from the real tokens' input gates (N, 8H) (``token_gates``), the N real
+        tokens in row order, lengths (B,) of one-layer networks in float32.
+
+        Both directions run in one loop over time (one batched matrix product per step); with
+        ``lengths`` sorted longest first, each step computes only the sequences still running.
+        """
+        B = lengths.size(0)
+        T = int(lengths.max())
+        G = gates.size(1) // 2  # 4H
+        steps = torch.arange(T, device=gates.device).unsqueeze(0)  # (1, T)
+        inside = steps < lengths.unsqueeze(1)  # (B, T)
+        real = inside.reshape(B * T)
+        idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
+        # where each real token's gates go in the step-major layout (T, 2, B): the forward
+        # direction reads sentence b's token t at step t, the backward one at step length - 1 - t
+        b = idx // T
+        t = idx % T
+        fw = (t * 2) * B + b  # (N,)
+        bw = ((lengths[b] - 1 - t) * 2 + 1) * B + b  # (N,)
+        ordered = bool((lengths[:-1] >= lengths[1:]).all())
+        x = torch.empty(T * 2 * B, G, dtype=gates.dtype, device=gates.device)  # padding is never read
+        if not ordered:  # ... except by finished sequences, whose states are not used either
+            x.zero_()
+        x.index_copy_(0, fw, gates[:, :G]).index_copy_(0, bw, gates[:, G:])
+        states = self._recurrence(x.reshape(T, 2, B, G), lengths, ordered).reshape(T * 2 * B, -1)  # (T*2*B, H)
+        hr = torch.cat([states.index_select(0, fw), states.index_select(0, bw)], dim=1)  # (N, 2H)
+        return self._head(hr, real, idx, B, T)
+
+    def _recurrence(self, gates: Tensor, lengths: Tensor, ordered: bool) -> Tensor:
+        """gates (T, 2, B, 4H): each direction's input gates in step order -> states (T, 2, B, H).
+
+        The arithmetic of ``nn.LSTM`` (gate order i, f, g, o) with tanh(x) = 2 sigmoid(2x) - 1:
+        on CPUs sigmoid is several times faster than tanh, and the gates take one sigmoid (g
+        arrives doubled). ``ordered``: lengths are sorted longest first, so the sequences running
+        at step t are the first k.
+        """
+        T, _, B, G = gates.shape
+        H = G // 4
+        lstm = self.lstm
+        w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse]).transpose(1, 2)  # (2, H, 4H)
+        w_hh = w_hh * self._cell_scale()
+        counts = torch.full([T], B)
+        if ordered:
+            counts = (lengths.unsqueeze(0) > torch.arange(T, device=gates.device).unsqueeze(1)).sum(dim=1)
+        running: List[int] = counts.tolist()
+        out = torch.empty(T, 2, B, H, dtype=gates.dtype, device=gates.device)  # only real steps are read
+        h = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
+        c = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
+        for t in range(T):
+            k = running[t]
+            if k < h.size(1):
+                h, c = h[:, :k], c[:, :k]
+            i, f, g, o = torch.baddbmm(gates[t, :, :k], h, w_hh).sigmoid_().chunk(4, dim=2)  # (2, k, H) each
+            c = torch.addcmul(f * c, i, g * 2 - 1)  # c = f c + i tanh(g)
+            h = o * (torch.sigmoid(c * 2) * 2 - 1)  # h = o tanh(c)
+            out[t, :, :k] = h
+        return out
+
+    def _head(self, hr: Tensor, real: Tensor, idx: Tensor, B: int, T: int) -> Tensor:
+        """BiLSTM states of the N real tokens (N, 2H) -> tag scores (B, T, C) (0 at padding):
+        self-attention over the real tokens, layer norm, output layer. real (B*T,) marks the real
+        tokens, idx (N,) their flat positions.
+
+        Everything here runs on the N real tokens only, except the (B, heads, T, T) attention
+        itself: no work is spent on padding in the projections and the output layer.
+        """
+        D = hr.size(1)
         attn = self.attn
         if attn is not None:
             nh = attn.num_heads

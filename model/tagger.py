@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from model.artifact import ArtifactError, check, read
 from model.cpu import Precision, choose_precision
 from model.features import Featurizer
 from model.registry import resolve
 from model.spans import tags_to_spans
+from model.token_cache import TokenCache
 from model.tokenize import join_tokens, token_separator, tokenize_offsets
 from model.vocab import Vocab
 
@@ -39,6 +39,7 @@ _MAX_BATCH_CHUNKS = 256
 _MIN_SPLIT = 16  # chunks in a sub-batch before it may be cut to save padding
 _MAX_PADDING = 1.5  # padded / real tokens allowed in a sub-batch
 _CHAR_CACHE_ROWS = 65_536  # distinct tokens whose character features are kept (13 MiB at 50 filters)
+_GATE_CACHE_BYTES = 32 * 2**20  # the BiLSTM input gates of distinct tokens (8,192 tokens at H = 128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,49 +118,6 @@ def sub_batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-class _CharCache:
-    """The character-CNN features of the distinct tokens seen so far, each computed once.
-
-    A token's features depend only on its first ``max_chars`` characters, and news or chat text
-    repeats a small set of tokens: after a few thousand texts nearly every token is a hit, and
-    the CNN (a fifth of the network's time when run on every token) runs only on new ones.
-    Bounded: when ``rows`` distinct tokens are held, it starts afresh.
-    """
-
-    def __init__(self, module: torch.jit.ScriptModule, max_chars: int, rows: int = _CHAR_CACHE_ROWS) -> None:
-        self._module = module
-        self._max_chars = max_chars
-        self._rows = rows
-        self._index: dict[str, int] = {}
-        self._table = torch.empty(0)
-
-    def features(self, tokens: list[str]) -> torch.Tensor:
-        """(N, F) character features of ``tokens``."""
-        keys = [t[: self._max_chars] for t in tokens]
-        index = self._index
-        distinct = list(dict.fromkeys(keys))
-        if len(distinct) > self._rows:  # more than the cache holds: compute them all, keep none
-            at = {k: i for i, k in enumerate(distinct)}
-            return self._compute(distinct).index_select(0, torch.tensor([at[k] for k in keys]))
-        new = [k for k in distinct if k not in index]
-        if new:
-            if len(index) + len(new) > self._rows:
-                index.clear()
-                new = distinct
-            feats = self._compute(new)  # (M, F)
-            if self._table.size(0) != self._rows:
-                self._table = torch.empty(self._rows, feats.size(1))
-            first = len(index)
-            self._table[first:first + len(new)] = feats
-            index.update((k, first + i) for i, k in enumerate(new))
-        return self._table.index_select(0, torch.tensor([index[k] for k in keys]))
-
-    def _compute(self, keys: list[str]) -> torch.Tensor:
-        W = max(1, max(len(k) for k in keys))
-        cps = torch.tensor([[ord(c) for c in k] + [0] * (W - len(k)) for k in keys])  # (M, W) code points
-        return self._module.char_features(cps)  # (M, F)
-
-
 class Tagger:
     """A loaded artifact. ``tag``/``tag_prepared`` may be called from one thread at a time each."""
 
@@ -178,8 +136,15 @@ class Tagger:
         self._lock = threading.Lock()
         # networks exported before ``emissions_from`` existed compute every token's characters
         self._from_ids = hasattr(module, "emissions_from")
-        self._char_cache = (_CharCache(module, self._featurizer.max_word_chars)
-                            if self._from_ids and module.chars is not None else None)
+        self._has_chars = self._from_ids and module.chars is not None
+        self._char_cache = TokenCache(_CHAR_CACHE_ROWS) if self._has_chars else None
+        # float32 one-layer networks from ``token_gates`` on: the BiLSTM's input projection once
+        # per distinct token (the bfloat16 path keeps oneDNN's LSTM, which is faster where native)
+        net = meta["network"]
+        self._gate_cache = (TokenCache(max(1024, _GATE_CACHE_BYTES // (32 * net["hidden"])))
+                            if hasattr(module, "token_gates") and self.precision != "bfloat16"
+                            and net["lstm_layers"] == 1 else None)
+        self._local_features = set(meta["features"]) <= {"case"}  # extra ids follow from the token alone
 
     def __repr__(self) -> str:
         return f"Tagger({self.name}@{self.version}, labels={self.labels}, max_length={self.max_length})"
@@ -212,13 +177,12 @@ class Tagger:
         out: list[list[Span]] = [[] for _ in docs]
         work = sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
         with self._lock, torch.inference_mode():
-            # 1. emissions per length-homogeneous sub-batch; 2. one CRF decode over all chunks
-            ems = [self._emissions(docs, work[i:j]) for i, j in sub_batches([n for n, _, _ in work])]
-            if ems:
-                longest = ems[0].size(1)
-                em = torch.cat([F.pad(e, (0, 0, 0, longest - e.size(1))) for e in ems])  # (B, T, C)
-                tags, conf = self.module.decode(em, torch.tensor([n for n, _, _ in work]))  # (B, T) each
-                self._spans(docs, work, tags, conf, out)
+            # per sub-batch of similar lengths: emissions, CRF decode (its loop over time is as
+            # long as the sub-batch's longest chunk), spans
+            for i, j in sub_batches([n for n, _, _ in work]):
+                em = self._emissions(docs, work[i:j])  # (B, T, C)
+                tags, conf = self.module.decode(em, torch.tensor([n for n, _, _ in work[i:j]]))  # (B, T) each
+                self._spans(docs, work[i:j], tags, conf, out)
         for spans in out:
             spans.sort(key=lambda s: s.start)
         return out
@@ -252,9 +216,16 @@ class Tagger:
         real = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
         ids = torch.zeros(B, T, ncols, dtype=torch.long)
         ids[real] = torch.tensor(cols).t()  # (B, T, F)
+        if self._gate_cache is not None:  # each distinct token's input projection once
+            text = "".join(texts)
+            tokens = [text[a:b] for a, b in zip(starts, ends)]
+            keys = tokens if self._local_features else list(zip(tokens, *cols[1:]))
+            gates = self._gate_cache.lookup(keys, lambda new, first: self._gates(tokens, cols, first))
+            return self.module.emissions_from_gates(gates, lengths)  # (B, T, C)
         if self._char_cache is not None:  # each distinct token's character features once
             text = "".join(texts)
-            feats = self._char_cache.features([text[a:b] for a, b in zip(starts, ends)])  # (N, F)
+            keys = [text[a:b][: self._featurizer.max_word_chars] for a, b in zip(starts, ends)]
+            feats = self._char_cache.lookup(keys, lambda new, first: self._char_features(new))  # (N, F)
             return self.module.emissions_from(ids[:, :, 0], ids[:, :, 1:], feats, lengths)  # (B, T, C)
         if self._from_ids:  # no character CNN (e.g. Chinese: the token is the character)
             return self.module.emissions_from(ids[:, :, 0], ids[:, :, 1:], torch.zeros(len(starts), 0), lengths)
@@ -267,6 +238,20 @@ class Tagger:
         chars = torch.zeros(B, T, W, dtype=torch.long)
         chars[real] = flat.long()  # (B, T, W)
         return self.module.emissions(ids[:, :, 0], ids[:, :, 1:], chars, lengths)  # (B, T, C)
+
+    def _char_features(self, tokens: Sequence[str]) -> torch.Tensor:
+        """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars`` characters)."""
+        cut = [t[: self._featurizer.max_word_chars] for t in tokens]
+        W = max(1, max(len(t) for t in cut))
+        cps = torch.tensor([[ord(c) for c in t] + [0] * (W - len(t)) for t in cut])  # (M, W) code points
+        return self.module.char_features(cps)  # (M, F)
+
+    def _gates(self, tokens: list[str], cols: list[list[int]], rows: list[int]) -> torch.Tensor:
+        """(M, 8H) BiLSTM input gates of the tokens at positions ``rows`` of a batch."""
+        ids = torch.tensor([[col[r] for r in rows] for col in cols]).t()  # (M, 1 + E)
+        chars = (self._char_features([tokens[r] for r in rows]) if self._has_chars
+                 else torch.zeros(len(rows), 0))
+        return self.module.token_gates(ids[:, 0], ids[:, 1:], chars)
 
     def _spans(self, docs: Sequence[Prepared], work: list[tuple[int, int, int]], tags: torch.Tensor,
                conf: torch.Tensor, out: list[list[Span]]) -> None:

@@ -13,8 +13,9 @@ LABELS = ["PER", "LOC"]
 
 def make_net(**kw):
     torch.manual_seed(0)
-    cfg = NetworkConfig(num_words=30, word_dim=8, num_chars=20, char_dim=6, char_filters=5, extra_sizes=[9],
-                        extra_dims=[3], hidden=8, heads=2, num_tags=len(bioes_tags(LABELS)), **kw)
+    sizes = dict(num_words=30, word_dim=8, num_chars=20, char_dim=6, char_filters=5, extra_sizes=[9],
+                 extra_dims=[3], hidden=8, heads=2, num_tags=len(bioes_tags(LABELS)))
+    cfg = NetworkConfig(**{**sizes, **kw})
     return build_network(cfg, LABELS, Vocab("abcdefghijklmnopq")).eval()
 
 
@@ -56,6 +57,29 @@ def test_padding_does_not_change_a_sentence(bfloat16):
     atol = 5e-2 if bfloat16 else 1e-4
     assert torch.allclose(alone[0], batched[2, :5], atol=atol), (alone[0] - batched[2, :5]).abs().max()
     assert batched[2, 5:].abs().max() == 0  # padding scores 0
+
+
+@pytest.mark.parametrize("order", ["sorted", "unsorted"])
+@pytest.mark.parametrize("chars", [True, False])
+def test_gates_path_gives_what_the_packed_lstm_gives(order, chars):
+    """token_gates + emissions_from_gates (input projection per token, both directions in one
+    loop, sequences dropping out as they end) score as nn.LSTM on packed sequences, scripted
+    too; without a character CNN as well."""
+    net = make_net(**({} if chars else {"char_dim": 0}))
+    net.fast_lstm = False
+    words, extras, chars_, _ = inputs()
+    lengths = torch.tensor([9, 6, 5, 1]) if order == "sorted" else torch.tensor([5, 9, 1, 6])
+    real = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+    for module in (net, torch.jit.script(net)):
+        with torch.inference_mode():
+            feats = module.char_features(chars_[real])
+            packed = module.emissions_from(words, extras, feats, lengths)
+            gates = module.token_gates(words[real], extras[real], feats)
+            fast = module.emissions_from_gates(gates, lengths)
+        assert gates.shape == (int(lengths.sum()), 8 * 8)
+        assert fast.shape == packed.shape
+        assert torch.allclose(fast, packed, atol=1e-5), (fast - packed).abs().max()
+        assert fast[~real].abs().max() == 0  # padding scores 0
 
 
 def test_viterbi_and_marginals_match_brute_force():

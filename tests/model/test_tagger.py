@@ -207,32 +207,41 @@ def test_chunk_bounds_cover_every_token_once_within_the_limit():
         assert all(prev[1] == nxt[0] for prev, nxt in zip(chunks, chunks[1:]))
 
 
-def test_character_cache_gives_what_every_token_computed_gives(tiny, monkeypatch):
-    """Character features cached per distinct token (and the cache starting afresh when full)
-    score exactly as the network computing every token's characters in the batch."""
-    import model.tagger as tagger_module
+def _work(tagger, texts):
+    docs = [tagger.prepare(t) for t in texts]
+    return docs, sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
+
+
+def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
+    """Input gates cached per distinct token (float32), character features cached per distinct
+    token (the bfloat16 path's network input), and both caches when too small to hold a batch or
+    refilling, score as the network computing every token of the batch."""
+    from model.token_cache import TokenCache
 
     texts = HARD_TEXTS + ["Anna Lee lives in London .", "Peter Brown visited Paris and London ."] * 3
-    docs = [tiny.prepare(t) for t in texts]
-    work = sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
-    assert tiny._char_cache is not None, "the artifact has emissions_from and a character CNN"
+    docs, work = _work(tiny, texts)
+    assert tiny._gate_cache is not None and tiny._char_cache is not None
+    gate_cache = tiny._gate_cache
     with torch.inference_mode():
-        cached = tiny._emissions(docs, work)
-        tiny._char_cache, kept = None, tiny._char_cache  # the path that sends every token's characters
-        tiny._from_ids = False
-        try:
-            every = tiny._emissions(docs, work)
-        finally:
-            tiny._char_cache, tiny._from_ids = kept, True
-        small = tagger_module._CharCache(tiny.module, tiny._featurizer.max_word_chars, rows=8)
-        monkeypatch.setattr(tiny, "_char_cache", small)  # fewer rows than distinct tokens: refills
-        refilled = tiny._emissions(docs, work)
-    assert torch.allclose(cached, every, atol=1e-5)
-    assert torch.allclose(refilled, every, atol=1e-5)
-    assert len(small._index) <= 8
-    with torch.inference_mode():  # a batch of few distinct tokens fits: cached, and equal again
-        one = [tiny.prepare("Anna Lee .")]
-        few = sorted(((b - a, d, a) for d, doc in enumerate(one) for a, b in doc.chunks), reverse=True)
-        tiny._char_cache = small
-        assert torch.allclose(tiny._emissions(one, few), tiny._emissions(one, few), atol=0)
-    assert 0 < len(small._index) <= 8
+        gates = tiny._emissions(docs, work)
+        monkeypatch.setattr(tiny, "_gate_cache", None)
+        chars = tiny._emissions(docs, work)
+        monkeypatch.setattr(tiny, "_char_cache", None)
+        monkeypatch.setattr(tiny, "_from_ids", False)  # the path that sends every token's characters
+        every = tiny._emissions(docs, work)
+        monkeypatch.setattr(tiny, "_from_ids", True)
+        for name in ("_gate_cache", "_char_cache"):
+            small = TokenCache(rows=8)  # fewer rows than distinct tokens: computed, none kept
+            monkeypatch.setattr(tiny, "_gate_cache", small if name == "_gate_cache" else None)
+            monkeypatch.setattr(tiny, "_char_cache", small if name == "_char_cache" else None)
+            assert torch.allclose(tiny._emissions(docs, work), every, atol=1e-5)
+            one, few = _work(tiny, ["Anna Lee .", "Lee Anna ."])  # fits: kept, and equal again
+            first = tiny._emissions(one, few)
+            computed = small.computed
+            assert torch.equal(tiny._emissions(one, few), first) and small.computed == computed
+            assert 0 < len(small) <= 8
+    assert torch.allclose(gates, every, atol=1e-5)
+    assert torch.allclose(chars, every, atol=1e-5)
+    assert gate_cache.computed < sum(n for n, _, _ in work)  # repeated tokens computed once
+
+
