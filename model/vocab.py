@@ -44,7 +44,14 @@ class Vocab:
 
     @classmethod
     def loads(cls, text: str) -> "Vocab":
-        return cls(text.split("\n") if text else ())
+        """The table ``dumps`` wrote (built in one pass: loading a model reads 40,000 words)."""
+        vocab = cls()
+        items = text.split("\n") if text else []
+        vocab.stoi = {s: i for i, s in enumerate(items, start=2)}
+        if len(vocab.stoi) != len(items):  # a repeated entry: fall back to add's first-wins ids
+            return cls(items)
+        vocab.itos += items
+        return vocab
 
 
 def word_key(token: str) -> str:
