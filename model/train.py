@@ -2,6 +2,7 @@
 
     python -m model.train --train ../shared/data/conll2003/train.txt --dev ../shared/data/conll2003/valid.txt \\
         --language en --name en-news --version 1.0.0 --output model/artifacts/en-news.pt
+    python -m model.train --recipe model/recipes/en-news.toml   # the shipped model's options, as a file
 
 Files: one token a line, tag in the last column (IOB1, IOB2 or BIOES; detected), ``-DOCSTART-``
 lines ignored, tab or space separated. Without ``--dev``, a seeded ``--dev-fraction`` of the
@@ -30,6 +31,7 @@ from model.evaluate import format_report, score
 from model.export import build_network, confidence_note, export, read_meta
 from model.features import LEXICON_SIZE, Featurizer
 from model.network import NetworkConfig, TaggerNet
+from model.recipe import read_recipe
 from model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
 from model.tokenize import join_tokens
 from model.tokenize import spec as tokenizer_spec
@@ -223,12 +225,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = NetworkConfig()
-    ap.add_argument("--train", required=True, nargs="+", help="training CoNLL file(s)")
+    ap.add_argument("--recipe", help="a recipe file (model/recipes/*.toml): its values are the defaults of "
+                    "these options, and options given here override them")
+    ap.add_argument("--train", nargs="+", help="training CoNLL file(s) (required, here or in the recipe)")
     ap.add_argument("--dev", help="dev CoNLL file (else a slice of --train is set aside)")
     ap.add_argument("--dev-fraction", type=float, default=0.05, help="slice of train used as dev when --dev is not given")
     ap.add_argument("--split-seed", type=int, default=13, help="seed of that slice")
     ap.add_argument("--language", choices=sorted(LANGUAGES), default="en")
-    ap.add_argument("--output", required=True, help="artifact path (.pt)")
+    ap.add_argument("--output", help="artifact path (.pt) (required, here or in the recipe)")
     ap.add_argument("--name", default="custom")
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--seed", type=int, default=1)
@@ -259,7 +263,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--steps", type=int, default=0, help="stop after this many batches (0: no limit); unlike "
                     "--max-minutes, independent of the machine's speed")
-    return ap.parse_args(argv)
+    recipe = ap.parse_known_args(argv)[0].recipe
+    if recipe:
+        try:
+            ap.set_defaults(**read_recipe(recipe, {a.dest for a in ap._actions}))
+        except (OSError, ValueError) as e:
+            ap.error(str(e))
+    args = ap.parse_args(argv)
+    for name in ("train", "output"):
+        if not getattr(args, name):
+            ap.error(f"--{name} is required (on the command line or in the recipe)")
+    return args
 
 
 def train(args: argparse.Namespace, command: str = "") -> dict:

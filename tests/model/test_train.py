@@ -2,6 +2,7 @@
 import io
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,27 @@ def test_chinese_without_wordfreq_names_the_extra(files, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "wordfreq" in err and "pip install -e '.[train]'" in err and "train extra" in err
     assert not (files / "m.pt").exists()
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "model" / "recipes").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_each_recipe_names_its_model_and_reads_as_training_options(recipe):
+    from model.train import parse_args
+
+    args = parse_args(["--recipe", str(recipe)])
+    assert args.name == recipe.stem and args.output.endswith(f"{recipe.stem}.pt")
+    assert all(Path(p).is_absolute() for p in args.train)
+    override = parse_args(["--recipe", str(recipe), "--seed", "7", "--output", "/tmp/x.pt"])
+    assert override.seed == 7 and override.output == "/tmp/x.pt"
+
+
+def test_a_recipe_with_an_unknown_option_is_refused(tmp_path, capsys):
+    from model.train import parse_args
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('train = ["a.txt"]\noutput = "x.pt"\nhiden = 64\n')
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--recipe", str(bad)])
+    assert e.value.code == 2 and "unknown options ['hiden']" in capsys.readouterr().err
