@@ -78,7 +78,7 @@ def test_gates_path_gives_what_the_packed_lstm_gives(order, chars):
             fast = module.emissions_from_gates(gates, lengths)
         assert gates.shape == (int(lengths.sum()), 8 * 8)
         assert fast.shape == packed.shape
-        assert torch.allclose(fast, packed, atol=1e-5), (fast - packed).abs().max()
+        assert torch.allclose(fast, packed, atol=1e-4), (fast - packed).abs().max()
         assert fast[~real].abs().max() == 0  # padding scores 0
 
 

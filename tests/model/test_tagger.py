@@ -234,14 +234,14 @@ def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
             small = TokenCache(rows=8)  # fewer rows than distinct tokens: computed, none kept
             monkeypatch.setattr(tiny, "_gate_cache", small if name == "_gate_cache" else None)
             monkeypatch.setattr(tiny, "_char_cache", small if name == "_char_cache" else None)
-            assert torch.allclose(tiny._emissions(docs, work), every, atol=1e-5)
+            assert torch.allclose(tiny._emissions(docs, work), every, atol=1e-4)
             one, few = _work(tiny, ["Anna Lee .", "Lee Anna ."])  # fits: kept, and equal again
             first = tiny._emissions(one, few)
             computed = small.computed
             assert torch.equal(tiny._emissions(one, few), first) and small.computed == computed
             assert 0 < len(small) <= 8
-    assert torch.allclose(gates, every, atol=1e-5)
-    assert torch.allclose(chars, every, atol=1e-5)
+    assert torch.allclose(gates, every, atol=1e-4)
+    assert torch.allclose(chars, every, atol=1e-4)
     assert gate_cache.computed < sum(n for n, _, _ in work)  # repeated tokens computed once
 
 
