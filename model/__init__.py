@@ -2,7 +2,7 @@
 
 The worker uses only this API::
 
-    from model import load
+    from tagstream.model import load
     tagger = load()                       # the shipped en-news model
     spans = tagger.tag(["Barack Obama visited Paris ."])
 """
@@ -11,9 +11,9 @@ import warnings
 # torch built without NumPy warns on import that it cannot use it; the tagger never does
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
-from model.export import export_random  # noqa: E402
-from model.registry import UnknownModel  # noqa: E402
-from model.tagger import ArtifactError, Prepared, Span, Tagger, default_model_path, load  # noqa: E402
+from tagstream.model.export import export_random  # noqa: E402
+from tagstream.model.registry import UnknownModel  # noqa: E402
+from tagstream.model.tagger import ArtifactError, Prepared, Span, Tagger, default_model_path, load  # noqa: E402
 
 __all__ = ["ArtifactError", "Prepared", "Span", "Tagger", "UnknownModel", "default_model_path", "export_random",
            "load"]

@@ -8,7 +8,7 @@ entry a line, in id order; ids 0 and 1 are padding and unknown) and ``lexicon.tx
 a line, for the lexicon feature). Large embedding tables are stored as float16.
 
 ``save`` writes one; ``read`` opens one (zip CRCs, TorchScript) and ``check`` validates its
-metadata against the network and the vocabularies. Loading for tagging is ``model.tagger.load``.
+metadata against the network and the vocabularies. Loading for tagging is ``tagstream.model.tagger.load``.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from collections.abc import Sequence
 
 import torch
 
-from model.features import FEATURES, LEXICON_SIZE
-from model.network import TaggerNet
-from model.spans import bioes_tags, bioes_transitions
-from model.tokenize import check_spec
-from model.vocab import CASES, UNK, Vocab
+from tagstream.model.features import FEATURES, LEXICON_SIZE
+from tagstream.model.network import TaggerNet
+from tagstream.model.spans import bioes_tags, bioes_transitions
+from tagstream.model.tokenize import check_spec
+from tagstream.model.vocab import CASES, UNK, Vocab
 
 FORMAT = "tagstream-tagger"
 FORMAT_VERSION = 2  # 2: the tokenizer's rules version and settings are stored and checked
@@ -188,7 +188,7 @@ def check(path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, s
     missing_methods = [m for m in ("emissions", "decode") if not hasattr(module, m)]
     if missing_methods:
         raise ArtifactError(path, f"the network lacks {missing_methods}: written by an older tagstream; re-export it "
-                                  "with model.export.rescript")
+                                  "with tagstream.model.export.rescript")
     try:
         return _check_network(module, meta, files, bad)
     except AttributeError as e:  # a TorchScript module with emissions/decode, but not this network

@@ -1,7 +1,7 @@
 """Measure end-to-end tagging speed: ``Tagger.tag`` on batches of sentences (tokenisation,
 tensor building, network, Viterbi + marginals and span decoding all included).
 
-    python -m model.bench --model model/artifacts/en-news.pt --batch-size 64 --runs 5 --threads 2
+    python -m tagstream.model.bench --model model/artifacts/en-news.pt --batch-size 64 --runs 5 --threads 2
 
 Texts are the sentences of a CoNLL file (default: conll2003/valid.txt under the data dir), each
 joined with spaces (no spaces for the char tokenizer), in file order. One warm-up pass, then
@@ -16,13 +16,13 @@ import time
 
 import torch
 
-from model.conll import data_dir, read_conll
-from model.tagger import load
-from model.tokenize import token_separator
+from tagstream.model.conll import data_dir, read_conll
+from tagstream.model.tagger import load
+from tagstream.model.tokenize import token_separator
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m model.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tagstream.model.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="artifact (default: the shipped en-news)")
     ap.add_argument("--data", default=None, help="CoNLL file (default: conll2003/valid.txt)")
     ap.add_argument("--batch-size", type=int, default=64, help="texts per Tagger.tag call")

@@ -11,7 +11,7 @@ import pathlib
 import random
 from collections.abc import Iterable
 
-from model.spans import split_tag
+from tagstream.model.spans import split_tag
 
 Sentence = tuple[list[str], list[str]]  # (tokens, tags)
 

@@ -1,11 +1,11 @@
 """Span-level precision / recall / F1 with conlleval semantics, and the ``evaluate`` command.
 
 A predicted entity counts as correct only if its start, end and type all equal a gold
-entity's. Chunks are read from tags with ``model.spans.tags_to_spans`` (conlleval's rules).
+entity's. Chunks are read from tags with ``tagstream.model.spans.tags_to_spans`` (conlleval's rules).
 Precision = correct / predicted, recall = correct / gold, F1 their harmonic mean, per type and
 micro-averaged over all entities, in percent.
 
-    python -m model.evaluate --model model/artifacts/en-news.pt --data ../shared/data/conll2003/valid.txt
+    python -m tagstream.model.evaluate --model model/artifacts/en-news.pt --data ../shared/data/conll2003/valid.txt
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from model.conll import read_conll, split_dev
-from model.spans import tags_to_spans
-from model.tagger import load
+from tagstream.model.conll import read_conll, split_dev
+from tagstream.model.spans import tags_to_spans
+from tagstream.model.tagger import load
 
 SpanSet = Sequence[tuple[int, int, str]]
 
@@ -76,7 +76,7 @@ def evaluate_tagger(tagger, sents) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tagstream.model.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="artifact (.pt)")
     ap.add_argument("--data", required=True, help="CoNLL file with gold tags (last column)")
     ap.add_argument("--dev-fraction", type=float, default=0.0, help="score only the dev slice set aside by train (e.g. 0.05 for MSRA)")

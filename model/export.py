@@ -1,12 +1,12 @@
 """Build a network for a label set, and export trained networks as artifacts with their dev
-scores (the file format itself is ``model.artifact``).
+scores (the file format itself is ``tagstream.model.artifact``).
 
 Dev scores stored in an artifact are those of the artifact itself (loaded back from disk and
-scored on gold tokens exactly as ``python -m model.evaluate`` does, with the numeric path and the
+scored on gold tokens exactly as ``python -m tagstream.model.evaluate`` does, with the numeric path and the
 CPU recorded beside them), not of the float32 network it was exported from. Re-export an
 artifact with this version's network code (same weights) and re-score it::
 
-    python -m model.export model/artifacts/en-news.pt model/artifacts/en-news.pt \\
+    python -m tagstream.model.export model/artifacts/en-news.pt model/artifacts/en-news.pt \\
         --data ../shared/data/conll2003/valid.txt
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from model.artifact import (
+from tagstream.model.artifact import (
     BIGRAMS_FILE,
     LEXICON_FILE,
     META_FILE,
@@ -32,15 +32,15 @@ from model.artifact import (
     save,
     save_again,
 )
-from model.conll import Sentence, read_conll, split_dev
-from model.evaluate import evaluate_tagger, format_report
-from model.features import LEXICON_SIZE
-from model.network import NetworkConfig, TaggerNet
-from model.spans import bioes_tags, bioes_transitions
-from model.tagger import load
-from model.tokenize import check_spec
-from model.tokenize import spec as tokenizer_spec
-from model.vocab import CASES, Vocab
+from tagstream.model.conll import Sentence, read_conll, split_dev
+from tagstream.model.evaluate import evaluate_tagger, format_report
+from tagstream.model.features import LEXICON_SIZE
+from tagstream.model.network import NetworkConfig, TaggerNet
+from tagstream.model.spans import bioes_tags, bioes_transitions
+from tagstream.model.tagger import load
+from tagstream.model.tokenize import check_spec
+from tagstream.model.tokenize import spec as tokenizer_spec
+from tagstream.model.vocab import CASES, Vocab
 
 
 def build_network(cfg: NetworkConfig, labels: Sequence[str], chars: Vocab) -> TaggerNet:
@@ -62,10 +62,10 @@ def confidence_note(crf: bool) -> str:
 def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: str | os.PathLike,
            lexicon: Sequence[str] | None = None, *, dev: Sequence[Sentence] | None = None,
            dev_desc: str = "") -> pathlib.Path:
-    """Save ``net`` with ``meta`` as an artifact at ``path`` (``model.artifact.save``).
+    """Save ``net`` with ``meta`` as an artifact at ``path`` (``tagstream.model.artifact.save``).
 
     With ``dev`` (gold sentences), the saved artifact is loaded back, scored on them (as
-    ``python -m model.evaluate``) and those scores stored as ``dev_scores``, with the numeric path
+    ``python -m tagstream.model.evaluate``) and those scores stored as ``dev_scores``, with the numeric path
     and CPU they were measured on as ``dev_scored_with``; without, ``meta``'s ``dev_scores`` are
     stored as given. The file appears at ``path`` only when complete.
     """
@@ -78,7 +78,7 @@ def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path
         meta["dev_scores"] = evaluate_tagger(scorer, dev)
         meta["dev_scored_with"] = {k: scorer.info["precision"][k] for k in ("path", "cpu")}
         if dev_desc:
-            meta["dev_scored_on"] = f"{dev_desc}: this artifact on gold tokens (as python -m model.evaluate)"
+            meta["dev_scored_on"] = f"{dev_desc}: this artifact on gold tokens (as python -m tagstream.model.evaluate)"
         save_again(scripted, files, meta, tmp)
     os.replace(tmp, path)
     return path
@@ -165,7 +165,7 @@ def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sente
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m model.export", description="Re-export an artifact with this "
+    ap = argparse.ArgumentParser(prog="python -m tagstream.model.export", description="Re-export an artifact with this "
                                  "version's network code and metadata (same weights) and store its dev scores.")
     ap.add_argument("src", help="artifact to re-export")
     ap.add_argument("dst", help="where to write it (may be src)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from model.vocab import UNK, Vocab, case_id, digit_key, word_key
+from tagstream.model.vocab import UNK, Vocab, case_id, digit_key, word_key
 
 FEATURES = ("case", "bigram_left", "bigram_right", "lexicon")
 LEXICON_SIZE = 9  # ids of the lexicon feature: 0 padding, 1 + bitmask of (begins, inside, ends) a word

@@ -9,7 +9,7 @@ Default encoder: ``all-MiniLM-L6-v2`` (Apache-2.0) from the PyPI package ``gt-al
 (loaded offline). Word list: the words of the given CoNLL files plus the ``--top`` most
 frequent English words of ``wordfreq`` (code Apache-2.0, word lists CC-BY-SA 4.0).
 
-    python -m model.pretrained --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
+    python -m tagstream.model.pretrained --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
         --top 100000 --dim 256 --output /work/runs/minilm-words.pt
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 
 import torch
 
-from model.conll import read_conll
-from model.vocab import word_key
+from tagstream.model.conll import read_conll
+from tagstream.model.vocab import word_key
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def reduce(vectors: torch.Tensor, dim: int) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    ap = argparse.ArgumentParser(prog="python -m model.pretrained", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tagstream.model.pretrained", description=__doc__.split("\n\n")[0])
     ap.add_argument("--words-from", nargs="*", default=[], help="CoNLL files whose words are embedded first")
     ap.add_argument("--top", type=int, default=100000, help="also the N most frequent words of wordfreq")
     ap.add_argument("--language", default="en")

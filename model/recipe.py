@@ -1,10 +1,10 @@
-"""Training recipes: the options of ``python -m model.train`` for a shipped model, as a file.
+"""Training recipes: the options of ``python -m tagstream.model.train`` for a shipped model, as a file.
 
-A recipe is a TOML file whose keys are the option names of ``python -m model.train`` (with
+A recipe is a TOML file whose keys are the option names of ``python -m tagstream.model.train`` (with
 dashes or underscores); options given on the command line override it::
 
-    python -m model.train --recipe model/recipes/en-news.toml
-    python -m model.train --recipe model/recipes/en-news.toml --seed 2 --output /tmp/en-news-seed2.pt
+    python -m tagstream.model.train --recipe model/recipes/en-news.toml
+    python -m tagstream.model.train --recipe model/recipes/en-news.toml --seed 2 --output /tmp/en-news-seed2.pt
 
 Paths: ``train`` and ``dev`` are relative to the data directory (``$TAGSTREAM_DATA_DIR``,
 default ``../shared/data``), ``pretrained`` may start with ``~``, ``output`` is relative to the
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tomllib
 
-from model.conll import data_dir
+from tagstream.model.conll import data_dir
 
 
 def read_recipe(path: str | os.PathLike, known: set[str]) -> dict:
@@ -30,7 +30,7 @@ def read_recipe(path: str | os.PathLike, known: set[str]) -> dict:
     values = {k.replace("-", "_"): v for k, v in raw.items()}
     unknown = sorted(set(values) - known - {"recipe"})
     if unknown:
-        raise ValueError(f"recipe {path}: unknown options {unknown}; see python -m model.train --help")
+        raise ValueError(f"recipe {path}: unknown options {unknown}; see python -m tagstream.model.train --help")
     root = data_dir()
     if isinstance(values.get("train"), str):
         values["train"] = [values["train"]]

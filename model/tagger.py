@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import torch
 
-from model.artifact import ArtifactError, check, read
-from model.cpu import Precision, choose_precision
-from model.features import Featurizer
-from model.registry import resolve
-from model.spans import tags_to_spans
-from model.token_cache import TokenCache
-from model.tokenize import join_tokens, token_separator, tokenize_offsets
-from model.vocab import Vocab
+from tagstream.model.artifact import ArtifactError, check, read
+from tagstream.model.cpu import Precision, choose_precision
+from tagstream.model.features import Featurizer
+from tagstream.model.registry import resolve
+from tagstream.model.spans import tags_to_spans
+from tagstream.model.token_cache import TokenCache
+from tagstream.model.tokenize import join_tokens, token_separator, tokenize_offsets
+from tagstream.model.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def _smoke(path: pathlib.Path, tagger: "Tagger") -> None:
 
 
 def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
-    """Run the network's BiLSTM on ``precision.path`` (see ``model.cpu``)."""
+    """Run the network's BiLSTM on ``precision.path`` (see ``tagstream.model.cpu``)."""
     if hasattr(module, "fast_lstm"):
         module.fast_lstm = precision.path == "bfloat16"
     elif precision.path == "bfloat16":
@@ -303,7 +303,7 @@ def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
 
 def load(path: str | os.PathLike | None = None, *, threads: int | None = None,
          precision: str = "auto") -> Tagger:
-    """Load a model: an installed model's name (None: en-news; see ``model.registry``) or an
+    """Load a model: an installed model's name (None: en-news; see ``tagstream.model.registry``) or an
     artifact file; ArtifactError if it cannot be used, UnknownModel (a ValueError) for a name
     that is not installed.
 

@@ -35,7 +35,7 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 
-from model import unicode_marks
+from tagstream.model import unicode_marks
 
 KINDS = ("conll-en", "char")
 

@@ -1,17 +1,17 @@
 """Train a tagger on CoNLL-style files and save the best artifact (early stopping on dev span F1).
 
-    python -m model.train --train ../shared/data/conll2003/train.txt --dev ../shared/data/conll2003/valid.txt \\
+    python -m tagstream.model.train --train ../shared/data/conll2003/train.txt --dev ../shared/data/conll2003/valid.txt \\
         --language en --name en-news --version 1.0.0 --output model/artifacts/en-news.pt
-    python -m model.train --recipe model/recipes/en-news.toml   # the shipped model's options, as a file
+    python -m tagstream.model.train --recipe model/recipes/en-news.toml   # the shipped model's options, as a file
 
 Files: one token a line, tag in the last column (IOB1, IOB2 or BIOES; detected), ``-DOCSTART-``
 lines ignored, tab or space separated. Without ``--dev``, a seeded ``--dev-fraction`` of the
-training sentences is set aside (see ``model.conll.split_dev``). Sentences longer than
+training sentences is set aside (see ``tagstream.model.conll.split_dev``). Sentences longer than
 ``--max-length`` are cut into pieces of that length. Progress (loss and tokens/s) goes to stderr:
 a tqdm bar if tqdm (the ``train`` extra) is installed, else a plain line every 30 seconds.
 
 Each time dev F1 improves the network is exported, and the exported artifact itself is scored on
-the dev sentences (gold tokens, as ``python -m model.evaluate``): those are the stored scores.
+the dev sentences (gold tokens, as ``python -m tagstream.model.evaluate``): those are the stored scores.
 """
 from __future__ import annotations
 
@@ -26,16 +26,16 @@ from collections.abc import Sequence
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from model.conll import Sentence, read_conll, split_dev
-from model.evaluate import format_report, score
-from model.export import build_network, confidence_note, export, read_meta
-from model.features import LEXICON_SIZE, Featurizer
-from model.network import NetworkConfig, TaggerNet
-from model.recipe import read_recipe
-from model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
-from model.tokenize import join_tokens
-from model.tokenize import spec as tokenizer_spec
-from model.vocab import CASES, UNK, Vocab, digit_key, word_key
+from tagstream.model.conll import Sentence, read_conll, split_dev
+from tagstream.model.evaluate import format_report, score
+from tagstream.model.export import build_network, confidence_note, export, read_meta
+from tagstream.model.features import LEXICON_SIZE, Featurizer
+from tagstream.model.network import NetworkConfig, TaggerNet
+from tagstream.model.recipe import read_recipe
+from tagstream.model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
+from tagstream.model.tokenize import join_tokens
+from tagstream.model.tokenize import spec as tokenizer_spec
+from tagstream.model.vocab import CASES, UNK, Vocab, digit_key, word_key
 
 log = logging.getLogger(__name__)
 Example = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # features (N, F), chars (N, W), tag ids (N,)
@@ -141,7 +141,7 @@ def predict(net: TaggerNet, examples: Sequence[Example], tags: Sequence[str], ba
 
 
 def load_pretrained(path: str | None) -> dict | None:
-    """``{"words": [...], "vectors": (N, D) tensor, "source": {...}}`` from ``model.pretrained``."""
+    """``{"words": [...], "vectors": (N, D) tensor, "source": {...}}`` from ``tagstream.model.pretrained``."""
     if not path:
         return None
     data = torch.load(path, map_location="cpu", weights_only=False)
@@ -222,7 +222,7 @@ def progress(total: int, desc: str):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m tagstream.model.train", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = NetworkConfig()
     ap.add_argument("--recipe", help="a recipe file (model/recipes/*.toml): its values are the defaults of "
@@ -246,7 +246,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--clip", type=float, default=5.0)
     ap.add_argument("--word-dropout", type=float, default=0.05, help="chance to replace a word id by unknown in training")
     ap.add_argument("--max-length", type=int, default=128, help="maximum tokens per sequence")
-    ap.add_argument("--pretrained", help="word vectors file made by python -m model.pretrained")
+    ap.add_argument("--pretrained", help="word vectors file made by python -m tagstream.model.pretrained")
     ap.add_argument("--pretrained-top", type=int, default=50000, help="add this many of the pretrained words to the vocabulary")
     ap.add_argument("--min-bigram-freq", type=int, default=2)
     ap.add_argument("--lexicon-top", type=int, default=100000, help="zh: lexicon of the N most frequent wordfreq words")
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     try:
-        train(args, command="python -m model.train " + " ".join(argv))
+        train(args, command="python -m tagstream.model.train " + " ".join(argv))
     except MissingExtra as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

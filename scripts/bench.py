@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.conll import data_dir, read_conll  # noqa: E402
-from model.cpu import BF16_FLAGS, cpu_info  # noqa: E402
-from model.tokenize import tokenize_offsets  # noqa: E402
+from tagstream.model.conll import data_dir, read_conll  # noqa: E402
+from tagstream.model.cpu import BF16_FLAGS, cpu_info  # noqa: E402
+from tagstream.model.tokenize import tokenize_offsets  # noqa: E402
 
 CACHE = Path(os.environ.get("TAGSTREAM_CACHE_DIR") or Path.home() / ".cache" / "tagstream")
 PEER_VENV = CACHE / "bench-spacy"
@@ -93,7 +93,7 @@ def ensure_peer() -> Path | None:
 
 
 def tagger_rows(work: Path, words: int, tokens: int, runs: int) -> dict[str, float]:
-    tagstream = [sys.executable, "-m", "worker.cli", "tag", "--threads", "1"]
+    tagstream = [sys.executable, "-m", "tagstream.worker.cli", "tag", "--threads", "1"]
     flags = cpu_info().flags
     native = any(f in flags for f in BF16_FLAGS)
     rates = {}
@@ -168,7 +168,7 @@ def kafka_rows(bootstrap: str, count: int = 20_000) -> None:
 
 
 def demo_rows(bootstrap: str) -> None:
-    cmd = [sys.executable, "-m", "worker.cli", "demo", "--bootstrap-servers", bootstrap]
+    cmd = [sys.executable, "-m", "tagstream.worker.cli", "demo", "--bootstrap-servers", bootstrap]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"bench: tagstream demo failed ({proc.returncode}):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")

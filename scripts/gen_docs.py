@@ -181,7 +181,7 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
     top-level settings first, then each group."""
     from pydantic import BaseModel
 
-    from worker.config import Settings, _env_name
+    from tagstream.worker.config import Settings, _env_name
 
     rows: list[tuple[str, str, str, str]] = []
     groups: list[tuple[str, type]] = []

@@ -21,8 +21,8 @@ def test_the_code_wheel_is_small_and_holds_only_the_default_model(tmp_path):
     size_mb = wheel.stat().st_size / 2**20
     assert size_mb < 40, f"{wheel.name} is {size_mb:.1f} MiB: PyPI refuses files over 100 MB"
     names = zipfile.ZipFile(wheel).namelist()
-    assert [n for n in names if n.endswith(".pt")] == ["model/artifacts/en-news.pt"]
-    assert "worker/demo_sentences.txt" in names
+    assert [n for n in names if n.endswith(".pt")] == ["tagstream/model/artifacts/en-news.pt"]
+    assert "tagstream/worker/demo_sentences.txt" in names
     for model_dir in sorted(REPO.glob("models/*")):  # each other model builds on its own
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                         "--wheel-dir", str(tmp_path / model_dir.name), str(model_dir)],

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection
 
-from worker.records import Batch, Entry, TextRecord, TopicPartition
+from tagstream.worker.records import Batch, Entry, TextRecord, TopicPartition
 
 
 class Batcher:

@@ -127,10 +127,10 @@ def _positive_float(value: str) -> float:
 def cmd_run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
-    from worker import logs
-    from worker.config import ConfigError, load_settings
-    from worker.http import Health, HttpServer
-    from worker.metrics import Metrics
+    from tagstream.worker import logs
+    from tagstream.worker.config import ConfigError, load_settings
+    from tagstream.worker.http import Health, HttpServer
+    from tagstream.worker.metrics import Metrics
 
     try:
         settings = load_settings()
@@ -156,10 +156,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Imported here: these pull in torch and kafka-python, slow to import for --help.
     from kafka.errors import KafkaConfigurationError, KafkaError
 
-    from worker.kafka_auth import ConnectionProblem, preflight
-    from worker.pipeline import Pipeline, load_tagger
-    from worker.sink import Sink
-    from worker.source import Source
+    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.pipeline import Pipeline, load_tagger
+    from tagstream.worker.sink import Sink
+    from tagstream.worker.source import Source
 
     try:
         tagger = load_tagger(settings.model.ref, settings.model.threads, settings.model.precision)
@@ -227,7 +227,7 @@ def _install_signal_handlers() -> threading.Event:
 # -- models --------------------------------------------------------------------------------
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from worker.pipeline import installed_models
+    from tagstream.worker.pipeline import installed_models
 
     rows = [("name", "version", "language", "dev F1", "size", "labels", "file")]
     for card in installed_models():
@@ -245,9 +245,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 # -- tag -----------------------------------------------------------------------------------
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from worker import logs
-    from worker.messages import InvalidMessage, dumps, output_doc, parse_input
-    from worker.pipeline import load_tagger
+    from tagstream.worker import logs
+    from tagstream.worker.messages import InvalidMessage, dumps, output_doc, parse_input
+    from tagstream.worker.pipeline import load_tagger
 
     logs.configure("WARNING")
     try:
@@ -316,7 +316,7 @@ def _chunks(items: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tupl
 # -- demo ----------------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from worker import demo
+    from tagstream.worker import demo
 
     return demo.run(args)
 

@@ -246,7 +246,7 @@ class KafkaSettings(_Group):
                     sasl_plain_password=self.sasl_password.get_secret_value(),
                 )
             if self.sasl_mechanism == "OAUTHBEARER":
-                from worker import kafka_auth  # kafka-python: imported only when used
+                from tagstream.worker import kafka_auth  # kafka-python: imported only when used
 
                 out["sasl_oauth_token_provider"] = kafka_auth.token_provider(
                     self.sasl_oauth_token_file, self.sasl_oauth_token_provider)

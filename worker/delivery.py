@@ -24,13 +24,19 @@ from kafka.errors import (
     ProducerFencedError,
 )
 
-from worker import messages
-from worker.config import Settings
-from worker.logs import RateLimitedLog
-from worker.metrics import Metrics
-from worker.ports import Sink, Source
-from worker.records import DeadLetter, LabelledRecord, TopicPartition, next_offsets, source_of
-from worker.sink import DeliveryError, Outgoing
+from tagstream.worker import messages
+from tagstream.worker.config import Settings
+from tagstream.worker.logs import RateLimitedLog
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.ports import Sink, Source
+from tagstream.worker.records import (
+    DeadLetter,
+    LabelledRecord,
+    TopicPartition,
+    next_offsets,
+    source_of,
+)
+from tagstream.worker.sink import DeliveryError, Outgoing
 
 log = logging.getLogger(__name__)
 

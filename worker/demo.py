@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         log_path = workdir / "worker.log"
         with open(log_path, "wb") as log_file:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "worker.cli", "run"], env=env,
+                [sys.executable, "-m", "tagstream.worker.cli", "run"], env=env,
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         _wait_ready(worker, port, log_path)

@@ -34,7 +34,7 @@ from kafka.net.sasl.oauth import AbstractTokenProvider
 from kafka.net.selector import NetworkSelector
 from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
 
-from worker.config import Settings, import_object
+from tagstream.worker.config import Settings, import_object
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class CallableTokenProvider(AbstractTokenProvider):
 
 
 def token_provider(token_file: Path | None, spec: str | None) -> AbstractTokenProvider:
-    """What kafka-python's OAUTHBEARER asks for a token (settings checked in worker.config)."""
+    """What kafka-python's OAUTHBEARER asks for a token (settings checked in tagstream.worker.config)."""
     if token_file is not None:
         return TokenFileProvider(token_file)
     assert spec is not None

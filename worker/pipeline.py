@@ -6,7 +6,7 @@ runs the tagger. While a batch is being tagged the main thread goes on polling (
 partitions paused once the next batch is full), so the consumer keeps its place in the group
 however slow the model is, and the next batch is decoded and tokenised in the meantime.
 
-Delivery of a tagged batch (and the order of its steps) is `worker.delivery`; the pipeline
+Delivery of a tagged batch (and the order of its steps) is `tagstream.worker.delivery`; the pipeline
 hands it one batch at a time, and only once the one before it is committed.
 """
 
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from worker import messages
-from worker.batcher import Batcher
-from worker.deadline import Deadline
-from worker.messages import InvalidMessage
-from worker.records import (
+from tagstream.worker import messages
+from tagstream.worker.batcher import Batcher
+from tagstream.worker.deadline import Deadline
+from tagstream.worker.messages import InvalidMessage
+from tagstream.worker.records import (
     Batch,
     DeadLetter,
     Entry,
@@ -39,10 +39,10 @@ from worker.records import (
 )
 
 if TYPE_CHECKING:  # kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
-    from worker.config import Settings
-    from worker.http import Health
-    from worker.metrics import Metrics
-    from worker.ports import Sink, Source, Span, Tagger
+    from tagstream.worker.config import Settings
+    from tagstream.worker.http import Health
+    from tagstream.worker.metrics import Metrics
+    from tagstream.worker.ports import Sink, Source, Span, Tagger
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ _IDLE_POLL_S = 0.2  # longest poll when idle (how fast a stop request is noticed
 
 def load_tagger(ref: str | Path | None, threads: int = 0, precision: str = "auto") -> Tagger:
     """Load a model: an installed model's name (None: the default, en-news) or an artifact
-    file, on the numeric path ``precision`` ("auto": chosen from the CPU, see `model.cpu`).
+    file, on the numeric path ``precision`` ("auto": chosen from the CPU, see `tagstream.model.cpu`).
 
     Raises a ValueError (`model.ArtifactError` for a missing, corrupt or incompatible file,
     `model.UnknownModel` for a name that is not installed).
     """
-    import model  # the one place the worker reaches into the model package
+    from tagstream import model  # the one place the worker reaches into the model package
 
     with warnings.catch_warnings():  # torch marks TorchScript deprecated; it is what we ship
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
@@ -66,7 +66,7 @@ def load_tagger(ref: str | Path | None, threads: int = 0, precision: str = "auto
 
 def installed_models() -> list:
     """The models this installation has, by name, with what `tagstream models` shows."""
-    from model.registry import cards
+    from tagstream.model.registry import cards
 
     return cards()
 
@@ -98,7 +98,7 @@ class Pipeline:
         self._health = health
         self._stop = stop
         self._clock = clock
-        from worker.delivery import Delivery
+        from tagstream.worker.delivery import Delivery
 
         b = settings.batching
         self._batcher = Batcher(b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock)
@@ -116,8 +116,8 @@ class Pipeline:
 
     def run(self) -> int:
         """Run until the stop flag is set, then drain. Returns the process exit status."""
-        from worker.sink import DeliveryError
-        from worker.source import UnreadableInput
+        from tagstream.worker.sink import DeliveryError
+        from tagstream.worker.source import UnreadableInput
 
         status = 1
         try:

@@ -1,7 +1,7 @@
 """The worker's ports: what the loop needs of the model and of Kafka, as small Protocols.
 
-`worker.pipeline` and `worker.delivery` are written against these, not against
-`model.Tagger`, `worker.source.Source` or `worker.sink.Sink`, so the loop runs in tests with
+`tagstream.worker.pipeline` and `tagstream.worker.delivery` are written against these, not against
+`tagstream.model.Tagger`, `tagstream.worker.source.Source` or `tagstream.worker.sink.Sink`, so the loop runs in tests with
 fakes (tests/worker/fakes.py) and the model side stays replaceable.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from worker.records import SourceRecord, TopicPartition
+from tagstream.worker.records import SourceRecord, TopicPartition
 
 Waiting = Callable[[], "float | None"]  # called while waiting; returns the drain's deadline, if any
 

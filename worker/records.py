@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from worker.ports import Prepared, Span
+    from tagstream.worker.ports import Prepared, Span
 
 
 class TopicPartition(NamedTuple):

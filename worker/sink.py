@@ -22,9 +22,9 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from worker.config import Settings
-from worker.deadline import Deadline
-from worker.records import Entry, TopicPartition
+from tagstream.worker.config import Settings
+from tagstream.worker.deadline import Deadline
+from tagstream.worker.records import Entry, TopicPartition
 
 log = logging.getLogger(__name__)
 

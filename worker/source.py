@@ -24,10 +24,10 @@ from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import CorruptRecordError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.structs import OffsetAndMetadata
 
-from worker.config import Settings
-from worker.deadline import Deadline
-from worker.metrics import Metrics
-from worker.records import SourceRecord, TopicPartition
+from tagstream.worker.config import Settings
+from tagstream.worker.deadline import Deadline
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.records import SourceRecord, TopicPartition
 
 log = logging.getLogger(__name__)
 

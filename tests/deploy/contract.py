@@ -41,10 +41,10 @@ def sample_names(exposition: str) -> set[str]:
 
 
 def worker_exported_names() -> set[str]:
-    """Series names of a fresh `worker.metrics.Metrics` (no process needed)."""
+    """Series names of a fresh `tagstream.worker.metrics.Metrics` (no process needed)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from worker.metrics import Metrics
+    from tagstream.worker.metrics import Metrics
 
     registry = CollectorRegistry()
     Metrics(registry)
@@ -53,7 +53,7 @@ def worker_exported_names() -> set[str]:
 
 def worker_env_names() -> set[str]:
     """Every TAGSTREAM_* variable the worker's settings tree reads."""
-    from worker.config import env_names
+    from tagstream.worker.config import env_names
 
     return env_names()
 

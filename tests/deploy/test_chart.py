@@ -143,9 +143,9 @@ def test_env_names_are_worker_settings(helm: Helm, values: Path):
 
 @ci_values
 def test_rendered_settings_are_accepted_by_the_worker(helm: Helm, values: Path, tmp_path, monkeypatch):
-    """The exact environment the pod gets loads in `worker.config.load_settings` (mounted
+    """The exact environment the pod gets loads in `tagstream.worker.config.load_settings` (mounted
     files and Secret values stand in as local files and dummies)."""
-    from worker.config import load_settings
+    from tagstream.worker.config import load_settings
 
     rendered = helm.template(values)
     env = _env(rendered)
@@ -172,7 +172,7 @@ def test_rendered_settings_are_accepted_by_the_worker(helm: Helm, values: Path, 
 def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatch):
     """Where the chart restates a setting it uses the worker's default, except where it
     deliberately differs for Kubernetes (listed here with the reason)."""
-    from worker.config import Settings, load_settings
+    from tagstream.worker.config import Settings, load_settings
 
     deliberate = {
         ("kafka", "bootstrap_servers"),  # localhost means nothing in a pod
@@ -196,7 +196,7 @@ def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatc
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_http_bind_address_is_a_value(helm: Helm, host: str, tmp_path, monkeypatch):
     """IPv4 by default; "::" for IPv6/dual-stack clusters. The worker's settings accept both."""
-    from worker.config import load_settings
+    from tagstream.worker.config import load_settings
 
     config = helm.template(sets=None if host == "0.0.0.0" else {"httpHost": host}).configmap()
     assert config["TAGSTREAM_HTTP__HOST"] == host
@@ -221,10 +221,10 @@ def test_probes_use_the_worker_port(helm: Helm, values: Path):
 
 
 def _serve_worker_http():
-    """The worker's real HTTP server (worker.http) on a free loopback port."""
+    """The worker's real HTTP server (tagstream.worker.http) on a free loopback port."""
     from prometheus_client import CollectorRegistry
 
-    from worker.http import Health, HttpServer
+    from tagstream.worker.http import Health, HttpServer
 
     health = Health(max_loop_stall_s=60)
     server = HttpServer("127.0.0.1", 0, CollectorRegistry(), health).start()

@@ -173,7 +173,7 @@ def build_context() -> list[str]:
 
 def test_build_context_holds_what_the_install_needs_and_nothing_else():
     context = build_context()
-    tracked = subprocess.run(["git", "ls-files", "worker", "model", "models"], cwd=REPO, capture_output=True,
+    tracked = subprocess.run(["git", "ls-files", "tagstream", "worker", "model", "models"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split()
     for path in ["pyproject.toml", "README.md", "scripts/image-install", *tracked]:
         assert path in context, f"{path} is not in the build context"
@@ -288,7 +288,7 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
                              text=True, timeout=300, env=env)
     assert listing.returncode == 0 and all(f"\n{n.removesuffix('.pt')} " in "\n" + listing.stdout
                                            for n in SHIPPED_ARTIFACTS), listing.stdout
-    package_data = {"model": ["artifacts/en-news.pt"], "worker": ["demo_sentences.txt"]}
+    package_data = {"tagstream.model": ["artifacts/en-news.pt"], "tagstream.worker": ["demo_sentences.txt"]}
     for package_name, files in package_data.items():
         installed = subprocess.run(
             [str(venv / "bin" / "python"), "-I", "-c",

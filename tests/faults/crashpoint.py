@@ -30,6 +30,6 @@ if DELAY_S > 0:
     KafkaProducer.commit_transaction = _delayed_commit
 
 if __name__ == "__main__":
-    from worker.cli import console
+    from tagstream.worker.cli import console
 
     console()

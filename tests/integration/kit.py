@@ -155,10 +155,10 @@ class WorkerProcess:
     """``tagstream run`` in a child process, configured through its environment."""
 
     def __init__(self, bootstrap: str, topics: Topics, model: Path, log_path: Path,
-                 module: str = "worker.cli", **settings: str):
+                 module: str = "tagstream.worker.cli", **settings: str):
         self.port = free_port()
         self.log_path = log_path
-        self.module = module  # run as `python -m <module> run` (a fault test wraps worker.cli)
+        self.module = module  # run as `python -m <module> run` (a fault test wraps tagstream.worker.cli)
         self.env = {
             **os.environ,
             "TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,

@@ -9,14 +9,14 @@ import time
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
-import model
+from tagstream import model
+from tagstream.worker.config import load_settings
+from tagstream.worker.http import Health
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.pipeline import Pipeline
+from tagstream.worker.sink import Sink
+from tagstream.worker.source import Source
 from tests.integration.test_slow_model import SlowTagger
-from worker.config import load_settings
-from worker.http import Health
-from worker.metrics import Metrics
-from worker.pipeline import Pipeline
-from worker.sink import Sink
-from worker.source import Source
 
 
 def broker_lag(cluster, group: str, topic: str) -> dict[int, int]:

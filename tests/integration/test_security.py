@@ -231,7 +231,7 @@ def _ts(line: dict) -> float:
 # -- the start-up check alone (in this process: no worker to start) ---------------------------------
 
 def _settings(monkeypatch, bootstrap: str, **values: str):
-    from worker.config import load_settings
+    from tagstream.worker.config import load_settings
 
     for name, value in values.items():
         monkeypatch.setenv(f"TAGSTREAM_{name.upper()}", value)
@@ -251,7 +251,7 @@ def clean_env(monkeypatch, tmp_path):
 
 
 def test_plain_over_tls_is_accepted(secure, clean_env, monkeypatch):
-    from worker.kafka_auth import preflight
+    from tagstream.worker.kafka_auth import preflight
 
     preflight(_settings(monkeypatch, secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
                         **scram(secure, "SASL_SSL", "PLAIN")))
@@ -260,7 +260,7 @@ def test_plain_over_tls_is_accepted(secure, clean_env, monkeypatch):
 def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_path):
     """TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_PROVIDER=module:function; a token the broker's
     validator refuses is a clear refusal, not a retry until the timeout."""
-    from worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
 
     (tmp_path / "my_tokens.py").write_text(
         "from tests.integration.test_security import unsigned_jwt\n"
@@ -282,7 +282,7 @@ def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_p
 
 
 def test_plaintext_client_on_the_tls_listener_is_told_so(secure, clean_env, monkeypatch):
-    from worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
 
     with pytest.raises(ConnectionProblem, match=r"answered in another protocol .*"
                        r"TAGSTREAM_KAFKA__SECURITY_PROTOCOL=PLAINTEXT match that listener"):
@@ -290,7 +290,7 @@ def test_plaintext_client_on_the_tls_listener_is_told_so(secure, clean_env, monk
 
 
 def test_no_password_in_error_messages(secure, clean_env, monkeypatch):
-    from worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
 
     wrong = secure.password + "-wrong"
     with pytest.raises(ConnectionProblem) as info:
@@ -303,7 +303,7 @@ def test_no_password_in_error_messages(secure, clean_env, monkeypatch):
 def test_aws_msk_iam_reaches_the_sasl_handshake(secure, clean_env, monkeypatch):
     """The local broker has no AWS_MSK_IAM, so it says so: the mechanism got that far."""
     pytest.importorskip("botocore")
-    from worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
 
     with pytest.raises(ConnectionProblem, match="the listener does not offer "
                        "TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM"):

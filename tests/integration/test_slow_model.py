@@ -10,14 +10,14 @@ from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from prometheus_client import CollectorRegistry
 
-import model
+from tagstream import model
+from tagstream.worker.config import load_settings
+from tagstream.worker.http import Health
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.pipeline import Pipeline
+from tagstream.worker.sink import Sink
+from tagstream.worker.source import Source
 from tests.integration.kit import ids_of, json_records, produce, read_all
-from worker.config import load_settings
-from worker.http import Health
-from worker.metrics import Metrics
-from worker.pipeline import Pipeline
-from worker.sink import Sink
-from worker.source import Source
 
 POLL_INTERVAL_MS = 1500
 SLOW_S = 2.5  # each batch takes longer than the poll interval

@@ -9,11 +9,11 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 from prometheus_client import CollectorRegistry
 
+from tagstream.worker.config import load_settings
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.records import TopicPartition
+from tagstream.worker.source import Source
 from tests.integration.kit import json_records, produce
-from worker.config import load_settings
-from worker.metrics import Metrics
-from worker.records import TopicPartition
-from worker.source import Source
 
 
 def test_a_revocation_commits_delivered_records_whose_commit_had_failed(cluster, topics, bootstrap):

@@ -1,6 +1,6 @@
 import pytest
 
-from model.conll import read_conll, read_conll_lines, split_dev
+from tagstream.model.conll import read_conll, read_conll_lines, split_dev
 
 
 def test_reads_any_columns_docstart_tabs_and_spaces(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from model.evaluate import score, score_tags
+from tagstream.model.evaluate import score, score_tags
 
 
 def test_hand_worked_conlleval_example():

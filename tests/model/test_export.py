@@ -5,13 +5,13 @@ import zipfile
 import pytest
 import torch
 
-import model.artifact
-import model.export
-import model.registry
-from model import ArtifactError, export_random, load
-from model.export import read_meta, rescript
-from model.spans import bioes_tags
-from model.tokenize import spec as tokenizer_spec
+import tagstream.model.artifact
+import tagstream.model.export
+import tagstream.model.registry
+from tagstream.model import ArtifactError, export_random, load
+from tagstream.model.export import read_meta, rescript
+from tagstream.model.spans import bioes_tags
+from tagstream.model.tokenize import spec as tokenizer_spec
 
 
 @pytest.mark.parametrize("language, labels", [("en", ("PER", "LOC", "ORG", "MISC")), ("zh", ("PER", "LOC", "ORG"))])
@@ -27,7 +27,7 @@ def test_export_random_is_quick_and_loadable(tmp_path, language, labels):
 
 
 def test_missing_default_names_the_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(model.registry, "_SHIPPED", tmp_path / "nope")
+    monkeypatch.setattr(tagstream.model.registry, "_SHIPPED", tmp_path / "nope")
     with pytest.raises(ArtifactError, match="nope/en-news.pt"):
         load()
 
@@ -56,17 +56,17 @@ def test_foreign_torchscript_file(tmp_path):
 
 def test_newer_format_version(tmp_path, monkeypatch):
     with monkeypatch.context() as m:  # written by a newer tagstream
-        m.setattr(model.artifact, "FORMAT_VERSION", model.artifact.FORMAT_VERSION + 1)
+        m.setattr(tagstream.model.artifact, "FORMAT_VERSION", tagstream.model.artifact.FORMAT_VERSION + 1)
         path = export_random(tmp_path / "new.pt")
     with zipfile.ZipFile(path) as z:
         name = next(n for n in z.namelist() if n.endswith("extra/tagstream.json"))
-        assert json.loads(z.read(name))["format_version"] == model.artifact.FORMAT_VERSION + 1
+        assert json.loads(z.read(name))["format_version"] == tagstream.model.artifact.FORMAT_VERSION + 1
     with pytest.raises(ArtifactError, match="newer"):
         load(path)
 
 
 def test_rescript_keeps_weights_and_outputs(tmp_path):
-    from model.export import rescript
+    from tagstream.model.export import rescript
 
     src = export_random(tmp_path / "a.pt", language="zh")
     dst = rescript(src, tmp_path / "b.pt")
@@ -219,8 +219,8 @@ def test_a_network_giving_non_finite_scores_fails_the_smoke_test(en, tmp_path):
 
 
 def test_rescript_rescores_on_dev_or_drops_the_scores(tmp_path):
-    from model.conll import read_conll_lines
-    from model.evaluate import evaluate_tagger
+    from tagstream.model.conll import read_conll_lines
+    from tagstream.model.evaluate import evaluate_tagger
 
     src = export_random(tmp_path / "a.pt")
     dev = read_conll_lines(["John NNP B-PER", "Smith NNP I-PER", "visited VBD O", "Paris NNP B-LOC", "", "The DT O", "league NN B-ORG"])

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from model.features import Featurizer
-from model.vocab import CASES, UNK, Vocab, case_id
+from tagstream.model.features import Featurizer
+from tagstream.model.vocab import CASES, UNK, Vocab, case_id
 
 
 def test_word_ids_fall_back_to_digits_then_unknown():

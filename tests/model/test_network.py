@@ -3,10 +3,10 @@ import itertools
 import pytest
 import torch
 
-from model.export import build_network
-from model.network import NetworkConfig
-from model.spans import bioes_tags
-from model.vocab import Vocab
+from tagstream.model.export import build_network
+from tagstream.model.network import NetworkConfig
+from tagstream.model.spans import bioes_tags
+from tagstream.model.vocab import Vocab
 
 LABELS = ["PER", "LOC"]
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from model import UnknownModel, load
-from model.registry import cards, installed, resolve
+from tagstream.model import UnknownModel, load
+from tagstream.model.registry import cards, installed, resolve
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "model" / "artifacts"
 

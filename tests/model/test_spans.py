@@ -1,6 +1,12 @@
 import pytest
 
-from model.spans import bioes_tags, bioes_transitions, detect_scheme, spans_to_tags, tags_to_spans
+from tagstream.model.spans import (
+    bioes_tags,
+    bioes_transitions,
+    detect_scheme,
+    spans_to_tags,
+    tags_to_spans,
+)
 
 
 @pytest.mark.parametrize(

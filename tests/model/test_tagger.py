@@ -4,10 +4,10 @@ import random
 import pytest
 import torch
 
-from model import Prepared, Span, load
-from model.conll import read_conll
-from model.evaluate import evaluate_tagger
-from model.train import main as train_main
+from tagstream.model import Prepared, Span, load
+from tagstream.model.conll import read_conll
+from tagstream.model.evaluate import evaluate_tagger
+from tagstream.model.train import main as train_main
 
 # names with a combining mark (decomposed é and ü) and in another script, to check offsets there
 PEOPLE = ["John Smith", "Mary Jones", "Peter Brown", "Anna Lee", "Rene\u0301 Dubois"]
@@ -81,7 +81,7 @@ def test_metadata_round_trips(tiny):
 
 
 def test_stored_dev_scores_are_the_artifacts(tiny_dir, tiny):
-    """train stores the scores of the exported artifact (as python -m model.evaluate gives them)."""
+    """train stores the scores of the exported artifact (as python -m tagstream.model.evaluate gives them)."""
     assert tiny.info["dev_scores"] == evaluate_tagger(tiny, read_conll(tiny_dir / "dev.txt"))
 
 
@@ -147,9 +147,9 @@ def test_to_dict(tiny):
 
 def test_scripted_artifact_matches_eager_network(tiny):
     """The loaded TorchScript module and an eager copy of its weights agree."""
-    from model.export import build_network
-    from model.network import NetworkConfig
-    from model.vocab import Vocab
+    from tagstream.model.export import build_network
+    from tagstream.model.network import NetworkConfig
+    from tagstream.model.vocab import Vocab
 
     cfg = NetworkConfig.from_dict(tiny.info["network"])
     eager = build_network(cfg, list(tiny.labels), Vocab()).eval()
@@ -186,14 +186,14 @@ def _glued(text: str) -> tuple[list[int], list[int]]:
     ],
 )
 def test_chunk_bounds_prefer_sentence_ends_then_whitespace(text, max_length, chunks):
-    from model.tagger import chunk_bounds
+    from tagstream.model.tagger import chunk_bounds
 
     starts, ends = _glued(text)
     assert chunk_bounds(text, starts, ends, max_length) == chunks
 
 
 def test_chunk_bounds_cover_every_token_once_within_the_limit():
-    from model.tagger import chunk_bounds
+    from tagstream.model.tagger import chunk_bounds
 
     rng = random.Random(7)
     for _ in range(200):
@@ -216,7 +216,7 @@ def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
     """Input gates cached per distinct token (float32), character features cached per distinct
     token (the bfloat16 path's network input), and both caches when too small to hold a batch or
     refilling, score as the network computing every token of the batch."""
-    from model.token_cache import TokenCache
+    from tagstream.model.token_cache import TokenCache
 
     texts = HARD_TEXTS + ["Anna Lee lives in London .", "Peter Brown visited Paris and London ."] * 3
     docs, work = _work(tiny, texts)

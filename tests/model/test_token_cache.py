@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from model.token_cache import TokenCache
+from tagstream.model.token_cache import TokenCache
 
 
 def counting():

@@ -1,7 +1,7 @@
 import pytest
 
-from model.conll import read_conll
-from model.tokenize import check_spec, spec, token_separator, tokenize, tokenize_offsets
+from tagstream.model.conll import read_conll
+from tagstream.model.tokenize import check_spec, spec, token_separator, tokenize, tokenize_offsets
 
 
 @pytest.mark.parametrize(
@@ -90,8 +90,8 @@ def test_stored_mark_ranges_are_unicodedatas():
     """The stored table of combining marks (a start-up shortcut) is what a scan gives."""
     import unicodedata
 
-    from model import unicode_marks
-    from model.tokenize import mark_ranges
+    from tagstream.model import unicode_marks
+    from tagstream.model.tokenize import mark_ranges
 
     if unicodedata.unidata_version != unicode_marks.UNIDATA_VERSION:
         pytest.skip(f"this Python has Unicode {unicodedata.unidata_version}: the tokenizer scans instead")

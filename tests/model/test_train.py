@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import model.train
-from model import load
-from model.train import PlainProgress
-from model.train import main as train_main
+import tagstream.model.train
+from tagstream.model import load
+from tagstream.model.train import PlainProgress
+from tagstream.model.train import main as train_main
 
 SENTENCES = ["John Smith lives in Paris .", "Mary Jones visited London .", "In Berlin , Anna Lee said nothing ."]
 TAGS = ["B-PER I-PER O O B-LOC O", "B-PER I-PER O B-LOC O", "O B-LOC O B-PER I-PER O O O"]
@@ -41,8 +41,8 @@ def test_confidence_note_follows_the_output_layer(files):
 
 def test_without_tqdm_a_plain_progress_line_goes_to_stderr(files, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
-    assert isinstance(model.train.progress(100, "epoch 1"), PlainProgress)
-    monkeypatch.setattr(model.train, "PlainProgress", lambda total, desc: PlainProgress(total, desc, interval=0))
+    assert isinstance(tagstream.model.train.progress(100, "epoch 1"), PlainProgress)
+    monkeypatch.setattr(tagstream.model.train, "PlainProgress", lambda total, desc: PlainProgress(total, desc, interval=0))
     assert train_main(args(files)) == 0
     err = capsys.readouterr().err
     assert re.search(r"^epoch 1: \d+% \([\d,]+/[\d,]+ tokens\), loss [\d.]+, [\d,]+ tokens/s$", err, re.M)
@@ -71,7 +71,7 @@ RECIPES = sorted((Path(__file__).resolve().parents[2] / "model" / "recipes").glo
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_each_recipe_names_its_model_and_reads_as_training_options(recipe):
-    from model.train import parse_args
+    from tagstream.model.train import parse_args
 
     args = parse_args(["--recipe", str(recipe)])
     assert args.name == recipe.stem and args.output.endswith(f"{recipe.stem}.pt")
@@ -81,7 +81,7 @@ def test_each_recipe_names_its_model_and_reads_as_training_options(recipe):
 
 
 def test_a_recipe_with_an_unknown_option_is_refused(tmp_path, capsys):
-    from model.train import parse_args
+    from tagstream.model.train import parse_args
 
     bad = tmp_path / "bad.toml"
     bad.write_text('train = ["a.txt"]\noutput = "x.pt"\nhiden = 64\n')

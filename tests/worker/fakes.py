@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from kafka.errors import CommitFailedError, KafkaError
 
-from worker.records import SourceRecord, TopicPartition
-from worker.sink import Outgoing
+from tagstream.worker.records import SourceRecord, TopicPartition
+from tagstream.worker.sink import Outgoing
 
 
 @dataclass

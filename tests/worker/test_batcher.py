@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from worker.batcher import Batcher
-from worker.records import DeadLetter, SourceRecord, TextRecord, TopicPartition, next_offsets
+from tagstream.worker.batcher import Batcher
+from tagstream.worker.records import (
+    DeadLetter,
+    SourceRecord,
+    TextRecord,
+    TopicPartition,
+    next_offsets,
+)
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from worker.cli import main
+from tagstream.worker.cli import main
 
 
 def run_tag(tmp_path, lines: list[bytes], *args: str) -> tuple[int, list[dict]]:
@@ -66,7 +66,7 @@ def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"text": "x"}\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "tag", "--model", str(bogus), "--input", str(inp)],
+        [sys.executable, "-m", "tagstream.worker.cli", "tag", "--model", str(bogus), "--input", str(inp)],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
@@ -76,7 +76,7 @@ def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):
 def test_run_with_a_missing_model_file_exits_2(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_MODEL__PATH": str(tmp_path / "nope.pt")}
     proc = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "run"], env=env, cwd=tmp_path,
+        [sys.executable, "-m", "tagstream.worker.cli", "run"], env=env, cwd=tmp_path,
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from worker.config import ConfigError, env_names, load_settings
+from tagstream.worker.config import ConfigError, env_names, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +137,7 @@ def test_env_names_cover_every_field():
 def test_run_exits_2_naming_the_variable(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_BATCHING__MAX_WAIT_MS": "soon"}
     proc = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "run"],
+        [sys.executable, "-m", "tagstream.worker.cli", "run"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2
@@ -256,7 +256,7 @@ def test_aws_msk_iam_needs_tls(monkeypatch):
 
 
 def test_a_model_name_or_a_path_not_both(monkeypatch, tmp_path):
-    from worker.config import ConfigError, load_settings
+    from tagstream.worker.config import ConfigError, load_settings
 
     artifact = tmp_path / "m.pt"
     artifact.write_bytes(b"x")

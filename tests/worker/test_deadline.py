@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.deadline import Deadline
+from tagstream.worker.deadline import Deadline
 
 
 class Clock:

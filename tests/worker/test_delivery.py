@@ -9,12 +9,12 @@ import pytest
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from tagstream.worker.config import load_settings
+from tagstream.worker.delivery import Delivery
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.records import DeadLetter, LabelledRecord, TextRecord, TopicPartition
+from tagstream.worker.sink import DeliveryError
 from tests.worker.fakes import FakeSink, FakeSource, Journal, record
-from worker.config import load_settings
-from worker.delivery import Delivery
-from worker.metrics import Metrics
-from worker.records import DeadLetter, LabelledRecord, TextRecord, TopicPartition
-from worker.sink import DeliveryError
 
 
 class Clock:
@@ -57,7 +57,7 @@ def test_at_least_once_produces_everything_before_committing_the_next_offsets():
 def test_a_failed_commit_is_retried_and_logged_once_per_burst(caplog):
     journal, source, sink, metrics, clock, delivery = make()
     source.fail_commits = 30
-    caplog.set_level(logging.WARNING, logger="worker.delivery")
+    caplog.set_level(logging.WARNING, logger="tagstream.worker.delivery")
     assert delivery.deliver(results([(0, 0)]))  # delivered; the commit failed
     assert source.committed == {}
     for _ in range(29):  # a rebalance that lasts: retried every 0.1 s

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
-from worker.http import Health, HttpServer
-from worker.metrics import Metrics
+from tagstream.worker.http import Health, HttpServer
+from tagstream.worker.metrics import Metrics
 
 
 class FakeClock:
@@ -103,7 +103,7 @@ def test_serves_on_an_ipv6_address():
 
 
 def test_a_client_that_went_away_leaves_no_traceback(caplog):
-    from worker.http import _Server
+    from tagstream.worker.http import _Server
 
     server = _Server.__new__(_Server)  # handle_error only
     with caplog.at_level("ERROR"):

@@ -12,8 +12,8 @@ import kafka
 import kafka.errors as Errors
 import pytest
 
-from worker import kafka_auth, logs
-from worker.config import load_settings
+from tagstream.worker import kafka_auth, logs
+from tagstream.worker.config import load_settings
 
 
 @pytest.fixture(autouse=True)

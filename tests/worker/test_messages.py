@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from worker import messages
-from worker.messages import InvalidMessage, parse_input
-from worker.records import DeadLetter, SourceRecord, TextRecord
+from tagstream.worker import messages
+from tagstream.worker.messages import InvalidMessage, parse_input
+from tagstream.worker.records import DeadLetter, SourceRecord, TextRecord
 
 
 @dataclass

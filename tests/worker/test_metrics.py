@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from worker import messages
-from worker.metrics import Metrics
-from worker.records import TopicPartition
+from tagstream.worker import messages
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.records import TopicPartition
 
 
 def test_names_are_prefixed_and_in_base_units():

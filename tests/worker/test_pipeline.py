@@ -9,12 +9,12 @@ import time
 
 from prometheus_client import CollectorRegistry
 
+from tagstream.worker.config import load_settings
+from tagstream.worker.http import Health
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.pipeline import Pipeline
+from tagstream.worker.records import TopicPartition
 from tests.worker.fakes import EchoTagger, FakeSink, FakeSource, Journal, record
-from worker.config import load_settings
-from worker.http import Health
-from worker.metrics import Metrics
-from worker.pipeline import Pipeline
-from worker.records import TopicPartition
 
 P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
 

@@ -20,11 +20,11 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from worker.config import load_settings
-from worker.http import Health
-from worker.metrics import Metrics
-from worker.pipeline import Pipeline
-from worker.records import SourceRecord, TopicPartition
+from tagstream.worker.config import load_settings
+from tagstream.worker.http import Health
+from tagstream.worker.metrics import Metrics
+from tagstream.worker.pipeline import Pipeline
+from tagstream.worker.records import SourceRecord, TopicPartition
 
 TOPIC = "in"
 P = [TopicPartition(TOPIC, i) for i in range(6)]

@@ -11,9 +11,9 @@ from typing import ClassVar
 import pytest
 from prometheus_client import CollectorRegistry
 
-from worker import sink, source
-from worker.config import load_settings
-from worker.metrics import Metrics
+from tagstream.worker import sink, source
+from tagstream.worker.config import load_settings
+from tagstream.worker.metrics import Metrics
 
 
 class Recorder:
@@ -66,7 +66,7 @@ def test_every_client_gets_the_reconnect_backoff(recorded, monkeypatch, value, e
 
 
 def test_reconnect_backoff_bounds(monkeypatch):
-    from worker.config import ConfigError
+    from tagstream.worker.config import ConfigError
 
     for name in list(os.environ):
         if name.startswith("TAGSTREAM_"):

@@ -1,0 +1,6 @@
+"""tagstream: the Kafka worker (``tagstream.worker``) and the NER tagger (``tagstream.model``).
+
+The repository keeps them in its top-level ``worker/`` and ``model/`` folders; pyproject.toml's
+``package-dir`` installs them under this package, so nothing named ``model`` or ``worker`` lands
+at the top level of an environment.
+"""
