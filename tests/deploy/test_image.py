@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import REPO
+from tests.venvs import lend
 
 DOCKERFILE = REPO / "Dockerfile"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -188,43 +189,6 @@ def test_build_context_holds_what_the_install_needs_and_nothing_else():
 
 # -- the install steps -----------------------------------------------------------------------------
 
-def _torch_closure() -> list[metadata.Distribution]:
-    """torch and everything it requires, as installed in the running (project) environment."""
-    from packaging.requirements import Requirement
-
-    seen: dict[str, metadata.Distribution] = {}
-    todo = ["torch"]
-    while todo:
-        name = todo.pop()
-        key = re.sub(r"[-_.]+", "-", name).lower()
-        if key in seen:
-            continue
-        dist = metadata.distribution(name)
-        seen[key] = dist
-        for spec in dist.requires or []:
-            req = Requirement(spec)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return list(seen.values())
-
-
-def _lend_torch(venv: Path, overlay: Path) -> None:
-    """Put the project's torch (and its requirements) on the new venv's path via a .pth file,
-    so `pip install torch==<pin>` finds it satisfied, like a wheel cache would."""
-    overlay.mkdir()
-    for dist in _torch_closure():
-        site = Path(dist.locate_file(""))
-        for file in dist.files or []:
-            top = file.parts[0]
-            if top == ".." or (overlay / top).exists():
-                continue
-            (overlay / top).symlink_to(site / top)
-    purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
-                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    Path(purelib, "tagstream-test-torch.pth").write_text(str(overlay) + "\n")
-
-
 SHIPPED_ARTIFACTS = {"en-news.pt", "en-social.pt", "zh-news.pt"}   # docs/models.md
 
 
@@ -249,7 +213,7 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     # Step 2 of scripts/image-install (torch from the PyTorch CPU index) is never exercised
     # here: that index is unreachable from the development machine. Say so, not silently.
     if os.environ.get("TAGSTREAM_IMAGE_TEST_DOWNLOAD_TORCH") != "1":
-        _lend_torch(venv, tmp_path / "torch-overlay")
+        lend(venv, tmp_path / "torch-overlay", ["torch"])
         torch_step = (f"SIMULATED: torch=={args['TORCH_VERSION']} is lent from the project "
                       f"virtualenv (PyPI's build) and `pip install --index-url {PYPI}` finds it "
                       f"satisfied; the image's install from {CPU_INDEX} is not exercised")
