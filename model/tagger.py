@@ -242,8 +242,11 @@ class Tagger:
     def _char_features(self, tokens: Sequence[str]) -> torch.Tensor:
         """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars`` characters)."""
         cut = [t[: self._featurizer.max_word_chars] for t in tokens]
-        W = max(1, max(len(t) for t in cut))
-        cps = torch.tensor([[ord(c) for c in t] + [0] * (W - len(t)) for t in cut])  # (M, W) code points
+        sizes = torch.tensor([len(t) for t in cut])  # (M,)
+        W = max(1, int(sizes.max()))
+        flat = torch.frombuffer(bytearray("".join(cut).encode("utf-32-le", "surrogatepass")), dtype=torch.int32)
+        cps = torch.zeros(len(cut), W, dtype=torch.long)  # (M, W) code points, 0 = padding
+        cps[torch.arange(W).unsqueeze(0) < sizes.unsqueeze(1)] = flat.long()
         return self.module.char_features(cps)  # (M, F)
 
     def _gates(self, tokens: list[str], cols: list[list[int]], rows: list[int]) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Train a tagger on CoNLL-style files and save the best artifact (early stopping on dev span F1).
 
     python -m tagstream.model.train --train ../shared/data/conll2003/train.txt --dev ../shared/data/conll2003/valid.txt \\
-        --language en --name en-news --version 1.0.0 --output model/artifacts/en-news.pt
+        --language en --name en-news --version 1.1.0 --output model/artifacts/en-news.pt
     python -m tagstream.model.train --recipe model/recipes/en-news.toml   # the shipped model's options, as a file
 
 Files: one token a line, tag in the last column (IOB1, IOB2 or BIOES; detected), ``-DOCSTART-``
