@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from tagstream.model.artifact import ArtifactError, check, read
+from tagstream.model.chunks import chunk_bounds, sub_batches
 from tagstream.model.cpu import Precision, choose_precision
 from tagstream.model.features import Featurizer
 from tagstream.model.registry import resolve
@@ -33,11 +34,6 @@ from tagstream.model.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-_SENTENCE_ENDS = frozenset(".!?;。！？；…")
-_MAX_BATCH_TOKENS = 8192  # padded tokens per network call
-_MAX_BATCH_CHUNKS = 256
-_MIN_SPLIT = 16  # chunks in a sub-batch before it may be cut to save padding
-_MAX_PADDING = 1.5  # padded / real tokens allowed in a sub-batch
 _CHAR_CACHE_ROWS = 65_536  # distinct tokens whose character features are kept (13 MiB at 50 filters)
 _GATE_CACHE_BYTES = 32 * 2**20  # the BiLSTM input gates of distinct tokens (8,192 tokens at H = 128)
 
@@ -71,51 +67,6 @@ class Prepared:
 def default_model_path() -> pathlib.Path:
     """The shipped English news model inside the installed package."""
     return resolve(None)
-
-
-def chunk_bounds(text: str, starts: Sequence[int], ends: Sequence[int], max_length: int) -> list[tuple[int, int]]:
-    """Cut ``n`` tokens into ranges of at most ``max_length`` tokens.
-
-    Each cut is after the last sentence-ending token in the second half of the window, else at
-    the last whitespace between tokens there, else at the window's end.
-    """
-    n = len(starts)
-    chunks: list[tuple[int, int]] = []
-    s = 0
-    while n - s > max_length:
-        e = s + max_length
-        lo = s + max(1, max_length // 2)
-        cut = next((j for j in range(e, lo, -1) if ends[j - 1] - starts[j - 1] == 1 and text[starts[j - 1]] in _SENTENCE_ENDS), 0)
-        if not cut:
-            cut = next((j for j in range(e, lo, -1) if starts[j] > ends[j - 1]), e)
-        chunks.append((s, cut))
-        s = cut
-    if n > s:
-        chunks.append((s, n))
-    return chunks
-
-
-def sub_batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
-    """Cut chunk lengths sorted longest first into ranges ``[i, j)`` to run together.
-
-    A range ends when it reaches ``_MAX_BATCH_CHUNKS`` chunks or ``_MAX_BATCH_TOKENS`` padded
-    tokens, or when padding would exceed a third of it (and it has at least
-    ``_MIN_SPLIT`` chunks): less padding for attention, output layer and CRF, at the cost of
-    more LSTM steps.
-    """
-    out = []
-    i, n = 0, len(lengths)
-    while i < n:
-        longest = lengths[i]
-        j, real = i, 0
-        while j < n and j - i < _MAX_BATCH_CHUNKS and (j - i + 1) * longest <= max(_MAX_BATCH_TOKENS, longest):
-            if j - i >= _MIN_SPLIT and (j - i + 1) * longest > _MAX_PADDING * (real + lengths[j]):
-                break
-            real += lengths[j]
-            j += 1
-        out.append((i, j))
-        i = j
-    return out
 
 
 class Tagger:
