@@ -181,7 +181,8 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
     top-level settings first, then each group."""
     from pydantic import BaseModel
 
-    from tagstream.worker.config import Settings, _env_name
+    from tagstream.worker.config import Settings
+    from tagstream.worker.config_checks import env_name
 
     rows: list[tuple[str, str, str, str]] = []
     groups: list[tuple[str, type]] = []
@@ -191,11 +192,11 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             groups.append((name, annotation))
             continue
-        rows.append((_env_name((name,)), _type(annotation, info), _default(info), comments.get(name, "")))
+        rows.append((env_name((name,)), _type(annotation, info), _default(info), comments.get(name, "")))
     for group, model in groups:
         comments = _field_comments(model)
         for name, info in model.model_fields.items():
-            rows.append((_env_name((group, name)), _type(info.annotation, info), _default(info),
+            rows.append((env_name((group, name)), _type(info.annotation, info), _default(info),
                          comments.get(name, "")))
     return rows
 

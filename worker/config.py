@@ -4,13 +4,14 @@ Every setting is an environment variable with the prefix ``TAGSTREAM_``; nested 
 double underscore: ``TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS``, ``TAGSTREAM_BATCHING__MAX_WAIT_MS``.
 The whole tree is validated once at start-up (`load_settings`); an invalid value raises
 `ConfigError`, whose message names the variable and the bad value (never the value of a secret).
+
+This module is the tree: each setting, its type, bounds, default and the comment above it (the
+documentation's table is generated from them). The checks between settings and the wording of
+the errors are `tagstream.worker.config_checks`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -18,16 +19,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-ENV_PREFIX = "TAGSTREAM_"
-ENV_NESTED_DELIMITER = "__"
-
-
-class ConfigError(Exception):
-    """The settings are invalid; `problems` holds one line per bad variable."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+from tagstream.worker.config_checks import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    ConfigError,
+    check_kafka,
+    describe,
+    describe_unparsable,
+    env_name,
+    kafka_warnings,
+)
 
 
 class _Group(BaseModel):
@@ -136,97 +137,12 @@ class KafkaSettings(_Group):
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:
-        self._check_sasl()
-        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            path = getattr(self, name)
-            if path is not None and not path.is_file():
-                raise ValueError(f"{_env_name(('kafka', name))}={path}: no such file")
-        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            raise ValueError(
-                f"{_kafka_vars(ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile)}: "
-                "set both or neither"
-            )
-        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
-            raise ValueError(
-                f"{_kafka_vars(heartbeat_interval_ms=self.heartbeat_interval_ms, session_timeout_ms=self.session_timeout_ms)}: "
-                "the heartbeat interval must be at most a third of the session timeout"
-            )
-        if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
-            raise ValueError(
-                f"{_kafka_vars(delivery_timeout_ms=self.delivery_timeout_ms, linger_ms=self.linger_ms, request_timeout_ms=self.request_timeout_ms)}: "
-                "the delivery timeout must be at least linger + request timeout"
-            )
-        topics = [self.input_topic, self.output_topic, self.dead_letter_topic]
-        if len(set(topics)) != 3:
-            raise ValueError(
-                f"{_kafka_vars(input_topic=self.input_topic, output_topic=self.output_topic, dead_letter_topic=self.dead_letter_topic)}: "
-                "the three topics must differ"
-            )
+        check_kafka(self)
         return self
-
-    def _check_sasl(self) -> None:
-        """The SASL settings fit the protocol and the mechanism (each message names the
-        variables; a secret's value never appears)."""
-        mechanism = self.sasl_mechanism
-        if not self.security_protocol.startswith("SASL") and mechanism is None:
-            return  # also the class's own default, built before _kafka_vars exists
-        protocol = _kafka_vars(security_protocol=self.security_protocol)
-        if not self.security_protocol.startswith("SASL"):
-            if mechanism is not None:
-                raise ValueError(f"{protocol}, {_kafka_vars(sasl_mechanism=mechanism)}: the "
-                                 "protocol does not use SASL (use SASL_PLAINTEXT or SASL_SSL)")
-            return
-        if mechanism is None:
-            raise ValueError(f"{protocol} needs {_env_name(('kafka', 'sasl_mechanism'))}")
-        uses_password = mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-        credentials = {"sasl_username": self.sasl_username, "sasl_password": self.sasl_password}
-        if uses_password:
-            missing = [name for name, value in credentials.items() if value is None]
-            if missing:
-                raise ValueError(f"{protocol}, {_kafka_vars(sasl_mechanism=mechanism)} needs "
-                                 + ", ".join(_env_name(("kafka", m)) for m in missing))
-        else:
-            unused = [_env_name(("kafka", n)) for n, value in credentials.items() if value is not None]
-            if unused:
-                raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)}: "
-                                 f"{', '.join(unused)} not used by {mechanism}; unset")
-        oauth = {"sasl_oauth_token_file": self.sasl_oauth_token_file,
-                 "sasl_oauth_token_provider": self.sasl_oauth_token_provider}
-        given = [name for name, value in oauth.items() if value is not None]
-        if mechanism == "OAUTHBEARER":
-            if len(given) != 1:
-                raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)} needs exactly one of "
-                                 f"{_env_name(('kafka', 'sasl_oauth_token_file'))}, "
-                                 f"{_env_name(('kafka', 'sasl_oauth_token_provider'))}")
-            if self.sasl_oauth_token_file is not None and not self.sasl_oauth_token_file.is_file():
-                raise ValueError(f"{_kafka_vars(sasl_oauth_token_file=self.sasl_oauth_token_file)}: "
-                                 "no such file")
-            if self.sasl_oauth_token_provider is not None:
-                _check_token_provider(self.sasl_oauth_token_provider)
-        elif given:
-            raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)}: "
-                             f"{', '.join(_env_name(('kafka', n)) for n in given)} only used by "
-                             "OAUTHBEARER; unset")
-        if mechanism == "AWS_MSK_IAM" and self.security_protocol != "SASL_SSL":
-            raise ValueError(f"{protocol}, {_kafka_vars(sasl_mechanism=mechanism)}: "
-                             "AWS_MSK_IAM needs SASL_SSL")
-        package, extra = _SASL_PACKAGES.get(mechanism, (None, None))
-        if package is not None and importlib.util.find_spec(package) is None:
-            raise ValueError(f"{_kafka_vars(sasl_mechanism=mechanism)} needs the Python package "
-                             f"{package}, which is not installed: pip install 'tagstream[{extra}]'")
 
     def warnings(self) -> list[str]:
         """Risky but valid combinations, logged at start-up."""
-        out = []
-        # The main thread waits for one batch's acknowledgements (up to the delivery timeout)
-        # and then commits (up to the request timeout) between two polls.
-        if self.delivery_timeout_ms + self.request_timeout_ms >= self.max_poll_interval_ms:
-            out.append(
-                f"{_kafka_vars(delivery_timeout_ms=self.delivery_timeout_ms, request_timeout_ms=self.request_timeout_ms, max_poll_interval_ms=self.max_poll_interval_ms)}: "
-                "while the broker is slow to acknowledge, the worker may wait longer than the max "
-                "poll interval and be thrown out of its group (its batch is then redone)"
-            )
-        return out
+        return kafka_warnings(self)
 
     def effective_transactional_id(self) -> str:
         return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
@@ -299,9 +215,9 @@ class ModelSettings(_Group):
     @model_validator(mode="after")
     def _exists(self) -> ModelSettings:
         if self.path is not None and not self.path.is_file():
-            raise ValueError(f"{_env_name(('model', 'path'))}={self.path}: no such file")
+            raise ValueError(f"{env_name(('model', 'path'))}={self.path}: no such file")
         if self.path is not None and self.name is not None:
-            raise ValueError(f"{_env_name(('model', 'name'))}={self.name} and {_env_name(('model', 'path'))}="
+            raise ValueError(f"{env_name(('model', 'name'))}={self.name} and {env_name(('model', 'path'))}="
                              f"{self.path}: set one of them")
         return self
 
@@ -363,8 +279,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.drain_timeout_s * 1000 >= self.kafka.max_poll_interval_ms:
             raise ValueError(
-                f"{_env_name(('drain_timeout_s',))}={self.drain_timeout_s}, "
-                f"{_env_name(('kafka', 'max_poll_interval_ms'))}={self.kafka.max_poll_interval_ms}: "
+                f"{env_name(('drain_timeout_s',))}={self.drain_timeout_s}, "
+                f"{env_name(('kafka', 'max_poll_interval_ms'))}={self.kafka.max_poll_interval_ms}: "
                 "the drain timeout must be shorter than the max poll interval"
             )
         return self
@@ -374,72 +290,15 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")
 
 
-def _env_name(loc: tuple[Any, ...]) -> str:
-    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in loc)
-
-
-def _kafka_vars(**values: Any) -> str:
-    """'TAGSTREAM_KAFKA__A=1, TAGSTREAM_KAFKA__B=2' for a message about a combination."""
-    return ", ".join(f"{_env_name(('kafka', name))}={value}" for name, value in values.items())
-
-
-_SECRET_FIELDS = {"sasl_password", "ssl_password"}
-
-# SASL mechanisms whose kafka-python implementation needs an optional package: (module, extra).
-_SASL_PACKAGES = {"GSSAPI": ("gssapi", "gssapi"), "AWS_MSK_IAM": ("botocore", "aws")}
-
-
-def import_object(spec: str) -> Any:
-    """The object named by "package.module:name" (name may be dotted: "mod:Class.attr")."""
-    module_name, _, attr = spec.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _check_token_provider(spec: str) -> None:
-    name = _env_name(("kafka", "sasl_oauth_token_provider"))
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", spec):
-        raise ValueError(f"{name}={spec!r}: expected 'package.module:function'")
-    try:
-        obj = import_object(spec)
-    except ImportError as exc:
-        raise ValueError(f"{name}={spec}: cannot import {exc.name or spec}: {exc}") from None
-    except AttributeError as exc:
-        raise ValueError(f"{name}={spec}: {exc}") from None
-    except Exception as exc:  # the module failed while being imported
-        raise ValueError(f"{name}={spec}: importing it failed: {type(exc).__name__}: {exc}") from None
-    if not callable(obj) and not callable(getattr(obj, "token", None)):
-        raise ValueError(f"{name}={spec}: neither a function returning a token nor a token "
-                         "provider (an object with a token() method)")
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = tuple(p for p in error["loc"] if not isinstance(p, int))
-    message = error["msg"].removeprefix("Value error, ")
-    if not loc or message.startswith(ENV_PREFIX):  # a combination: the message names the variables
-        return message
-    name = _env_name(loc)
-    if error["type"] == "extra_forbidden":  # a typo; its value may be a misspelt secret
-        return f"{name}: not a setting (check the spelling)"
-    if loc[-1] in _SECRET_FIELDS:
-        return f"{name}: {message}"
-    value = error.get("input")
-    if isinstance(value, dict):  # a group-level check
-        return f"{name}: {message}"
-    return f"{name}={value!r}: {message}"
-
-
 def env_names() -> set[str]:
     """Every environment variable the worker reads (used by the Helm chart's tests)."""
     names: set[str] = set()
     for field, info in Settings.model_fields.items():
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names.update(_env_name((field, sub)) for sub in annotation.model_fields)
+            names.update(env_name((field, sub)) for sub in annotation.model_fields)
         else:
-            names.add(_env_name((field,)))
+            names.add(env_name((field,)))
     return names
 
 
@@ -448,18 +307,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError([_describe(e) for e in exc.errors()]) from None
+        raise ConfigError([describe(e) for e in exc.errors()]) from None
     except SettingsError as exc:  # a value that cannot even be parsed (say, a group as a string)
-        raise ConfigError([_describe_unparsable(exc)]) from None
-
-
-def _describe_unparsable(exc: SettingsError) -> str:
-    """pydantic-settings says 'error parsing value for field "kafka" from source "..."'; name
-    the variable, never the value (it may hold a secret)."""
-    match = re.search(r'field "([^"]+)" from source "([^"]+)"', str(exc))
-    if match is None:
-        return f"unreadable settings: {exc}"
-    field, source = match.groups()
-    where = "the .env file" if "DotEnv" in source else "the environment"
-    return (f"{_env_name((field,))} (in {where}): cannot be parsed; groups are set "
-            f"variable by variable: {_env_name((field,))}__<SETTING>")
+        raise ConfigError([describe_unparsable(exc)]) from None

@@ -34,7 +34,8 @@ from kafka.net.sasl.oauth import AbstractTokenProvider
 from kafka.net.selector import NetworkSelector
 from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
 
-from tagstream.worker.config import Settings, import_object
+from tagstream.worker.config import Settings
+from tagstream.worker.config_checks import import_object
 
 log = logging.getLogger(__name__)
 
