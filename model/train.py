@@ -12,6 +12,10 @@ a tqdm bar if tqdm (the ``train`` extra) is installed, else a plain line every 3
 
 Each time dev F1 improves the network is exported, and the exported artifact itself is scored on
 the dev sentences (gold tokens, as ``python -m tagstream.model.evaluate``): those are the stored scores.
+
+This module is the command line and that policy (what is kept, when the learning rate drops,
+when to stop); reading and encoding the data is `tagstream.model.training_data`, and the loop
+that trains and yields each evaluation is `tagstream.model.training_loop`.
 """
 from __future__ import annotations
 
@@ -20,164 +24,30 @@ import logging
 import random
 import sys
 import time
-from collections import Counter
-from collections.abc import Sequence
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
-from tagstream.model.conll import Sentence, read_conll, split_dev
-from tagstream.model.evaluate import format_report, score
+from tagstream.model.evaluate import format_report
 from tagstream.model.export import build_network, confidence_note, export, read_meta
 from tagstream.model.features import LEXICON_SIZE, Featurizer
-from tagstream.model.network import NetworkConfig, TaggerNet
+from tagstream.model.network import NetworkConfig
 from tagstream.model.recipe import read_recipe
-from tagstream.model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
-from tagstream.model.tokenize import join_tokens
+from tagstream.model.spans import tags_to_spans
 from tagstream.model.tokenize import spec as tokenizer_spec
-from tagstream.model.vocab import CASES, UNK, Vocab, digit_key, word_key
+from tagstream.model.training_data import (
+    LANGUAGES,
+    MissingExtra,
+    build_vocabs,
+    encode,
+    load_lexicon,
+    load_pretrained,
+    pieces,
+    read_corpus,
+)
+from tagstream.model.training_loop import LoopOptions, TrainingRun, init_word_table
+from tagstream.model.vocab import CASES
 
 log = logging.getLogger(__name__)
-Example = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # features (N, F), chars (N, W), tag ids (N,)
-
-LANGUAGES = {
-    # language: (tokenizer kind, token separator, features)
-    "en": ("conll-en", " ", ["case"]),
-    "zh": ("char", "", ["bigram_left", "bigram_right", "lexicon"]),
-}
-
-
-def pieces(sents: Sequence[Sentence], max_length: int) -> list[Sentence]:
-    """Sentences cut into pieces of at most ``max_length`` tokens (entities cut at a cut point
-    are re-read by conlleval's rules, so a piece never starts with a dangling I- tag's problem)."""
-    out: list[Sentence] = []
-    for tokens, tags in sents:
-        for i in range(0, len(tokens), max_length):
-            out.append((tokens[i:i + max_length], tags[i:i + max_length]))
-    return out
-
-
-def build_vocabs(sents: Sequence[Sentence], language: str, pretrained: dict | None, pretrained_top: int,
-                 min_bigram_freq: int) -> tuple[Vocab, Vocab, Vocab | None]:
-    """Word, character and (for zh) bigram vocabularies from the training sentences (+ pretrained words)."""
-    words, chars = Vocab(), Vocab()
-    counts = Counter(word_key(t) for tokens, _ in sents for t in tokens)
-    for w, _ in counts.most_common():
-        words.add(w)
-    for tokens, _ in sents:  # fallback keys of numbers: "1996" -> "0000"
-        for t in tokens:
-            if any(c.isdigit() for c in t):
-                words.add(digit_key(t))
-    if pretrained is not None:
-        for w in pretrained["words"][:pretrained_top]:
-            words.add(w)
-    for ch, _ in Counter(c for tokens, _ in sents for t in tokens for c in t).most_common():
-        if ord(ch) < 65536:
-            chars.add(ch)
-    bigrams = None
-    if language == "zh":
-        bigram_counts: Counter = Counter()
-        for tokens, _ in sents:
-            padded = ["<s>"] + tokens + ["</s>"]
-            bigram_counts.update(a + b for a, b in zip(padded, padded[1:]))
-        bigrams = Vocab(b for b, n in bigram_counts.most_common() if n >= min_bigram_freq)
-    return words, chars, bigrams
-
-
-def encode(sents: Sequence[Sentence], featurizer: Featurizer, tag_index: dict[str, int], sep: str) -> list[Example]:
-    """Tensors of each sentence; gold tags are converted to BIOES."""
-    out = []
-    for tokens, tags in sents:
-        text, offsets = join_tokens(tokens, sep)
-        feats, chars = featurizer.encode(text, offsets)
-        bioes = spans_to_tags(tags_to_spans(tags), len(tokens), "BIOES")
-        out.append((feats, chars, torch.tensor([tag_index[t] for t in bioes])))
-    return out
-
-
-def make_batches(examples: Sequence[Example], batch_tokens: int, rng: random.Random | None) -> list[list[int]]:
-    """Index batches of similar length, about ``batch_tokens`` tokens each (shuffled if ``rng``)."""
-    order = sorted(range(len(examples)), key=lambda i: (len(examples[i][2]), rng.random() if rng else i))
-    batches, cur, cur_max = [], [], 0
-    for i in order:
-        n = len(examples[i][2])
-        if cur and max(cur_max, n) * (len(cur) + 1) > batch_tokens:
-            batches.append(cur)
-            cur, cur_max = [], 0
-        cur.append(i)
-        cur_max = max(cur_max, n)
-    if cur:
-        batches.append(cur)
-    if rng:
-        rng.shuffle(batches)
-    return batches
-
-
-def widen_chars(chars: torch.Tensor, width: int) -> torch.Tensor:
-    """Pad (N, w) character rows with zeros to (N, width)."""
-    return chars if chars.size(1) == width else torch.nn.functional.pad(chars, (0, width - chars.size(1)))
-
-
-def collate(examples: Sequence[Example], idx: Sequence[int]) -> tuple[torch.Tensor, ...]:
-    feats = pad_sequence([examples[i][0] for i in idx], batch_first=True)  # (B, T, F)
-    width = max(examples[i][1].size(1) for i in idx)
-    chars = pad_sequence([widen_chars(examples[i][1], width) for i in idx], batch_first=True).long()  # (B, T, W)
-    tags = pad_sequence([examples[i][2] for i in idx], batch_first=True)  # (B, T)
-    lengths = torch.tensor([len(examples[i][2]) for i in idx])  # (B,)
-    return feats[:, :, 0], feats[:, :, 1:], chars, lengths, tags
-
-
-def predict(net: TaggerNet, examples: Sequence[Example], tags: Sequence[str], batch_tokens: int = 8192) -> list[list[tuple[int, int, str]]]:
-    """Entity spans (token indices) the network finds in each example."""
-    net.eval()
-    out: list = [None] * len(examples)
-    with torch.inference_mode():
-        for idx in make_batches(examples, batch_tokens, None):
-            words, extras, chars, lengths, _ = collate(examples, idx)
-            best, _ = net(words, extras, chars, lengths)
-            for row, i in enumerate(idx):
-                out[i] = tags_to_spans([tags[t] for t in best[row, : lengths[row]].tolist()])
-    return out
-
-
-def load_pretrained(path: str | None) -> dict | None:
-    """``{"words": [...], "vectors": (N, D) tensor, "source": {...}}`` from ``tagstream.model.pretrained``."""
-    if not path:
-        return None
-    data = torch.load(path, map_location="cpu", weights_only=False)
-    return data
-
-
-def init_word_table(net: TaggerNet, words: Vocab, pretrained: dict | None) -> int:
-    """Copy pretrained vectors into the word table; returns how many rows were set."""
-    if pretrained is None:
-        return 0
-    vecs = pretrained["vectors"].float()
-    index = {w: i for i, w in enumerate(pretrained["words"])}
-    rows = [(i, index[w]) for i, w in enumerate(words.itos) if w in index]
-    with torch.no_grad():
-        scale = vecs.std().item()
-        net.word_table.normal_(0.0, scale)
-        net.word_table[0].zero_()
-        dst = torch.tensor([r[0] for r in rows])
-        src = torch.tensor([r[1] for r in rows])
-        net.word_table[dst] = vecs[src]
-    return len(rows)
-
-
-class MissingExtra(ImportError):
-    """A training-only dependency is not installed."""
-
-
-def load_lexicon(language: str, top: int) -> list[str]:
-    """Words of 2-4 characters among wordfreq's ``top`` most frequent (training-time only)."""
-    try:
-        from wordfreq import top_n_list
-    except ImportError as e:
-        raise MissingExtra(f"--language {language} builds its lexicon feature from the wordfreq package, which is "
-                           "not installed: install the train extra (pip install -e '.[train]') or "
-                           "pip install 'wordfreq>=3.1'") from e
-    return sorted({w for w in top_n_list(language, top) if 2 <= len(w) <= 4 and "\n" not in w and not w.isspace()})
 
 
 class PlainProgress:
@@ -263,10 +133,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--steps", type=int, default=0, help="stop after this many batches (0: no limit); unlike "
                     "--max-minutes, independent of the machine's speed")
-    recipe = ap.parse_known_args(argv)[0].recipe
-    if recipe:
+    given = ap.parse_known_args(argv)[0]  # every option's dest, with its default if not given
+    if given.recipe:
         try:
-            ap.set_defaults(**read_recipe(recipe, {a.dest for a in ap._actions}))
+            ap.set_defaults(**read_recipe(given.recipe, set(vars(given))))
         except (OSError, ValueError) as e:
             ap.error(str(e))
     args = ap.parse_args(argv)
@@ -277,7 +147,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace, command: str = "") -> dict:
-    """Train, export the best model to ``args.output``; returns the best dev scores."""
+    """Train, export the best model to ``args.output``; returns the best dev scores.
+
+    The policy is here: each evaluation that beats the ones before it is exported (and the
+    exported artifact's own dev scores are the ones stored); one that does not lowers the
+    learning rate by ``--lr-decay``; ``--patience`` of those in a row stop training."""
     t_start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -288,22 +162,12 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     lexicon = load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None  # fails early
 
     # 1. data
-    train_sents = [s for f in args.train for s in read_conll(f)]
-    if args.dev:
-        dev_sents, dev_desc = read_conll(args.dev), args.dev
-    else:
-        train_sents, dev_sents = split_dev(train_sents, args.dev_fraction, args.split_seed)
-        dev_desc = f"{args.dev_fraction:g} of {' '.join(args.train)} (split_dev seed {args.split_seed})"
-    scheme = detect_scheme([t for _, t in train_sents])
-    labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
-    tags = bioes_tags(labels)
-    tag_index = {t: i for i, t in enumerate(tags)}
-    train_sents = pieces(train_sents, args.max_length)
-    log.info("%d train / %d dev sentences, scheme %s, labels %s", len(train_sents), len(dev_sents), scheme, labels)
+    corpus = read_corpus(args.train, args.dev, args.dev_fraction, args.split_seed, args.max_length)
+    labels, tags = corpus.labels, corpus.tags
 
     # 2. vocabularies and network
     pretrained = load_pretrained(args.pretrained)
-    words, chars, bigrams = build_vocabs(train_sents, args.language, pretrained, args.pretrained_top, args.min_bigram_freq)
+    words, chars, bigrams = build_vocabs(corpus.train, args.language, pretrained, args.pretrained_top, args.min_bigram_freq)
     word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
     extra_sizes = [len(CASES)] if "case" in features else [len(bigrams), len(bigrams), LEXICON_SIZE]  # type: ignore[arg-type]
     cfg = NetworkConfig(num_words=len(words), word_dim=word_dim, tune_words=not args.freeze_words,
@@ -315,8 +179,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     covered = init_word_table(net, words, pretrained)
     net.word_table.requires_grad_(cfg.tune_words)
     featurizer = Featurizer(words, features, bigrams, cfg.max_word_chars, frozenset(lexicon) if lexicon else None)
-    train_ex = encode(train_sents, featurizer, tag_index, sep)
-    dev_ex = encode(pieces(dev_sents, args.max_length), featurizer, tag_index, sep)
+    train_ex = encode(corpus.train, featurizer, corpus.tag_index, sep)
+    dev_ex = encode(pieces(corpus.dev, args.max_length), featurizer, corpus.tag_index, sep)
     dev_gold = [tags_to_spans([tags[t] for t in ex[2].tolist()]) for ex in dev_ex]
     log.info("vocab: %d words (%d pretrained), %d chars, %s bigrams; %d parameters", len(words), covered, len(chars),
              len(bigrams) if bigrams else 0, sum(p.numel() for p in net.parameters()))
@@ -329,85 +193,37 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "lexicon": (f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, CC-BY-SA 4.0: "
                     f"{len(lexicon)} words") if lexicon else None,
     }
-    # the embedding tables get sparse gradients and SparseAdam (a dense Adam step over a 40k-row
-    # table per batch would dominate the training time); everything else Adam with clipping
-    net.sparse = True
-    sparse_ids = {id(p) for p in net.sparse_parameters()}
-    params = [p for p in net.parameters() if p.requires_grad and id(p) not in sparse_ids]
-    sparse_params = [p for p in net.sparse_parameters() if p.requires_grad]
-    optimizers = [torch.optim.Adam(params, lr=args.lr)]
-    if sparse_params:
-        optimizers.append(torch.optim.SparseAdam(sparse_params, lr=args.lr))
-    best = {"f1": -1.0}
-    bad_evals = 0
-    step = 0
-    stop = False
-    train_tokens = sum(len(ex[2]) for ex in train_ex)
+    options = LoopOptions(epochs=args.epochs, batch_tokens=args.batch_tokens, clip=args.clip,
+                          word_dropout=args.word_dropout, eval_every=args.eval_every, steps=args.steps,
+                          max_minutes=args.max_minutes)
+    run = TrainingRun(net, train_ex, dev_ex, dev_gold, tags, options, args.lr, rng, t_start, progress)
 
-    def evaluate_now(epoch: float) -> None:
-        nonlocal bad_evals
-        result = score(dev_gold, predict(net, dev_ex, tags))
-        f1 = result["micro"]["f1"]
-        log.info("epoch %.2f  dev P %.2f R %.2f F1 %.2f  (best %.2f)", epoch, result["micro"]["precision"],
-                 result["micro"]["recall"], f1, best["f1"])
-        if f1 > best["f1"]:  # early stopping follows the network's scores; the artifact's are stored
-            best.update(f1=f1, epoch=epoch)
+    # 3. epochs, and what each evaluation decides
+    best: dict = {"f1": -1.0}
+    bad_evals = 0
+    for ev in run.evaluations():
+        micro = ev.scores["micro"]
+        log.info("epoch %.2f  dev P %.2f R %.2f F1 %.2f  (best %.2f)", ev.epoch, micro["precision"],
+                 micro["recall"], ev.f1, ev.best_f1)
+        if ev.is_best:  # early stopping follows the network's scores; the artifact's are stored
+            best.update(f1=ev.f1, epoch=ev.epoch)
             bad_evals = 0
             meta["training"] = {
-                "train": list(args.train), "dev": dev_desc, "train_sentences": len(train_sents), "train_tokens": train_tokens,
-                "scheme": scheme, "seed": args.seed, "best_epoch": round(epoch, 2), "command": command,
+                "train": list(args.train), "dev": corpus.dev_desc, "train_sentences": len(corpus.train),
+                "train_tokens": run.train_tokens, "scheme": corpus.scheme, "seed": args.seed,
+                "best_epoch": round(ev.epoch, 2), "command": command,
                 "train_seconds": round(time.perf_counter() - t_start), "torch": torch.__version__,
             }
-            export(net, meta, words, bigrams, args.output, lexicon, dev=dev_sents, dev_desc=dev_desc)
+            export(net, meta, words, bigrams, args.output, lexicon, dev=corpus.dev, dev_desc=corpus.dev_desc)
             best["result"] = read_meta(args.output)["dev_scores"]
-            if best["result"]["micro"] != result["micro"]:
+            if best["result"]["micro"] != micro:
                 log.info("  the exported artifact: dev P %.2f R %.2f F1 %.2f (stored)", best["result"]["micro"]["precision"],
                          best["result"]["micro"]["recall"], best["result"]["micro"]["f1"])
         else:
             bad_evals += 1
-            for opt in optimizers:
-                for g in opt.param_groups:
-                    g["lr"] *= args.lr_decay
-        net.train()
-
-    # 3. epochs
-    for epoch in range(1, args.epochs + 1):
-        net.train()
-        batches = make_batches(train_ex, args.batch_tokens, rng)
-        bar = progress(train_tokens, f"epoch {epoch}")
-        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
-        for b, idx in enumerate(batches, 1):
-            w, extras, chars_, lengths, gold = collate(train_ex, idx)
-            if args.word_dropout > 0:
-                w = w.masked_fill((torch.rand(w.shape) < args.word_dropout) & (w > 1), UNK)
-            loss = net.loss(w, extras, chars_, lengths, gold)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            (loss / len(idx)).backward()
-            torch.nn.utils.clip_grad_norm_(params, args.clip)
-            for opt in optimizers:
-                opt.step()
-            step += 1
-            n_tok = int(lengths.sum())
-            seen += n_tok
-            loss_sum += loss.item()
-            bar.update(n_tok)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", tok_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
-            out_of_time = args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes
-            if args.steps and step >= args.steps or out_of_time:
-                stop = True
-                break
-            if args.eval_every and step % args.eval_every == 0 and b < len(batches):
-                evaluate_now(epoch - 1 + b / len(batches))
-                if bad_evals >= args.patience:
-                    stop = True
-                    break
-        bar.close()
-        log.info("epoch %d: loss %.4f, %.0f tokens/s", epoch, loss_sum / max(seen, 1), seen / (time.perf_counter() - t0))
-        if not (stop and bad_evals >= args.patience):
-            evaluate_now(float(epoch) if not stop else epoch - 1 + b / len(batches))
-        if stop or bad_evals >= args.patience:
-            break
+            run.scale_lr(args.lr_decay)
+        if bad_evals >= args.patience:
+            run.stop()
     log.info("best dev F1 %.2f at epoch %s; saved %s (%.0f s); its scores as stored:", best["f1"], best.get("epoch"),
              args.output, time.perf_counter() - t_start)
     print(format_report(best["result"]))
