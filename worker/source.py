@@ -26,13 +26,13 @@ from kafka.structs import OffsetAndMetadata
 
 from tagstream.worker.config import Settings
 from tagstream.worker.deadline import Deadline
+from tagstream.worker.lag import LagMonitor
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.records import SourceRecord, TopicPartition
 
 log = logging.getLogger(__name__)
 
 COMMIT_SLICE_S = 1.0  # a commit waits in slices this long, asking whether to give up
-
 
 
 class UnreadableInput(Exception):
@@ -82,8 +82,8 @@ class Source:
         self._pending: dict[TopicPartition, int] = {}  # delivered, not yet committed
         self._commit_timeout_ms = k.request_timeout_ms
         self._consumer.subscribe([self.topic], listener=_Listener(self))
-        self._lag = _LagMonitor(self, settings, metrics)
-        self._lag.start()
+        self.lag_monitor = LagMonitor(self, settings)  # tagstream_consumer_lag, on a thread of its own
+        self.lag_monitor.start()
 
     def missing_topics(self, names: Iterable[str]) -> list[str]:
         """Which of these topics the cluster does not have (a start-up check)."""
@@ -251,12 +251,12 @@ class Source:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Leave the group at once, so the partitions move to the other workers quickly."""
-        self._lag.stop()
+        self.lag_monitor.stop()
         self._consumer.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
 
     # -- called by the listener on the IO thread -------------------------------------------
 
-    async def _commit_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
+    async def commit_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         """Before giving partitions up: commit what was delivered but not yet committed."""
         revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
         with self._lock:
@@ -274,7 +274,7 @@ class Source:
         log.info("committed delivered records of revoked partitions",
                  extra={"partitions": _names(offsets)})
 
-    def _on_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
+    def on_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
         if not revoked:
             return
@@ -291,7 +291,7 @@ class Source:
         self._metrics.assigned_partitions.set(owned)
         log.info("partitions revoked", extra={"partitions": _names(revoked)})
 
-    def _on_assigned(self, partitions: Iterable[KafkaTopicPartition]) -> None:
+    def on_assigned(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         assigned = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
         with self._lock:
             self._assigned |= assigned
@@ -303,59 +303,6 @@ class Source:
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
 
 
-class _LagMonitor(threading.Thread):
-    """Refreshes ``tagstream_consumer_lag`` every ``lag_interval_s``: the end offsets of the
-    owned partitions, asked of the broker by a consumer of its own (outside the group, so the
-    figure does not depend on the worker's fetches, which stop while it is paused behind a
-    backlog), minus the committed offsets. A failed refresh keeps the last figures."""
-
-    def __init__(self, source: Source, settings: Settings, metrics: Metrics):
-        super().__init__(name="tagstream-lag", daemon=True)
-        self._source = source
-        self._settings = settings
-        self._metrics = metrics
-        self._stop = threading.Event()
-        self._warned = False
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        k = self._settings.kafka
-        client: KafkaConsumer | None = None
-        try:
-            while not self._stop.wait(k.lag_interval_s):
-                try:
-                    if client is None:
-                        client = KafkaConsumer(
-                            bootstrap_servers=k.bootstrap_servers.split(","), client_id=f"{k.client_id}-lag",
-                            group_id=None, enable_auto_commit=False, request_timeout_ms=k.request_timeout_ms,
-                            reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
-                            **k.security_configs(),
-                        )
-                    self._refresh(client)
-                except Exception as exc:  # the broker is away: keep the last figures, try again
-                    if not self._warned:
-                        log.warning("refreshing the consumer lag failed; will retry", extra={"error": repr(exc)})
-                        self._warned = True
-        finally:
-            if client is not None:
-                client.close()
-
-    def _refresh(self, client: KafkaConsumer) -> None:
-        parts = sorted(self._source.owned())
-        if not parts:
-            return
-        kparts = [KafkaTopicPartition(*tp) for tp in parts]
-        ends = {TopicPartition(tp.topic, tp.partition): off for tp, off in client.end_offsets(kparts).items()}
-        earliest: dict[TopicPartition, int] = {}
-        if self._settings.kafka.auto_offset_reset == "earliest":
-            earliest = {TopicPartition(tp.topic, tp.partition): off
-                        for tp, off in client.beginning_offsets(kparts).items()}
-        self._source.publish_lag(ends, earliest)
-        self._warned = False
-
-
 class _Listener(AsyncConsumerRebalanceListener):
     """Async, so that the commit on revocation does not block the IO loop's heartbeats."""
 
@@ -363,14 +310,14 @@ class _Listener(AsyncConsumerRebalanceListener):
         self._source = source
 
     async def on_partitions_revoked(self, revoked):  # noqa: ANN001 (kafka-python's signature)
-        await self._source._commit_revoked(revoked)
-        self._source._on_revoked(revoked)
+        await self._source.commit_revoked(revoked)
+        self._source.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned):  # noqa: ANN001
-        self._source._on_assigned(assigned)
+        self._source.on_assigned(assigned)
 
     async def on_partitions_lost(self, lost):  # noqa: ANN001
-        self._source._on_revoked(lost)  # no longer in the group: a commit would be refused
+        self._source.on_revoked(lost)  # no longer in the group: a commit would be refused
 
 
 def _kafka_offsets(offsets: dict[TopicPartition, int]) -> dict[KafkaTopicPartition, OffsetAndMetadata]:

@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tagstream.worker import sink, source
+from tagstream.worker import lag, sink, source
 from tagstream.worker.config import load_settings
 from tagstream.worker.metrics import Metrics
 
@@ -41,6 +41,7 @@ def recorded(monkeypatch):
             monkeypatch.delenv(name)
     Recorder.made = []
     monkeypatch.setattr(source, "KafkaConsumer", Recorder("consumer"))
+    monkeypatch.setattr(lag, "KafkaConsumer", Recorder("consumer"))  # the lag monitor's
     monkeypatch.setattr(sink, "KafkaProducer", Recorder("producer"))
     monkeypatch.setattr(sink, "KafkaAdminClient", Recorder("admin"))
     return Recorder.made
@@ -58,7 +59,7 @@ def test_every_client_gets_the_reconnect_backoff(recorded, monkeypatch, value, e
         while sum(name == "consumer" for name, _ in recorded) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)  # the lag monitor makes its consumer on its first refresh
     finally:
-        src._lag.stop()
+        src.lag_monitor.stop()
     sink.Sink(settings)
     names = sorted(name for name, _ in recorded)
     assert names == ["admin", "consumer", "consumer", "producer"], names
