@@ -23,26 +23,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tagstream.worker import messages
+from tagstream.worker import stages
 from tagstream.worker.batcher import Batcher
 from tagstream.worker.deadline import Deadline
-from tagstream.worker.messages import InvalidMessage
 from tagstream.worker.records import (
     Batch,
     DeadLetter,
     Entry,
     LabelledRecord,
     SourceRecord,
-    TextRecord,
     TopicPartition,
     source_of,
 )
+from tagstream.worker.rewinds import Rewinds
 
 if TYPE_CHECKING:  # kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
     from tagstream.worker.config import Settings
     from tagstream.worker.http import Health
     from tagstream.worker.metrics import Metrics
-    from tagstream.worker.ports import Sink, Source, Span, Tagger
+    from tagstream.worker.ports import Sink, Source, Tagger
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +106,7 @@ class Pipeline:
             settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock, self._waiting
         )
         self._inflight: _InFlight | None = None
-        self._rewind_to: dict[TopicPartition, int] = {}  # dropped, position kept: consume again
-        self._generation = 0  # the source's assignment generation last seen
+        self._rewinds = Rewinds()  # records dropped by a rebalance, to consume again
         self._deadline: float | None = None  # the drain's, once a stop was requested
         self._aborted = False  # an exactly-once transaction was aborted (and rewound)
 
@@ -125,7 +123,7 @@ class Pipeline:
             try:
                 while not self._stop.is_set():
                     self._health.beat()
-                    self._turn()
+                    self.turn()
             except UnreadableInput:  # logged by the source; deliver what came before it
                 unreadable = True
             status = self._drain()
@@ -152,7 +150,9 @@ class Pipeline:
             self._deadline = self._clock() + self._settings.drain_timeout_s
         return self._deadline
 
-    def _turn(self) -> None:
+    def turn(self) -> None:
+        """One turn of the loop: poll, apply rebalances, batch, tag, deliver. `run` turns it
+        until the stop flag is set; a test may turn it by hand."""
         # 1. Poll. Fetch only while no closed batch is waiting: one batch being tagged plus
         #    one ready is enough. Paused or not, polling keeps the group membership alive.
         if self._batcher.closed() or self._batcher.room() == 0:
@@ -184,6 +184,11 @@ class Pipeline:
             return _BUSY_POLL_S
         left = self._batcher.seconds_left()
         return _IDLE_POLL_S if left is None else min(left, _IDLE_POLL_S)
+
+    @property
+    def queued(self) -> int:
+        """Records consumed and waiting in the batcher (not yet handed to the tagger)."""
+        return len(self._batcher)
 
     @property
     def busy(self) -> bool:
@@ -262,51 +267,12 @@ class Pipeline:
     # -- stages --------------------------------------------------------------------------
 
     def _entry(self, record: SourceRecord) -> Entry:
-        s = self._settings
-        try:
-            doc_id, text = messages.parse_input(record.value, s.input_format, s.max_text_chars)
-        except InvalidMessage as exc:
-            return DeadLetter(record, exc.reason, exc.message)
-        try:
-            prepared = self._tagger.prepare(text)
-        except Exception as exc:  # the tagger promises not to raise; never let one record stop us
-            log.exception("tokenising a record failed")
-            return DeadLetter(record, messages.TAGGING_FAILED, f"tokenising failed: {exc!r}")
-        return TextRecord(record, doc_id, text, prepared.num_tokens, prepared)
+        return stages.decode(record, self._settings, self._tagger)
 
     def _submit(self, batch: Batch) -> _InFlight:
         self._metrics.batch_records.observe(len(batch.entries))
         self._metrics.batch_tokens.observe(batch.tokens)
-        return _InFlight(batch, self._executor.submit(self._tag, batch))
-
-    def _tag(self, batch: Batch) -> list[LabelledRecord | DeadLetter]:
-        """Runs on the inference thread. One result per entry of the batch, in order."""
-        texts = batch.texts
-        spans_by_text: dict[int, list[Span] | DeadLetter] = {}
-        if texts:
-            start = time.perf_counter()
-            try:
-                for record, spans in zip(texts, self._tagger.tag_prepared([r.prepared for r in texts])):
-                    spans_by_text[id(record)] = spans
-            except Exception:  # isolate the record the tagger chokes on, tag the rest
-                log.exception("tagging a batch failed; tagging its records one by one")
-                for record in texts:
-                    spans_by_text[id(record)] = self._tag_one(record)
-            self._metrics.inference_seconds.observe(time.perf_counter() - start)
-        out: list[LabelledRecord | DeadLetter] = []
-        for entry in batch.entries:
-            if isinstance(entry, DeadLetter):
-                out.append(entry)
-                continue
-            result = spans_by_text[id(entry)]
-            out.append(result if isinstance(result, DeadLetter) else LabelledRecord(entry, tuple(result)))
-        return out
-
-    def _tag_one(self, record: TextRecord) -> list[Span] | DeadLetter:
-        try:
-            return self._tagger.tag_prepared([record.prepared])[0]
-        except Exception as exc:
-            return DeadLetter(record.source, messages.TAGGING_FAILED, f"the tagger failed: {exc!r}")
+        return _InFlight(batch, self._executor.submit(stages.tag_batch, self._tagger, batch, self._metrics))
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -329,50 +295,20 @@ class Pipeline:
         self._source.seek(first)
 
     def _apply_rebalance(self) -> set[TopicPartition]:
-        """Drop undelivered records of revoked partitions; once the new assignment is in,
-        consume again those of them that kept their fetch position, from their first dropped
-        offset, never from below the group's committed offset.
-
-        A revoked partition that kafka-python still holds (its eager protocol revokes every
-        partition before rejoining and keeps the fetch position of those assigned to this
-        member again) would otherwise skip the dropped records. Any other revoked partition
-        (under the cooperative protocol every one: it revokes only partitions that leave this
-        member, and after the rebalance; under either, partitions lost with the membership)
-        has lost its position: whoever owns it next, this worker included, starts from the
-        group's committed offset, and seeking it back to where this worker dropped it would
-        redo, and commit backwards, what other members did with it meanwhile. So a rewind
-        lives only while kafka-python holds its partition, and is clamped to the committed
-        offset fetched when it is applied.
-
-        Returns the partitions sought back: the records this poll returned for them are stale.
-        """
+        """Drop undelivered records of revoked partitions, and consume again those that keep
+        their fetch position once the new assignment is in (`tagstream.worker.rewinds`).
+        Returns the partitions sought back: the records this poll returned for them are stale."""
         revoked = self._source.take_revoked()
         if revoked:
             dropped = self._batcher.drop(revoked)
             if self._inflight is not None:
                 dropped.extend(e for e in self._inflight.batch.entries if e.source.tp in revoked)
                 self._inflight.revoked |= revoked
-            for entry in dropped:
-                tp, offset = entry.source.tp, entry.source.offset
-                self._rewind_to[tp] = min(self._rewind_to.get(tp, offset), offset)
+            self._rewinds.dropped(dropped)
             self._delivery.forget(revoked)
             log.info("rebalance: undelivered records of revoked partitions dropped; "
                      "they will be consumed again", extra={"dropped": len(dropped)})
-        if self._rewind_to:  # forget the rewinds of partitions whose position is gone
-            held = self._source.fetching()
-            self._rewind_to = {tp: o for tp, o in self._rewind_to.items() if tp in held}
-        sought: set[TopicPartition] = set()
-        generation = self._source.take_assigned()
-        if generation != self._generation:
-            self._generation = generation
-            owned = self._source.owned()
-            back = {tp: offset for tp, offset in self._rewind_to.items() if tp in owned}
-            if back:
-                committed = self._source.committed_offsets(back)
-                back = {tp: max(offset, committed.get(tp, offset)) for tp, offset in back.items()}
-                self._source.seek(back)
-            self._rewind_to = {}
-            sought = set(back)
+        sought = self._rewinds.apply(self._source)
         self._health.assigned_partitions = len(self._source.owned())
         return sought
 

@@ -37,7 +37,7 @@ def turn_until(pipeline: Pipeline, condition, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
-        pipeline._turn()
+        pipeline.turn()
         time.sleep(0.001)
 
 
@@ -63,9 +63,9 @@ def test_eager_rebalance_consumes_the_dropped_records_again_from_the_first():
     partition comes back with its fetch position kept (eager), it is sought back to them."""
     journal, source, sink, _, pipeline = make(batch=100, wait_ms=60_000)
     source.polls.append(records(1, 10, 3))
-    pipeline._turn()  # batched, not yet due
+    pipeline.turn()  # batched, not yet due
     source.rebalance(revoked={P0, P1}, assigned={P0, P1}, keep_position=True)
-    pipeline._turn()
+    pipeline.turn()
     assert ("seek", {P1: 10}) in journal.events
     assert "write" not in journal.names(), "the dropped records were not delivered"
 
@@ -76,22 +76,22 @@ def test_cooperative_revocation_never_rewinds_a_partition_that_came_back_later()
     where reading resumes: no seek to the stale dropped offset (the duplicates of issue 12)."""
     journal, source, sink, _, pipeline = make(batch=100, wait_ms=60_000)
     source.polls.append(records(1, 10, 3))
-    pipeline._turn()
+    pipeline.turn()
     source.rebalance(revoked={P1}, assigned=set(), keep_position=False)  # a revoke-only round
-    pipeline._turn()
+    pipeline.turn()
     source.group_committed[P1] = 500  # another member worked on it meanwhile
     source.rebalance(revoked=set(), assigned={P1}, keep_position=False)  # it comes back
-    pipeline._turn()
+    pipeline.turn()
     assert not [e for e in journal.events if e[0] == "seek"], journal.events
 
 
 def test_an_eager_rewind_never_goes_below_the_groups_committed_offset():
     journal, source, sink, _, pipeline = make(batch=100, wait_ms=60_000)
     source.polls.append(records(1, 10, 3))
-    pipeline._turn()
+    pipeline.turn()
     source.group_committed[P1] = 12  # committed past part of what was dropped
     source.rebalance(revoked={P0, P1}, assigned={P0, P1}, keep_position=True)
-    pipeline._turn()
+    pipeline.turn()
     assert ("seek", {P1: 12}) in journal.events
 
 

@@ -122,7 +122,7 @@ def make_pipeline(monkeypatch, tmp_path):
 
 def consume(pipeline: Pipeline, source: FakeSource, *records: SourceRecord) -> None:
     source.next_poll = list(records)
-    pipeline._turn()
+    pipeline.turn()
 
 
 def test_cooperative_a_partition_that_comes_back_starts_from_the_committed_offset(make_pipeline):
@@ -139,7 +139,7 @@ def test_cooperative_a_partition_that_comes_back_starts_from_the_committed_offse
     source.cooperative(set(P))  # scale-in: the partitions are added back
     consume(pipeline, source, record(2, 700), record(3, 800))
     assert source.sought == {}  # kafka-python starts them at 700 and 800
-    assert len(pipeline._batcher) == 3  # 0@5, 2@700, 3@800: nothing was dropped as stale
+    assert pipeline.queued == 3  # 0@5, 2@700, 3@800: nothing was dropped as stale
 
 
 def test_cooperative_a_revoke_only_round_then_an_unrelated_assignment(make_pipeline):
@@ -165,7 +165,7 @@ def test_eager_a_partition_assigned_here_again_is_consumed_again_from_its_first_
     source.eager_assign({P[0], P[1], P[2], P[3]})  # the same poll: revoked, then assigned
     consume(pipeline, source, record(3, 22), record(0, 1))
     assert source.sought == {P[3]: 20}  # kafka-python kept P3's position (22): seek back
-    assert len(pipeline._batcher) == 1  # P3's record of this poll is stale; P0's is kept
+    assert pipeline.queued == 1  # P3's record of this poll is stale; P0's is kept
 
 
 def test_eager_a_rebalance_spanning_polls(make_pipeline):
