@@ -15,8 +15,9 @@ manager: TLS, SASL handshake and exchange), and classifies the first failure:
   `ConnectionProblem` "cannot connect" with the last error, and a hint when the broker dropped
   the connection as a listener of another protocol does.
 
-Importing this module also mends kafka-python's socket reader (see `fix_transport`), so the
-clients' own logs name the cause of a rejected SASL exchange too.
+Importing this module also mends kafka-python's socket reader
+(`tagstream.worker.kafka_patches.fix_transport`), so the clients' own logs name the cause of a
+rejected SASL exchange too.
 """
 
 from __future__ import annotations
@@ -27,15 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import kafka
 import kafka.errors as Errors
 from kafka.net.manager import KafkaConnectionManager
 from kafka.net.sasl.oauth import AbstractTokenProvider
 from kafka.net.selector import NetworkSelector
-from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
+from kafka.net.transport import KafkaSSLTransport
 
 from tagstream.worker.config import Settings
 from tagstream.worker.config_checks import import_object
+from tagstream.worker.kafka_patches import build_ssl_context, fix_transport
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def preflight(settings: Settings) -> None:
             request_timeout_ms=k.request_timeout_ms, reconnect_backoff_max_ms=1000,
             **k.security_configs())
     except (Errors.KafkaConfigurationError, ValueError, TypeError, OSError) as exc:
-        raise ConnectionProblem(f"the Kafka client refuses these settings: {_text(exc)}",
+        raise ConnectionProblem(f"the Kafka client refuses these settings: {error_text(exc)}",
                                 EXIT_USAGE) from None
     deadline = time.monotonic() + k.request_timeout_ms / 1000
     last: BaseException | None = None
@@ -139,7 +140,7 @@ def preflight(settings: Settings) -> None:
                     return
                 except Exception as exc:  # noqa: BLE001 (classified below)
                     answered = conn is not None and conn.broker_version_data is not None
-                    hint = _classify(exc, settings, address, answered) or hint
+                    hint = classify(exc, settings, address, answered) or hint
                     last = exc
                     if conn is not None:
                         conn.close()
@@ -153,7 +154,7 @@ def preflight(settings: Settings) -> None:
     raise ConnectionProblem(
         f"cannot connect to Kafka at {k.bootstrap_servers} within "
         f"TAGSTREAM_KAFKA__REQUEST_TIMEOUT_MS={k.request_timeout_ms}: "
-        f"{_text(last) if last else 'no answer'}" + (f"; {hint}" if hint else ""))
+        f"{error_text(last) if last else 'no answer'}" + (f"; {hint}" if hint else ""))
 
 
 def _check_tls_files(configs: dict[str, Any]) -> None:
@@ -164,14 +165,14 @@ def _check_tls_files(configs: dict[str, Any]) -> None:
     ssl_configs = {**KafkaSSLTransport.DEFAULT_CONFIG,
                    **{key: value for key, value in configs.items() if key.startswith("ssl_")}}
     try:
-        KafkaSSLTransport._build_ssl_context(ssl_configs)
+        build_ssl_context(ssl_configs)
     except (ssl.SSLError, OSError, ValueError) as exc:
         files = [f"TAGSTREAM_KAFKA__{key.upper()}={ssl_configs[key]}"
                  for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if ssl_configs[key]]
         raise ConnectionProblem(
             f"cannot load the TLS files ({', '.join(files) or 'the system CAs'}"
             f"{', TAGSTREAM_KAFKA__SSL_PASSWORD' if ssl_configs['ssl_password'] else ''}): "
-            f"{_text(exc)}", EXIT_USAGE) from None
+            f"{error_text(exc)}", EXIT_USAGE) from None
 
 
 _AUTH_ERRORS = (
@@ -184,7 +185,7 @@ _TRANSIENT = (Errors.KafkaConnectionError, Errors.KafkaTimeoutError, Errors.Requ
               ConnectionError, TimeoutError)
 
 
-def _classify(exc: BaseException, settings: Settings, address: str, answered: bool) -> str | None:
+def classify(exc: BaseException, settings: Settings, address: str, answered: bool) -> str | None:
     """Raise `ConnectionProblem` for a definitive failure; else (worth trying again) return a
     hint for the final message, or None."""
     k = settings.kafka
@@ -193,18 +194,18 @@ def _classify(exc: BaseException, settings: Settings, address: str, answered: bo
     if k.security_protocol.startswith("SASL"):
         sasl = f"SASL {k.sasl_mechanism}" + (f" as user {k.sasl_username!r}" if k.sasl_username else "")
     if isinstance(exc, Errors.KafkaConfigurationError):
-        raise ConnectionProblem(f"the Kafka client refuses these settings: {_text(exc)}",
+        raise ConnectionProblem(f"the Kafka client refuses these settings: {error_text(exc)}",
                                 EXIT_USAGE) from None
     if isinstance(exc, Errors.UnsupportedSaslMechanismError):
         raise ConnectionProblem(
-            f"Kafka at {address} refused {sasl}: {_text(exc)}: the listener does not offer "
+            f"Kafka at {address} refused {sasl}: {error_text(exc)}: the listener does not offer "
             f"TAGSTREAM_KAFKA__SASL_MECHANISM={k.sasl_mechanism}") from None
     if isinstance(exc, _AUTH_ERRORS):
         raise ConnectionProblem(f"Kafka at {address} refused {sasl or 'this client'}: "
-                                f"{_text(exc)}") from None
+                                f"{error_text(exc)}") from None
     if isinstance(exc, Errors.KafkaProtocolError) and not answered:
         raise ConnectionProblem(
-            f"Kafka at {address} answered in another protocol ({_text(exc)}): does {protocol} "
+            f"Kafka at {address} answered in another protocol ({error_text(exc)}): does {protocol} "
             "match that listener? (a TLS listener answers a PLAINTEXT client so)") from None
     tls = _ssl_error(exc)
     if isinstance(tls, ssl.SSLCertVerificationError):
@@ -239,7 +240,7 @@ def _classify(exc: BaseException, settings: Settings, address: str, answered: bo
         return None
     # Anything else came from the SASL mechanism itself (a token provider, Kerberos...).
     raise ConnectionProblem(f"{sasl or 'connecting'} to Kafka at {address} failed: "
-                            f"{_text(exc)}") from None
+                            f"{error_text(exc)}") from None
 
 
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
@@ -254,7 +255,7 @@ def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
-def _text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     """"Name: message", without kafka-python's "[Error 58]" and repeated names."""
     name = type(exc).__name__
     message = str(exc.args[0]) if len(exc.args) == 1 else str(exc) if exc.args else ""
@@ -263,41 +264,5 @@ def _text(exc: BaseException) -> str:
     return f"{name}: {message}" if message and message != name else name
 
 
-# -- kafka-python 3.0.12: a response followed by the end of the stream ----------------------
-#
-# When a broker rejects a SASL exchange it answers with the error (SaslAuthenticate:
-# "Authentication failed ... invalid credentials"; SaslHandshake: unsupported mechanism) and
-# closes the connection at once. If both arrive in one read, kafka-python 3.0.12's transport
-# drops the answer and reports only "socket disconnected". This reader hands the bytes to the
-# connection first, lets it act on them, and then closes. Applied to that version only.
-
-_FIXED_VERSIONS = {"3.0.12"}
-
-
-async def _read_from_sock(self):  # noqa: ANN001 (KafkaTCPTransport method)
-    while self._read and not self._closed:
-        await self._net.wait_read(self._sock)
-        data, err = self._sock_recv()
-        if data:
-            self.last_read = time.monotonic()
-            if self._protocol and self._protocol._sensors:
-                self._protocol._sensors.bytes_received.record(len(data))
-            try:
-                self._protocol.data_received(data)
-            except Errors.KafkaProtocolError as e:
-                return self.abort(error=e)
-        if err:
-            if data:
-                await self._net.sleep(0)  # let the request's waiter see the answer first
-            return self.abort(error=err)
-
-
-def fix_transport() -> bool:
-    """Install the reader above on the kafka-python version it was written for."""
-    if kafka.__version__ not in _FIXED_VERSIONS:
-        return False
-    KafkaTCPTransport._read_from_sock = _read_from_sock
-    return True
-
-
+# Importing this module mends kafka-python's socket reader (`tagstream.worker.kafka_patches`).
 FIXED = fix_transport()

@@ -24,6 +24,7 @@ from kafka.structs import OffsetAndMetadata
 
 from tagstream.worker.config import Settings
 from tagstream.worker.deadline import Deadline
+from tagstream.worker.kafka_patches import estimate_size
 from tagstream.worker.records import Entry, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class Sink:
 
     def _size(self, item: Outgoing) -> int:
         """The record batch size the broker will check (what kafka-python estimates too)."""
-        return self._producer._estimate_size_in_bytes(item.key, item.value, list(item.headers))
+        return estimate_size(self._producer, item.key, item.value, list(item.headers))
 
     # -- exactly-once --------------------------------------------------------------------
 

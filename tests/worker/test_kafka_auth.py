@@ -12,7 +12,7 @@ import kafka
 import kafka.errors as Errors
 import pytest
 
-from tagstream.worker import kafka_auth, logs
+from tagstream.worker import kafka_auth, kafka_patches, logs
 from tagstream.worker.config import load_settings
 
 
@@ -26,12 +26,12 @@ def clean_env(monkeypatch, tmp_path):
 
 def test_the_reader_fix_is_installed_for_this_kafka_python():
     """Written against 3.0.12's transport: on another version, check whether kafka-python
-    still drops a response that arrives with the end of the stream, then adjust _FIXED_VERSIONS."""
-    assert kafka.__version__ in kafka_auth._FIXED_VERSIONS
+    still drops a response that arrives with the end of the stream, then adjust kafka_patches.FIXED_VERSIONS."""
+    assert kafka.__version__ in kafka_patches.FIXED_VERSIONS
     from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
 
-    assert KafkaTCPTransport._read_from_sock is kafka_auth._read_from_sock
-    assert KafkaSSLTransport._read_from_sock is kafka_auth._read_from_sock
+    assert KafkaTCPTransport._read_from_sock is kafka_patches.read_from_sock
+    assert KafkaSSLTransport._read_from_sock is kafka_patches.read_from_sock
 
 
 @pytest.mark.parametrize(("exc", "text"), [
@@ -42,15 +42,15 @@ def test_the_reader_fix_is_installed_for_this_kafka_python():
     (ValueError("boom"), "ValueError: boom"),
 ])
 def test_error_text(exc, text):
-    assert kafka_auth._text(exc) == text
+    assert kafka_auth.error_text(exc) == text
 
 
 def _classify(exc, **settings):
-    """`kafka_auth._classify` with these TAGSTREAM_KAFKA__* settings, after the broker answered."""
+    """`kafka_auth.classify` with these TAGSTREAM_KAFKA__* settings, after the broker answered."""
     env = {f"TAGSTREAM_KAFKA__{name.upper()}": value for name, value in settings.items()}
     os.environ.update(env)
     try:
-        return kafka_auth._classify(exc, load_settings(), "broker:9093", answered=True)
+        return kafka_auth.classify(exc, load_settings(), "broker:9093", answered=True)
     finally:
         for name in env:
             del os.environ[name]
@@ -87,7 +87,7 @@ def test_an_untrusted_certificate_is_definitive(tmp_path):
 def test_transient_failures_are_retried_with_a_hint():
     assert _classify(ConnectionRefusedError(111, "refused")) is None
     assert _classify(Errors.KafkaTimeoutError("Timed out")) is None
-    hint = kafka_auth._classify(Errors.KafkaConnectionError("socket disconnected"), load_settings(),
+    hint = kafka_auth.classify(Errors.KafkaConnectionError("socket disconnected"), load_settings(),
                                 "broker:9093", answered=False)
     assert "TAGSTREAM_KAFKA__SECURITY_PROTOCOL=PLAINTEXT match that listener" in hint
     eof = _wrapped(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))

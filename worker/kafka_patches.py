@@ -1,0 +1,69 @@
+"""The places where tagstream reaches into kafka-python's private API, all in one module: check
+them here when upgrading kafka-python (the tests pin the version the reader fix was written for).
+
+* `fix_transport`: a socket reader that does not drop a broker's last answer (below);
+* `build_ssl_context`: the TLS context exactly as kafka-python builds it, for the start-up check
+  of the certificate files (`tagstream.worker.kafka_auth`);
+* `estimate_size`: the size of a record batch as the producer computes it, to dead-letter an
+  output the broker would refuse (`tagstream.worker.sink`).
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from typing import Any
+
+import kafka
+import kafka.errors as Errors
+from kafka import KafkaProducer
+from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
+
+
+def build_ssl_context(ssl_configs: dict[str, Any]) -> ssl.SSLContext:
+    """kafka-python's own SSLContext of these ``ssl_*`` settings (its defaults filled in);
+    raises ssl.SSLError, OSError or ValueError for a file that is not what it should be."""
+    return KafkaSSLTransport._build_ssl_context(ssl_configs)
+
+
+def estimate_size(producer: KafkaProducer, key: bytes | None, value: bytes | None,
+                  headers: list[tuple[str, bytes]]) -> int:
+    """The record batch size the broker will check (what kafka-python estimates too)."""
+    return producer._estimate_size_in_bytes(key, value, headers)
+
+
+# -- kafka-python 3.0.12: a response followed by the end of the stream ----------------------
+#
+# When a broker rejects a SASL exchange it answers with the error (SaslAuthenticate:
+# "Authentication failed ... invalid credentials"; SaslHandshake: unsupported mechanism) and
+# closes the connection at once. If both arrive in one read, kafka-python 3.0.12's transport
+# drops the answer and reports only "socket disconnected". This reader hands the bytes to the
+# connection first, lets it act on them, and then closes. Applied to that version only.
+
+FIXED_VERSIONS = {"3.0.12"}
+
+
+async def read_from_sock(self):  # noqa: ANN001 (KafkaTCPTransport method)
+    while self._read and not self._closed:
+        await self._net.wait_read(self._sock)
+        data, err = self._sock_recv()
+        if data:
+            self.last_read = time.monotonic()
+            if self._protocol and self._protocol._sensors:
+                self._protocol._sensors.bytes_received.record(len(data))
+            try:
+                self._protocol.data_received(data)
+            except Errors.KafkaProtocolError as e:
+                return self.abort(error=e)
+        if err:
+            if data:
+                await self._net.sleep(0)  # let the request's waiter see the answer first
+            return self.abort(error=err)
+
+
+def fix_transport() -> bool:
+    """Install the reader above on the kafka-python version it was written for."""
+    if kafka.__version__ not in FIXED_VERSIONS:
+        return False
+    KafkaTCPTransport._read_from_sock = read_from_sock
+    return True
