@@ -93,7 +93,7 @@ def test_live_metrics_cover_the_dashboard_and_the_alerts(live_worker, helm: Helm
                   [(b"k", b"not json", [])] * 5)
     cluster.wait_all_committed(topics.group, topics.input, timeout_s=90)
 
-    status, body = worker._get("/metrics")
+    status, body = worker.get("/metrics")
     assert status == 200
     live = sample_names(body)
     queried = dashboard_metric_names(load_dashboard())

@@ -191,13 +191,13 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
-            if self._get("/readyz")[0] == 200:
+            if self.get("/readyz")[0] == 200:
                 return self
             time.sleep(0.2)
         raise AssertionError(f"worker not ready after {timeout_s}s:\n{self.log()}")
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
-        status, body = self._get("/metrics")
+        status, body = self.get("/metrics")
         assert status == 200, body
         out = {}
         for family in text_string_to_metric_families(body):
@@ -227,7 +227,8 @@ class WorkerProcess:
         except OSError:
             return ""
 
-    def _get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str) -> tuple[int, str]:
+        """(HTTP status, body) of GET path on the worker's HTTP server; status 0 if it does not answer."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
                 return r.status, r.read().decode()

@@ -107,7 +107,7 @@ def scale_1_3_1(cluster: Cluster, topics: Topics, start_worker, bootstrap: str, 
 def ready(worker) -> bool:
     """/readyz says 200 (AssertionError with its log if the worker has exited)."""
     assert worker.proc.poll() is None, f"worker exited with {worker.proc.returncode}:\n{worker.log()}"
-    return worker._get("/readyz")[0] == 200
+    return worker.get("/readyz")[0] == 200
 
 
 def check_scaling(result: ScalingResult, delivery: str) -> None:

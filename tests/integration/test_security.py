@@ -146,7 +146,7 @@ def test_messages_in_labelled_outputs_out(case, happy_workers, secure):
         for rec in outputs:
             doc = json.loads(rec.value)
             assert doc["model"] == "tiny-random@0.0.0" and isinstance(doc["spans"], list)
-        metrics = worker._get("/metrics")[1]
+        metrics = worker.get("/metrics")[1]
         assert "tagstream_records_consumed_total" in metrics
         assert worker.terminate() == 0
     except BaseException:
