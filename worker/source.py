@@ -3,14 +3,13 @@
 Rebalance callbacks run on kafka-python's IO thread, inside ``poll()``. On a revocation the
 callback commits the offsets of delivered records whose commit had failed (delivered, so
 theirs to commit; the pipeline commits everything else itself, right after delivery); then it
-only records what changed. The pipeline reads those changes (`take_revoked`, `take_assigned`)
+only records what changed (`tagstream.worker.partitions`). The pipeline reads those changes (`take_revoked`, `take_assigned`)
 right after each poll, before it touches the records the poll returned.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import NoReturn
@@ -28,6 +27,7 @@ from tagstream.worker.config import Settings
 from tagstream.worker.deadline import Deadline
 from tagstream.worker.lag import LagMonitor
 from tagstream.worker.metrics import Metrics
+from tagstream.worker.partitions import Partitions
 from tagstream.worker.records import SourceRecord, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,7 @@ class Source:
             allow_auto_create_topics=False,
             **k.security_configs(),
         )
-        self._lock = threading.Lock()
-        self._revoked: set[TopicPartition] = set()
-        self._assigned: set[TopicPartition] = set()
-        self._owned: set[TopicPartition] = set()
-        self._generation = 0
-        self._committed: dict[TopicPartition, int] = {}
-        self._pending: dict[TopicPartition, int] = {}  # delivered, not yet committed
+        self._partitions = Partitions(metrics)  # shared with the listener and the lag monitor
         self._commit_timeout_ms = k.request_timeout_ms
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         self.lag_monitor = LagMonitor(self, settings)  # tagstream_consumer_lag, on a thread of its own
@@ -158,24 +152,19 @@ class Source:
 
     def take_revoked(self) -> set[TopicPartition]:
         """Partitions revoked since the last call: drop their undelivered records."""
-        with self._lock:
-            revoked, self._revoked = self._revoked, set()
-        return revoked
+        return self._partitions.take_revoked()
 
     def take_assigned(self) -> int:
         """The assignment generation: it changes with every completed rebalance.
 
         Also learns the committed offsets of newly assigned partitions (for the lag gauge).
         """
-        with self._lock:
-            assigned, self._assigned = self._assigned, set()
-            generation = self._generation
-        self._committed.update(self.committed_offsets(assigned))
+        assigned, generation = self._partitions.take_assigned()
+        self._partitions.learn_committed(self.committed_offsets(assigned))
         return generation
 
     def owned(self) -> set[TopicPartition]:
-        with self._lock:
-            return set(self._owned)
+        return self._partitions.owned()
 
     def fetching(self) -> set[TopicPartition]:
         """The partitions whose fetch position kafka-python holds (its assignment). After a
@@ -221,8 +210,7 @@ class Source:
         their partitions commits them."""
         if not offsets:
             return
-        with self._lock:
-            self._pending.update(offsets)
+        self._partitions.add_pending(offsets)
         deadline = Deadline(self._commit_timeout_ms / 1000, waiting, self._clock, COMMIT_SLICE_S)
         kafka_offsets = _kafka_offsets(offsets)
         deadline.wait(lambda seconds: self._consumer.commit(kafka_offsets, timeout_ms=int(seconds * 1000)),
@@ -231,23 +219,11 @@ class Source:
 
     def record_committed(self, offsets: dict[TopicPartition, int]) -> None:
         """Remember offsets committed here or inside a transaction (for the lag gauge)."""
-        with self._lock:
-            for tp, offset in offsets.items():
-                if self._pending.get(tp) == offset:
-                    del self._pending[tp]
-        self._committed.update(offsets)
+        self._partitions.record_committed(offsets)
 
     def publish_lag(self, end_offsets: dict[TopicPartition, int], earliest: dict[TopicPartition, int]) -> None:
-        """Set ``tagstream_consumer_lag`` of the owned partitions among these: end offset minus
-        the group's committed offset (as ``kafka-consumer-groups.sh --describe`` shows it);
-        where the group has committed nothing yet, minus where the worker starts reading
-        (``earliest``: the partition's first offset, when auto_offset_reset is earliest).
-        Under the lock that revocations take, so a revoked partition's series stays removed."""
-        with self._lock:
-            for tp, end in end_offsets.items():
-                start = self._committed.get(tp, earliest.get(tp))
-                if tp in self._owned and start is not None:
-                    self._metrics.set_lag(tp, max(0, end - start))
+        """Set ``tagstream_consumer_lag`` of the owned partitions (`Partitions.publish_lag`)."""
+        self._partitions.publish_lag(end_offsets, earliest)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Leave the group at once, so the partitions move to the other workers quickly."""
@@ -259,8 +235,7 @@ class Source:
     async def commit_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         """Before giving partitions up: commit what was delivered but not yet committed."""
         revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
-        with self._lock:
-            offsets = {tp: o for tp, o in self._pending.items() if tp in revoked}
+        offsets = self._partitions.pending_of(revoked)
         if not offsets:
             return
         try:
@@ -278,28 +253,12 @@ class Source:
         revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
         if not revoked:
             return
-        with self._lock:
-            for tp in revoked:
-                self._pending.pop(tp, None)
-            self._revoked |= revoked
-            self._assigned -= revoked
-            self._owned -= revoked
-            owned = len(self._owned)
-            for tp in revoked:
-                self._committed.pop(tp, None)
-            self._metrics.forget_partitions(sorted(revoked))
-        self._metrics.assigned_partitions.set(owned)
+        self._partitions.revoke(revoked)
         log.info("partitions revoked", extra={"partitions": _names(revoked)})
 
     def on_assigned(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         assigned = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
-        with self._lock:
-            self._assigned |= assigned
-            self._owned |= assigned
-            self._generation += 1
-            owned = len(self._owned)
-        self._metrics.rebalances.inc()
-        self._metrics.assigned_partitions.set(owned)
+        self._partitions.assign(assigned)
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
 
 
