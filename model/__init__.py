@@ -6,6 +6,7 @@ The worker uses only this API::
     tagger = load()                       # the shipped en-news model
     spans = tagger.tag(["Barack Obama visited Paris ."])
 """
+
 import warnings
 
 # torch built without NumPy warns on import that it cannot use it; the tagger never does
@@ -15,5 +16,13 @@ from tagstream.model.export import export_random  # noqa: E402
 from tagstream.model.registry import UnknownModel  # noqa: E402
 from tagstream.model.tagger import ArtifactError, Prepared, Span, Tagger, default_model_path, load  # noqa: E402
 
-__all__ = ["ArtifactError", "Prepared", "Span", "Tagger", "UnknownModel", "default_model_path", "export_random",
-           "load"]
+__all__ = [
+    "ArtifactError",
+    "Prepared",
+    "Span",
+    "Tagger",
+    "UnknownModel",
+    "default_model_path",
+    "export_random",
+    "load",
+]

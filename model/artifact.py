@@ -10,6 +10,7 @@ a line, for the lexicon feature). Large embedding tables are stored as float16.
 ``save`` writes one; ``read`` opens one (zip CRCs, TorchScript) and ``check`` validates its
 metadata against the network and the vocabularies. Loading for tagging is ``tagstream.model.tagger.load``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,9 +34,10 @@ META_FILE = "tagstream.json"
 WORDS_FILE = "words.txt"
 BIGRAMS_FILE = "bigrams.txt"
 LEXICON_FILE = "lexicon.txt"
-CHAR_TABLE_SIZE = 65536  # code points above the Basic Multilingual Plane map to the unknown character
+CHAR_TABLE_SIZE = (
+    65536  # code points above the Basic Multilingual Plane map to the unknown character
+)
 _HALF_ROWS = 5000  # embedding tables with more rows than this are stored as float16
-
 
 
 class ArtifactError(ValueError):
@@ -45,7 +47,6 @@ class ArtifactError(ValueError):
         super().__init__(f"model file {os.fspath(path)}: {reason}")
         self.path = os.fspath(path)
         self.reason = reason
-
 
 
 def char_table(chars: Vocab) -> torch.Tensor:
@@ -58,8 +59,14 @@ def char_table(chars: Vocab) -> torch.Tensor:
     return table
 
 
-def save(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: str | os.PathLike,
-         lexicon: Sequence[str] | None = None) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
+def save(
+    net: TaggerNet,
+    meta: dict,
+    words: Vocab,
+    bigrams: Vocab | None,
+    path: str | os.PathLike,
+    lexicon: Sequence[str] | None = None,
+) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
     """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to ``path``.
 
     Returns the scripted module and the extra files written, for a caller that saves it again
@@ -77,7 +84,9 @@ def save(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: 
     for p in net.parameters():
         p.requires_grad_(False)
     if net.word_table.size(0) != len(words):
-        raise ValueError(f"word table has {net.word_table.size(0)} rows but the vocabulary {len(words)} entries")
+        raise ValueError(
+            f"word table has {net.word_table.size(0)} rows but the vocabulary {len(words)} entries"
+        )
     meta = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, tags=bioes_tags(meta["labels"]))
     files = {META_FILE: json.dumps(meta, ensure_ascii=False, indent=1), WORDS_FILE: words.dumps()}
     if bigrams is not None:
@@ -90,7 +99,9 @@ def save(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: 
     return scripted, files
 
 
-def save_again(scripted: torch.jit.ScriptModule, files: dict[str, str], meta: dict, path: pathlib.Path) -> None:
+def save_again(
+    scripted: torch.jit.ScriptModule, files: dict[str, str], meta: dict, path: pathlib.Path
+) -> None:
     """Save ``scripted`` again to ``path`` with new metadata; RuntimeError if anything but the
     metadata changed (the network scored before must be the one kept)."""
     before = payload_crcs(path)
@@ -103,8 +114,11 @@ def save_again(scripted: torch.jit.ScriptModule, files: dict[str, str], meta: di
 def payload_crcs(path: pathlib.Path) -> dict[str, int]:
     """CRC of every zip member but the metadata and torch's random serialization id."""
     with zipfile.ZipFile(path) as z:
-        return {i.filename.split("/", 1)[1]: i.CRC for i in z.infolist()
-                if not i.filename.endswith(("/" + META_FILE, "/.data/serialization_id"))}
+        return {
+            i.filename.split("/", 1)[1]: i.CRC
+            for i in z.infolist()
+            if not i.filename.endswith(("/" + META_FILE, "/.data/serialization_id"))
+        }
 
 
 def read_meta(path: str | os.PathLike) -> dict:
@@ -120,13 +134,17 @@ def read(path: pathlib.Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"PK\x03\x04":
-        raise ArtifactError(path, "is not a TorchScript archive (no zip header): a foreign or corrupt file")
+        raise ArtifactError(
+            path, "is not a TorchScript archive (no zip header): a foreign or corrupt file"
+        )
     # torch.jit.load does not verify the members' CRCs: a flipped byte in a weight would load
     try:
         with zipfile.ZipFile(path) as z:
             damaged = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise ArtifactError(path, f"is not a readable zip archive (truncated or corrupt?): {e}") from e
+        raise ArtifactError(
+            path, f"is not a readable zip archive (truncated or corrupt?): {e}"
+        ) from e
     if damaged is not None:
         raise ArtifactError(path, f"is corrupt: zip member {damaged!r} fails its CRC check")
     files = {META_FILE: "", WORDS_FILE: "", BIGRAMS_FILE: "", LEXICON_FILE: ""}
@@ -134,7 +152,9 @@ def read(path: pathlib.Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     except Exception as e:  # torch raises RuntimeError / ValueError with long C++ traces
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ArtifactError(path, f"cannot be read as TorchScript (truncated or corrupt?): {first}") from e
+        raise ArtifactError(
+            path, f"cannot be read as TorchScript (truncated or corrupt?): {first}"
+        ) from e
     return module, {k: (v.decode("utf-8") if isinstance(v, bytes) else v) for k, v in files.items()}
 
 
@@ -142,23 +162,42 @@ def _is_int(x: object, least: int = 1) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
 
-def check(path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, str]) -> tuple[dict, dict]:
+def check(
+    path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, str]
+) -> tuple[dict, dict]:
     """The metadata and vocabularies (``words``, ``bigrams``, ``lexicon``), checked against each
     other and against the network's tables; ArtifactError naming the first inconsistency."""
     if not files[META_FILE]:
-        raise ArtifactError(path, f"has no {META_FILE}: a TorchScript file, but not a tagstream model")
+        raise ArtifactError(
+            path, f"has no {META_FILE}: a TorchScript file, but not a tagstream model"
+        )
     try:
         meta = json.loads(files[META_FILE])
     except json.JSONDecodeError as e:
         raise ArtifactError(path, f"{META_FILE} is not valid JSON: {e}") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ArtifactError(path, f"{META_FILE} does not declare format {FORMAT!r}: not a tagstream model")
+        raise ArtifactError(
+            path, f"{META_FILE} does not declare format {FORMAT!r}: not a tagstream model"
+        )
     version = meta.get("format_version")
     if not _is_int(version):
         raise ArtifactError(path, f"bad format_version {version!r}")
     if version > FORMAT_VERSION:
-        raise ArtifactError(path, f"format version {version} is newer than this tagstream reads ({FORMAT_VERSION}); upgrade tagstream")
-    required = ("name", "version", "language", "tokenizer", "max_length", "max_word_chars", "labels", "tags", "features")
+        raise ArtifactError(
+            path,
+            f"format version {version} is newer than this tagstream reads ({FORMAT_VERSION}); upgrade tagstream",
+        )
+    required = (
+        "name",
+        "version",
+        "language",
+        "tokenizer",
+        "max_length",
+        "max_word_chars",
+        "labels",
+        "tags",
+        "features",
+    )
     missing = [k for k in required if k not in meta]
     if missing:
         raise ArtifactError(path, f"{META_FILE} lacks {missing}")
@@ -174,12 +213,18 @@ def check(path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, s
         if not _is_int(meta[key]):
             raise bad(f"{key} must be a positive integer, got {meta[key]!r}")
     labels, features = meta["labels"], meta["features"]
-    if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x and x.strip() == x for x in labels)
-            and len(set(labels)) == len(labels)):
+    if not (
+        isinstance(labels, list)
+        and labels
+        and all(isinstance(x, str) and x and x.strip() == x for x in labels)
+        and len(set(labels)) == len(labels)
+    ):
         raise bad(f"labels must be a non-empty list of distinct names, got {labels!r}")
     if meta["tags"] != bioes_tags(labels):
-        raise bad(f"the tags are not the BIOES tags of labels {labels!r}: labels renamed, reordered or dropped "
-                  f"without re-training? (tags: {meta['tags']!r})")
+        raise bad(
+            f"the tags are not the BIOES tags of labels {labels!r}: labels renamed, reordered or dropped "
+            f"without re-training? (tags: {meta['tags']!r})"
+        )
     if not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
         raise bad(f"features must be a list of names, got {features!r}")
     if set(features) - set(FEATURES) or len(set(features)) != len(features):
@@ -187,26 +232,35 @@ def check(path: pathlib.Path, module: torch.jit.ScriptModule, files: dict[str, s
 
     missing_methods = [m for m in ("emissions", "decode") if not hasattr(module, m)]
     if missing_methods:
-        raise ArtifactError(path, f"the network lacks {missing_methods}: written by an older tagstream; re-export it "
-                                  "with tagstream.model.export.rescript")
+        raise ArtifactError(
+            path,
+            f"the network lacks {missing_methods}: written by an older tagstream; re-export it "
+            "with tagstream.model.export.rescript",
+        )
     try:
         return _check_network(module, meta, files, bad)
     except AttributeError as e:  # a TorchScript module with emissions/decode, but not this network
         raise ArtifactError(path, f"the network is not a tagstream TaggerNet: {e}") from e
 
 
-def _check_network(module: torch.jit.ScriptModule, meta: dict, files: dict[str, str], bad) -> tuple[dict, dict]:
+def _check_network(
+    module: torch.jit.ScriptModule, meta: dict, files: dict[str, str], bad
+) -> tuple[dict, dict]:
     features = meta["features"]
     words = Vocab.loads(files[WORDS_FILE])
     rows = module.word_table.size(0)
     lines = len(files[WORDS_FILE].split("\n")) if files[WORDS_FILE] else 0
     if lines + 2 != rows or len(words) != rows:
-        raise bad(f"{WORDS_FILE} has {lines} lines ({len(words) - 2} distinct) for a word table of {rows} rows "
-                  "(2 + one a word)")
+        raise bad(
+            f"{WORDS_FILE} has {lines} lines ({len(words) - 2} distinct) for a word table of {rows} rows "
+            "(2 + one a word)"
+        )
     vocabs: dict = {"words": words, "bigrams": None, "lexicon": None}
     tables = [emb.weight.size(0) for _, emb in module.extras.named_children()]
     if len(tables) != len(features):
-        raise bad(f"{len(features)} features {features!r} for a network with {len(tables)} feature tables")
+        raise bad(
+            f"{len(features)} features {features!r} for a network with {len(tables)} feature tables"
+        )
     if "bigram_left" in features or "bigram_right" in features:
         if not files[BIGRAMS_FILE]:
             raise bad(f"bigram features without a {BIGRAMS_FILE}")
@@ -219,21 +273,26 @@ def _check_network(module: torch.jit.ScriptModule, meta: dict, files: dict[str, 
         want = {"case": len(CASES), "lexicon": LEXICON_SIZE}.get(feature) or len(vocabs["bigrams"])
         if n != want:
             raise bad(f"feature {feature!r} needs a table of {want} rows, the network's has {n}")
-    if module.chars is not None and int(module.char_table.max()) >= module.chars.embed.weight.size(0):
+    if module.chars is not None and int(module.char_table.max()) >= module.chars.embed.weight.size(
+        0
+    ):
         raise bad("the character table maps to ids beyond the character embedding")
     if module.out.out_features != len(meta["tags"]):
         raise bad(f"the network has {module.out.out_features} outputs for {len(meta['tags'])} tags")
     if module.crf is not None:
         allowed, start, end = (torch.tensor(x) for x in bioes_transitions(meta["tags"]))
-        if not (torch.equal(module.crf.penalty == 0, allowed) and torch.equal(module.crf.start_penalty == 0, start)
-                and torch.equal(module.crf.end_penalty == 0, end)):
+        if not (
+            torch.equal(module.crf.penalty == 0, allowed)
+            and torch.equal(module.crf.start_penalty == 0, start)
+            and torch.equal(module.crf.end_penalty == 0, end)
+        ):
             raise bad("the CRF's allowed tag transitions are not those of the tags")
     network = meta.get("network")
     if isinstance(network, dict):
         declared = {"num_words": rows, "extra_sizes": tables, "num_tags": len(meta["tags"])}
-        wrong = {k: (network.get(k), v) for k, v in declared.items() if k in network and network[k] != v}
+        wrong = {
+            k: (network.get(k), v) for k, v in declared.items() if k in network and network[k] != v
+        }
         if wrong:
             raise bad(f"network sizes (declared, actual) disagree with the network: {wrong}")
     return meta, vocabs
-
-

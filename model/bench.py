@@ -7,6 +7,7 @@ Texts are the sentences of a CoNLL file (default: conll2003/valid.txt under the 
 joined with spaces (no spaces for the char tokenizer), in file order. One warm-up pass, then
 ``--runs`` timed passes; prints tokens/s of each and the median.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,9 @@ from tagstream.model.tokenize import token_separator
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tagstream.model.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m tagstream.model.bench", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--model", default=None, help="artifact (default: the shipped en-news)")
     ap.add_argument("--data", default=None, help="CoNLL file (default: conll2003/valid.txt)")
     ap.add_argument("--batch-size", type=int, default=64, help="texts per Tagger.tag call")
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         texts = texts[: args.limit]
     n_tokens = sum(tagger.prepare(t).num_tokens for t in texts)
-    batches = [texts[i:i + args.batch_size] for i in range(0, len(texts), args.batch_size)]
+    batches = [texts[i : i + args.batch_size] for i in range(0, len(texts), args.batch_size)]
     rates = []
     for run in range(args.runs + 1):
         t0 = time.perf_counter()
@@ -46,10 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         took = time.perf_counter() - t0
         if run:  # run 0 warms up
             rates.append(n_tokens / took)
-            print(f"run {run}: {n_tokens} tokens in {took:.2f} s = {n_tokens / took:,.0f} tokens/s", flush=True)
-    print(f"{tagger.name}@{tagger.version}: {len(texts)} texts, batch {args.batch_size}, torch threads "
-          f"{torch.get_num_threads()}: median {statistics.median(rates):,.0f} tokens/s "
-          f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})")
+            print(
+                f"run {run}: {n_tokens} tokens in {took:.2f} s = {n_tokens / took:,.0f} tokens/s",
+                flush=True,
+            )
+    print(
+        f"{tagger.name}@{tagger.version}: {len(texts)} texts, batch {args.batch_size}, torch threads "
+        f"{torch.get_num_threads()}: median {statistics.median(rates):,.0f} tokens/s "
+        f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ Texts longer than a model's ``max_length`` tokens are cut after a sentence end, 
 whitespace between tokens, else hard (``chunk_bounds``); chunks sorted longest first are grouped
 into sub-batches of similar length, bounded in size and in padding (``sub_batches``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,7 +16,9 @@ _MIN_SPLIT = 16  # chunks in a sub-batch before it may be cut to save padding
 _MAX_PADDING = 1.5  # padded / real tokens allowed in a sub-batch
 
 
-def chunk_bounds(text: str, starts: Sequence[int], ends: Sequence[int], max_length: int) -> list[tuple[int, int]]:
+def chunk_bounds(
+    text: str, starts: Sequence[int], ends: Sequence[int], max_length: int
+) -> list[tuple[int, int]]:
     """Cut ``n`` tokens into ranges of at most ``max_length`` tokens.
 
     Each cut is after the last sentence-ending token in the second half of the window, else at
@@ -27,7 +30,14 @@ def chunk_bounds(text: str, starts: Sequence[int], ends: Sequence[int], max_leng
     while n - s > max_length:
         e = s + max_length
         lo = s + max(1, max_length // 2)
-        cut = next((j for j in range(e, lo, -1) if ends[j - 1] - starts[j - 1] == 1 and text[starts[j - 1]] in _SENTENCE_ENDS), 0)
+        cut = next(
+            (
+                j
+                for j in range(e, lo, -1)
+                if ends[j - 1] - starts[j - 1] == 1 and text[starts[j - 1]] in _SENTENCE_ENDS
+            ),
+            0,
+        )
         if not cut:
             cut = next((j for j in range(e, lo, -1) if starts[j] > ends[j - 1]), e)
         chunks.append((s, cut))
@@ -50,7 +60,11 @@ def sub_batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
     while i < n:
         longest = lengths[i]
         j, real = i, 0
-        while j < n and j - i < _MAX_BATCH_CHUNKS and (j - i + 1) * longest <= max(_MAX_BATCH_TOKENS, longest):
+        while (
+            j < n
+            and j - i < _MAX_BATCH_CHUNKS
+            and (j - i + 1) * longest <= max(_MAX_BATCH_TOKENS, longest)
+        ):
             if j - i >= _MIN_SPLIT and (j - i + 1) * longest > _MAX_PADDING * (real + lengths[j]):
                 break
             real += lengths[j]

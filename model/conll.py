@@ -4,6 +4,7 @@ sentences, ``-DOCSTART-`` lines ignored, columns separated by tabs or spaces.
 >>> read_conll_lines(["-DOCSTART- -X- O", "", "EU NNP B-ORG", "rejects VBZ O", ""])
 [(['EU', 'rejects'], ['B-ORG', 'O'])]
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,9 @@ def read_conll(path: str | os.PathLike) -> list[Sentence]:
         return read_conll_lines(f, os.fspath(path))
 
 
-def split_dev(sents: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
+def split_dev(
+    sents: list[Sentence], fraction: float, seed: int
+) -> tuple[list[Sentence], list[Sentence]]:
     """``(train, dev)``: a seeded random ``fraction`` of the sentences set aside as dev.
 
     Rule: shuffle sentence indices with ``random.Random(seed)``; the first
@@ -62,7 +65,9 @@ def split_dev(sents: list[Sentence], fraction: float, seed: int) -> tuple[list[S
     order = list(range(len(sents)))
     random.Random(seed).shuffle(order)
     dev_ids = set(order[: round(fraction * len(sents))])
-    return [s for i, s in enumerate(sents) if i not in dev_ids], [s for i, s in enumerate(sents) if i in dev_ids]
+    return [s for i, s in enumerate(sents) if i not in dev_ids], [
+        s for i, s in enumerate(sents) if i in dev_ids
+    ]
 
 
 def data_dir() -> pathlib.Path:

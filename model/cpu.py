@@ -33,9 +33,19 @@ PRECISIONS = ("auto", "bfloat16", "float32")
 # CPU flags (as Linux names them) of native bfloat16 arithmetic that oneDNN uses for the LSTM
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 # ONEDNN_MAX_CPU_ISA values that still allow those instructions (oneDNN's names, upper case)
-_BF16_ISAS = ("ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
-              "AVX512_CORE_AMX_FP16", "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16",
-              "AVX10_2_512", "AVX10_2_512_AMX_2")
+_BF16_ISAS = (
+    "ALL",
+    "DEFAULT",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +90,9 @@ class Precision:
     cpu: str  # CpuInfo.summary()
 
 
-def choose_precision(requested: str = "auto", cpu: CpuInfo | None = None,
-                     isa_cap: str | None = None) -> Precision:
+def choose_precision(
+    requested: str = "auto", cpu: CpuInfo | None = None, isa_cap: str | None = None
+) -> Precision:
     """The inference path for ``requested`` ("auto", "bfloat16" or "float32") on ``cpu``.
 
     ``isa_cap``: the value of ``ONEDNN_MAX_CPU_ISA`` (default: read from the environment).
@@ -95,10 +106,17 @@ def choose_precision(requested: str = "auto", cpu: CpuInfo | None = None,
         return Precision(requested, "forced by the precision setting", cpu.summary())
     native = [f for f in BF16_FLAGS if f in cpu.flags]
     if not native:
-        return Precision("float32", "no native bfloat16 on this CPU (no amx_bf16, no avx512_bf16): "
-                         "emulated bfloat16 is several times slower than float32", cpu.summary())
+        return Precision(
+            "float32",
+            "no native bfloat16 on this CPU (no amx_bf16, no avx512_bf16): "
+            "emulated bfloat16 is several times slower than float32",
+            cpu.summary(),
+        )
     cap = isa_cap.strip().upper()
     if cap and cap not in _BF16_ISAS:
-        return Precision("float32", f"the CPU has {native[0]}, but ONEDNN_MAX_CPU_ISA={isa_cap} keeps "
-                         "oneDNN from using it", cpu.summary())
+        return Precision(
+            "float32",
+            f"the CPU has {native[0]}, but ONEDNN_MAX_CPU_ISA={isa_cap} keeps oneDNN from using it",
+            cpu.summary(),
+        )
     return Precision("bfloat16", f"native bfloat16 ({', '.join(native)})", cpu.summary())

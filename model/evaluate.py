@@ -7,6 +7,7 @@ micro-averaged over all entities, in percent.
 
     python -m tagstream.model.evaluate --model model/artifacts/en-news.pt --data ../shared/data/conll2003/valid.txt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,14 @@ def score(gold: Sequence[SpanSet], pred: Sequence[SpanSet]) -> dict:
         p = 100.0 * t / np_ if np_ else 0.0
         r = 100.0 * t / ng if ng else 0.0
         f = 2 * p * r / (p + r) if p + r else 0.0
-        return {"precision": round(p, 2), "recall": round(r, 2), "f1": round(f, 2), "gold": ng, "predicted": np_, "correct": t}
+        return {
+            "precision": round(p, 2),
+            "recall": round(r, 2),
+            "f1": round(f, 2),
+            "gold": ng,
+            "predicted": np_,
+            "correct": t,
+        }
 
     types = sorted(set(n_gold) | set(n_pred))
     return {
@@ -59,7 +67,9 @@ def score_tags(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[
 def format_report(result: dict) -> str:
     lines = [f"{'type':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'gold':>8}{'pred':>8}"]
     for name, r in list(result["per_type"].items()) + [("micro", result["micro"])]:
-        lines.append(f"{name:<16}{r['precision']:>10.2f}{r['recall']:>10.2f}{r['f1']:>10.2f}{r['gold']:>8}{r['predicted']:>8}")
+        lines.append(
+            f"{name:<16}{r['precision']:>10.2f}{r['recall']:>10.2f}{r['f1']:>10.2f}{r['gold']:>8}{r['predicted']:>8}"
+        )
     return "\n".join(lines)
 
 
@@ -76,11 +86,20 @@ def evaluate_tagger(tagger, sents) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tagstream.model.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m tagstream.model.evaluate", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--model", required=True, help="artifact (.pt)")
     ap.add_argument("--data", required=True, help="CoNLL file with gold tags (last column)")
-    ap.add_argument("--dev-fraction", type=float, default=0.0, help="score only the dev slice set aside by train (e.g. 0.05 for MSRA)")
-    ap.add_argument("--split-seed", type=int, default=13, help="seed of that dev slice (as given to train)")
+    ap.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.0,
+        help="score only the dev slice set aside by train (e.g. 0.05 for MSRA)",
+    )
+    ap.add_argument(
+        "--split-seed", type=int, default=13, help="seed of that dev slice (as given to train)"
+    )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     tagger = load(args.model, threads=args.threads)
@@ -90,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = evaluate_tagger(tagger, sents)
     took = time.perf_counter() - t0
-    print(f"{tagger.name}@{tagger.version} on {args.data}: {len(sents)} sentences, {sum(len(t) for t, _ in sents)} tokens, {took:.1f} s")
+    print(
+        f"{tagger.name}@{tagger.version} on {args.data}: {len(sents)} sentences, {sum(len(t) for t, _ in sents)} tokens, {took:.1f} s"
+    )
     print(format_report(result))
     return 0
 

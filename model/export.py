@@ -9,6 +9,7 @@ artifact with this version's network code (same weights) and re-score it::
     python -m tagstream.model.export model/artifacts/en-news.pt model/artifacts/en-news.pt \\
         --data ../shared/data/conll2003/valid.txt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,13 @@ def build_network(cfg: NetworkConfig, labels: Sequence[str], chars: Vocab) -> Ta
     """A freshly initialised network for entity ``labels`` (BIOES tags, constrained CRF)."""
     tags = bioes_tags(labels)
     if cfg.num_tags != len(tags):
-        raise ValueError(f"config has {cfg.num_tags} tags but labels {list(labels)} need {len(tags)}")
+        raise ValueError(
+            f"config has {cfg.num_tags} tags but labels {list(labels)} need {len(tags)}"
+        )
     allowed, start, end = bioes_transitions(tags)
-    return TaggerNet(cfg, char_table(chars), torch.tensor(allowed), torch.tensor(start), torch.tensor(end))
+    return TaggerNet(
+        cfg, char_table(chars), torch.tensor(allowed), torch.tensor(start), torch.tensor(end)
+    )
 
 
 def confidence_note(crf: bool) -> str:
@@ -59,9 +64,17 @@ def confidence_note(crf: bool) -> str:
     return "mean over the span's tokens of the softmax probability of the predicted tag"
 
 
-def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path: str | os.PathLike,
-           lexicon: Sequence[str] | None = None, *, dev: Sequence[Sentence] | None = None,
-           dev_desc: str = "") -> pathlib.Path:
+def export(
+    net: TaggerNet,
+    meta: dict,
+    words: Vocab,
+    bigrams: Vocab | None,
+    path: str | os.PathLike,
+    lexicon: Sequence[str] | None = None,
+    *,
+    dev: Sequence[Sentence] | None = None,
+    dev_desc: str = "",
+) -> pathlib.Path:
     """Save ``net`` with ``meta`` as an artifact at ``path`` (``tagstream.model.artifact.save``).
 
     With ``dev`` (gold sentences), the saved artifact is loaded back, scored on them (as
@@ -78,7 +91,9 @@ def export(net: TaggerNet, meta: dict, words: Vocab, bigrams: Vocab | None, path
         meta["dev_scores"] = evaluate_tagger(scorer, dev)
         meta["dev_scored_with"] = {k: scorer.info["precision"][k] for k in ("path", "cpu")}
         if dev_desc:
-            meta["dev_scored_on"] = f"{dev_desc}: this artifact on gold tokens (as python -m tagstream.model.evaluate)"
+            meta["dev_scored_on"] = (
+                f"{dev_desc}: this artifact on gold tokens (as python -m tagstream.model.evaluate)"
+            )
         save_again(scripted, files, meta, tmp)
     os.replace(tmp, path)
     return path
@@ -92,8 +107,15 @@ _EN_WORDS = (
 ).split()
 
 
-def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 0, max_length: int = 64,
-                  name: str = "tiny-random", version: str = "0.0.0") -> pathlib.Path:
+def export_random(
+    path: str | os.PathLike,
+    *,
+    language: str = "en",
+    seed: int = 0,
+    max_length: int = 64,
+    name: str = "tiny-random",
+    version: str = "0.0.0",
+) -> pathlib.Path:
     """Write a tiny, randomly initialised but complete and loadable artifact (for tests).
 
     ``language`` "en": conll-en tokenizer, casing feature, labels PER/LOC/ORG/MISC;
@@ -110,7 +132,11 @@ def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 
         bigrams, lexicon = None, None
         extra_sizes, extra_dims, char_dim = [len(CASES)], [4], 8
     else:
-        labels, kind, features = ["PER", "LOC", "ORG"], "char", ["bigram_left", "bigram_right", "lexicon"]
+        labels, kind, features = (
+            ["PER", "LOC", "ORG"],
+            "char",
+            ["bigram_left", "bigram_right", "lexicon"],
+        )
         common = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严龙"
         chars = Vocab(chr(c) for c in range(33, 127))
         for ch in common:
@@ -119,22 +145,42 @@ def export_random(path: str | os.PathLike, *, language: str = "en", seed: int = 
         bigrams = Vocab(a + b for a, b in zip(common, common[1:]))
         lexicon = ["中国", "北京", "人民", "银行", "中国人民银行"]
         extra_sizes, extra_dims, char_dim = [len(bigrams), len(bigrams), LEXICON_SIZE], [4, 4, 4], 0
-    cfg = NetworkConfig(num_words=len(words), word_dim=16, num_chars=len(chars), char_dim=char_dim, char_filters=8,
-                        extra_sizes=extra_sizes, extra_dims=extra_dims, hidden=16, heads=2,
-                        num_tags=len(bioes_tags(labels)))
+    cfg = NetworkConfig(
+        num_words=len(words),
+        word_dim=16,
+        num_chars=len(chars),
+        char_dim=char_dim,
+        char_filters=8,
+        extra_sizes=extra_sizes,
+        extra_dims=extra_dims,
+        hidden=16,
+        heads=2,
+        num_tags=len(bioes_tags(labels)),
+    )
     net = build_network(cfg, labels, chars)
     meta = {
-        "name": name, "version": version, "language": language,
-        "tokenizer": tokenizer_spec(kind), "max_length": max_length, "max_word_chars": cfg.max_word_chars,
-        "labels": labels, "features": features, "network": cfg.to_dict(), "confidence": confidence_note(cfg.crf),
+        "name": name,
+        "version": version,
+        "language": language,
+        "tokenizer": tokenizer_spec(kind),
+        "max_length": max_length,
+        "max_word_chars": cfg.max_word_chars,
+        "labels": labels,
+        "features": features,
+        "network": cfg.to_dict(),
+        "confidence": confidence_note(cfg.crf),
         "training": {"data": "none: random weights (export_random)", "seed": seed},
         "dev_scores": {},
     }
     return export(net, meta, words, bigrams, path, lexicon)
 
 
-def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sentence] | None = None,
-             dev_desc: str = "") -> pathlib.Path:
+def rescript(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    dev: Sequence[Sentence] | None = None,
+    dev_desc: str = "",
+) -> pathlib.Path:
     """Re-export an artifact with this version's network code and metadata format (same weights).
 
     For when ``network.py`` changes in a way that keeps the parameters (e.g. a faster forward), or
@@ -147,15 +193,31 @@ def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sente
     meta = json.loads(files[META_FILE])
     kind = check_spec(meta["tokenizer"], legacy=meta.get("format_version") == 1)
     cfg = NetworkConfig.from_dict(meta["network"])
-    net = TaggerNet(cfg, module.char_table, module.crf.penalty == 0, module.crf.start_penalty == 0,
-                    module.crf.end_penalty == 0) if cfg.crf else None
+    net = (
+        TaggerNet(
+            cfg,
+            module.char_table,
+            module.crf.penalty == 0,
+            module.crf.start_penalty == 0,
+            module.crf.end_penalty == 0,
+        )
+        if cfg.crf
+        else None
+    )
     if net is None:
         raise ValueError("rescript supports CRF models only")
     net.load_state_dict({k: v.float() for k, v in module.state_dict().items()})
     words = Vocab.loads(files[WORDS_FILE])
     bigrams = Vocab.loads(files[BIGRAMS_FILE]) if files[BIGRAMS_FILE] else None
     lexicon = files[LEXICON_FILE].split("\n") if files[LEXICON_FILE] else None
-    for key in ("format", "format_version", "tags", "dev_scored_on", "dev_scored_with", "precision"):
+    for key in (
+        "format",
+        "format_version",
+        "tags",
+        "dev_scored_on",
+        "dev_scored_with",
+        "precision",
+    ):
         meta.pop(key, None)
     meta["tokenizer"] = tokenizer_spec(kind)
     meta["confidence"] = confidence_note(cfg.crf)
@@ -165,12 +227,20 @@ def rescript(src: str | os.PathLike, dst: str | os.PathLike, dev: Sequence[Sente
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tagstream.model.export", description="Re-export an artifact with this "
-                                 "version's network code and metadata (same weights) and store its dev scores.")
+    ap = argparse.ArgumentParser(
+        prog="python -m tagstream.model.export",
+        description="Re-export an artifact with this "
+        "version's network code and metadata (same weights) and store its dev scores.",
+    )
     ap.add_argument("src", help="artifact to re-export")
     ap.add_argument("dst", help="where to write it (may be src)")
     ap.add_argument("--data", required=True, help="dev CoNLL file to score the new artifact on")
-    ap.add_argument("--dev-fraction", type=float, default=0.0, help="score only the dev slice set aside by train")
+    ap.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.0,
+        help="score only the dev slice set aside by train",
+    )
     ap.add_argument("--split-seed", type=int, default=13, help="seed of that slice")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     args = ap.parse_args(argv)

@@ -6,6 +6,7 @@ character bigrams ending / starting at the token, for character-level languages;
 whether the token begins, is inside or ends a 2-4 token word of the artifact's lexicon), and the
 first ``max_word_chars`` code points of the token for the character CNN.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,9 @@ from torch import Tensor
 from tagstream.model.vocab import UNK, Vocab, case_id, digit_key, word_key
 
 FEATURES = ("case", "bigram_left", "bigram_right", "lexicon")
-LEXICON_SIZE = 9  # ids of the lexicon feature: 0 padding, 1 + bitmask of (begins, inside, ends) a word
+LEXICON_SIZE = (
+    9  # ids of the lexicon feature: 0 padding, 1 + bitmask of (begins, inside, ends) a word
+)
 _LEXICON_LENGTHS = (2, 3, 4)
 _CACHE_LIMIT = 500_000
 
@@ -22,8 +25,14 @@ _CACHE_LIMIT = 500_000
 class Featurizer:
     """Maps a text's tokens to ``(features (N, F) int64, chars (N, W) int32)``; F = 1 + extras."""
 
-    def __init__(self, words: Vocab, features: list[str], bigrams: Vocab | None, max_word_chars: int,
-                 lexicon: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        words: Vocab,
+        features: list[str],
+        bigrams: Vocab | None,
+        max_word_chars: int,
+        lexicon: frozenset[str] | None = None,
+    ) -> None:
         unknown = set(features) - set(FEATURES)
         if unknown:
             raise ValueError(f"unknown features {sorted(unknown)}; known: {FEATURES}")
@@ -79,7 +88,7 @@ class Featurizer:
             for length in _LEXICON_LENGTHS:
                 if j + length > n:
                     break
-                if "".join(tokens[j:j + length]) in lexicon:
+                if "".join(tokens[j : j + length]) in lexicon:
                     bits[j] |= 1
                     bits[j + length - 1] |= 4
                     for k in range(j + 1, j + length - 1):
@@ -93,13 +102,19 @@ class Featurizer:
         """
         n = len(offsets)
         if n == 0:
-            return torch.zeros(0, 1 + len(self.features), dtype=torch.long), torch.zeros(0, self.max_word_chars, dtype=torch.int32)
+            return torch.zeros(0, 1 + len(self.features), dtype=torch.long), torch.zeros(
+                0, self.max_word_chars, dtype=torch.int32
+            )
         tokens = [text[a:b] for a, b in offsets]
         feats = torch.tensor(self.columns(tokens), dtype=torch.long).t().contiguous()  # (N, F)
-        cps = torch.frombuffer(bytearray(text.encode("utf-32-le", "surrogatepass")), dtype=torch.int32)  # (L,)
+        cps = torch.frombuffer(
+            bytearray(text.encode("utf-32-le", "surrogatepass")), dtype=torch.int32
+        )  # (L,)
         bounds = torch.tensor(offsets, dtype=torch.long)  # (N, 2)
         width = min(self.max_word_chars, int((bounds[:, 1] - bounds[:, 0]).max()))
-        idx = bounds[:, :1] + self._span[:width].unsqueeze(0)  # (N, W), W = longest token, at most max_word_chars
+        idx = bounds[:, :1] + self._span[:width].unsqueeze(
+            0
+        )  # (N, W), W = longest token, at most max_word_chars
         valid = idx < bounds[:, 1:]  # (N, W)
         chars = torch.where(valid, cps[idx.clamp(max=cps.numel() - 1)], 0)  # (N, W)
         return feats, chars

@@ -5,6 +5,7 @@ the confidences of the predicted tags).
 Shapes: N tokens of W characters; B sequences, T steps, C tags. Both compile with
 ``torch.jit.script`` as parts of ``TaggerNet``.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -47,7 +48,9 @@ class CRF(nn.Module):
     illegal ones get a fixed score of NEG, as do illegal start and end tags.
     """
 
-    def __init__(self, num_tags: int, allowed: Tensor, allowed_start: Tensor, allowed_end: Tensor) -> None:
+    def __init__(
+        self, num_tags: int, allowed: Tensor, allowed_start: Tensor, allowed_end: Tensor
+    ) -> None:
         super().__init__()
         self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))  # (C, C) from -> to
         self.start = nn.Parameter(torch.zeros(num_tags))  # (C,)
@@ -57,7 +60,11 @@ class CRF(nn.Module):
         self.register_buffer("end_penalty", (~allowed_end).float() * NEG)
 
     def _scores(self) -> Tuple[Tensor, Tensor, Tensor]:
-        return self.transitions + self.penalty, self.start + self.start_penalty, self.end + self.end_penalty
+        return (
+            self.transitions + self.penalty,
+            self.start + self.start_penalty,
+            self.end + self.end_penalty,
+        )
 
     def _alphas(self, em: Tensor, mask: Tensor) -> Tensor:
         # em: (B, T, C) emission scores; mask: (B, T) True for real tokens -> (B, T, C) forward scores
@@ -65,7 +72,9 @@ class CRF(nn.Module):
         alpha = start.unsqueeze(0) + em[:, 0]  # (B, C)
         out = [alpha]
         for t in range(1, em.size(1)):
-            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]  # (B, C)
+            nxt = (
+                torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + em[:, t]
+            )  # (B, C)
             alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
             out.append(alpha)
         return torch.stack(out, dim=1)  # (B, T, C)
@@ -76,7 +85,9 @@ class CRF(nn.Module):
         B, T, _ = em.shape
         lengths = mask.sum(dim=1)  # (B,)
         maskf = mask.float()
-        gold = start[tags[:, 0]] + em.gather(2, tags.unsqueeze(2)).squeeze(2).mul(maskf).sum(dim=1)  # (B,)
+        gold = start[tags[:, 0]] + em.gather(2, tags.unsqueeze(2)).squeeze(2).mul(maskf).sum(
+            dim=1
+        )  # (B,)
         pair = trans[tags[:, :-1], tags[:, 1:]]  # (B, T-1)
         gold = gold + (pair * maskf[:, 1:]).sum(dim=1)
         last = tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)  # (B,)
@@ -91,7 +102,9 @@ class CRF(nn.Module):
         trans, start, end = self._scores()
         B, T, C = em.shape
         score = start.unsqueeze(0) + em[:, 0]  # (B, C)
-        keep = torch.arange(C, device=em.device).unsqueeze(0).expand(B, C)  # (B, C) identity back-pointers
+        keep = (
+            torch.arange(C, device=em.device).unsqueeze(0).expand(B, C)
+        )  # (B, C) identity back-pointers
         pointers: List[Tensor] = []
         for t in range(1, T):
             best, arg = (score.unsqueeze(2) + trans.unsqueeze(0)).max(dim=1)  # (B, C) each

@@ -7,6 +7,7 @@ Shapes: B sentences (chunks) in a batch, T tokens in the longest, W characters p
 
 Everything here compiles with ``torch.jit.script`` and is deterministic in eval mode.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,9 @@ class NetworkConfig:
     char_kernel: int = 3
     max_word_chars: int = 20  # longer tokens are cut to this many characters for the CNN
     extra_sizes: List[int] = field(default_factory=list)  # vocab size of each extra id feature
-    extra_dims: List[int] = field(default_factory=list)  # embedding size of each (casing, bigrams...)
+    extra_dims: List[int] = field(
+        default_factory=list
+    )  # embedding size of each (casing, bigrams...)
     hidden: int = 200  # LSTM size per direction
     lstm_layers: int = 1
     heads: int = 4  # self-attention heads; 0 turns attention off
@@ -64,27 +67,51 @@ class TaggerNet(nn.Module):
     (softmax probability without a CRF).
     """
 
-    def __init__(self, cfg: NetworkConfig, char_table: Tensor, allowed: Tensor, allowed_start: Tensor,
-                 allowed_end: Tensor) -> None:
+    def __init__(
+        self,
+        cfg: NetworkConfig,
+        char_table: Tensor,
+        allowed: Tensor,
+        allowed_start: Tensor,
+        allowed_end: Tensor,
+    ) -> None:
         super().__init__()
         self.word_table = nn.Parameter(torch.randn(cfg.num_words, cfg.word_dim) * 0.1)  # (V, Dw)
         self.fast_lstm = True  # bfloat16 dense LSTM at inference (see bilstm)
-        self.sparse = False  # sparse gradients for the big tables (training sets it; see sparse_parameters)
-        self.register_buffer("char_table", char_table.to(torch.int32))  # (65536,) code point -> char id
-        self.chars: Optional[CharCNN] = (
-            CharCNN(cfg.num_chars, cfg.char_dim, cfg.char_filters, cfg.char_kernel) if cfg.char_dim > 0 else None
+        self.sparse = (
+            False  # sparse gradients for the big tables (training sets it; see sparse_parameters)
         )
-        self.extras = nn.ModuleList([nn.Embedding(n, d, padding_idx=0) for n, d in zip(cfg.extra_sizes, cfg.extra_dims)])
+        self.register_buffer(
+            "char_table", char_table.to(torch.int32)
+        )  # (65536,) code point -> char id
+        self.chars: Optional[CharCNN] = (
+            CharCNN(cfg.num_chars, cfg.char_dim, cfg.char_filters, cfg.char_kernel)
+            if cfg.char_dim > 0
+            else None
+        )
+        self.extras = nn.ModuleList(
+            [nn.Embedding(n, d, padding_idx=0) for n, d in zip(cfg.extra_sizes, cfg.extra_dims)]
+        )
         rep = cfg.word_dim + (cfg.char_filters if cfg.char_dim > 0 else 0) + sum(cfg.extra_dims)
         self.drop = nn.Dropout(cfg.dropout)
-        self.lstm = nn.LSTM(rep, cfg.hidden, num_layers=cfg.lstm_layers, batch_first=True, bidirectional=True,
-                            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            rep,
+            cfg.hidden,
+            num_layers=cfg.lstm_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0,
+        )
         self.attn: Optional[nn.MultiheadAttention] = (
-            nn.MultiheadAttention(2 * cfg.hidden, cfg.heads, dropout=0.1, batch_first=True) if cfg.heads > 0 else None
+            nn.MultiheadAttention(2 * cfg.hidden, cfg.heads, dropout=0.1, batch_first=True)
+            if cfg.heads > 0
+            else None
         )
         self.norm = nn.LayerNorm(2 * cfg.hidden)
         self.out = nn.Linear(2 * cfg.hidden, cfg.num_tags)
-        self.crf: Optional[CRF] = CRF(cfg.num_tags, allowed, allowed_start, allowed_end) if cfg.crf else None
+        self.crf: Optional[CRF] = (
+            CRF(cfg.num_tags, allowed, allowed_start, allowed_end) if cfg.crf else None
+        )
 
     def char_ids(self, chars: Tensor) -> Tensor:
         """Code points (any shape) -> character ids; outside the table -> 1 (unknown)."""
@@ -105,16 +132,29 @@ class TaggerNet(nn.Module):
             return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)[0]
         H = self.lstm.hidden_size
         steps = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
-        rev = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)  # (B, T)
+        rev = torch.where(
+            steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps
+        )  # (B, T)
         xb = x.to(torch.bfloat16)
         h0 = torch.zeros(1, B, H, dtype=torch.bfloat16, device=x.device)
-        fw = [self.lstm.weight_ih_l0, self.lstm.weight_hh_l0, self.lstm.bias_ih_l0, self.lstm.bias_hh_l0]
-        bw = [self.lstm.weight_ih_l0_reverse, self.lstm.weight_hh_l0_reverse, self.lstm.bias_ih_l0_reverse,
-              self.lstm.bias_hh_l0_reverse]
+        fw = [
+            self.lstm.weight_ih_l0,
+            self.lstm.weight_hh_l0,
+            self.lstm.bias_ih_l0,
+            self.lstm.bias_hh_l0,
+        ]
+        bw = [
+            self.lstm.weight_ih_l0_reverse,
+            self.lstm.weight_hh_l0_reverse,
+            self.lstm.bias_ih_l0_reverse,
+            self.lstm.bias_hh_l0_reverse,
+        ]
         fw = [w.to(torch.bfloat16) for w in fw]
         bw = [w.to(torch.bfloat16) for w in bw]
         out_f = torch.lstm(xb, [h0, h0], fw, True, 1, 0.0, False, False, True)[0]  # (B, T, H)
-        x_rev = xb.gather(1, rev.unsqueeze(2).expand(B, T, xb.size(2)))  # (B, T, D) each sequence reversed
+        x_rev = xb.gather(
+            1, rev.unsqueeze(2).expand(B, T, xb.size(2))
+        )  # (B, T, D) each sequence reversed
         out_b = torch.lstm(x_rev, [h0, h0], bw, True, 1, 0.0, False, False, True)[0]  # (B, T, H)
         out_b = out_b.gather(1, rev.unsqueeze(2).expand(B, T, H))  # back to text order
         return torch.cat([out_f, out_b], dim=2).float()  # (B, T, 2H)
@@ -132,25 +172,37 @@ class TaggerNet(nn.Module):
     def emissions(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
         """Tag scores (B, T, C) for each token (0 at padding); chars (B, T, W) code points."""
         B, T = words.shape
-        real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
+        real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(
+            B * T
+        )  # (B*T,)
         idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
         c = self.char_features(chars.reshape(B * T, chars.size(2)).index_select(0, idx))  # (N, F)
         return self.emissions_from(words, extras, c, lengths)
 
     @torch.jit.export
-    def emissions_from(self, words: Tensor, extras: Tensor, char_feats: Tensor, lengths: Tensor) -> Tensor:
+    def emissions_from(
+        self, words: Tensor, extras: Tensor, char_feats: Tensor, lengths: Tensor
+    ) -> Tensor:
         """``emissions`` with the real tokens' character features given: char_feats (N, F), the
         N real tokens in row order (sentence by sentence), from ``char_features``."""
         B, T = words.shape
-        real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
+        real = (torch.arange(T, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(
+            B * T
+        )  # (B*T,)
         idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
-        parts = [F.embedding(words, self.word_table, sparse=self.sparse).float()]  # (B, T, Dw); the table may be fp16
+        parts = [
+            F.embedding(words, self.word_table, sparse=self.sparse).float()
+        ]  # (B, T, Dw); the table may be fp16
         if self.chars is not None:
             c = char_feats.float()
-            full = torch.zeros(B * T, c.size(1), dtype=c.dtype, device=c.device).index_copy(0, idx, c)  # (B*T, F)
+            full = torch.zeros(B * T, c.size(1), dtype=c.dtype, device=c.device).index_copy(
+                0, idx, c
+            )  # (B*T, F)
             parts.append(full.reshape(B, T, -1))  # (B, T, F)
         for i, emb in enumerate(self.extras):
-            parts.append(F.embedding(extras[:, :, i], emb.weight, 0, sparse=self.sparse).float())  # (B, T, De)
+            parts.append(
+                F.embedding(extras[:, :, i], emb.weight, 0, sparse=self.sparse).float()
+            )  # (B, T, De)
         x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)
         h = self.bilstm(x, lengths)  # (B, T, 2H)
         return self._head(h.reshape(B * T, -1).index_select(0, idx), real, idx, B, T)
@@ -173,15 +225,19 @@ class TaggerNet(nn.Module):
             parts.append(F.embedding(extras[:, i], emb.weight, 0).float())  # (N, De)
         lstm = self.lstm
         weight = torch.cat([lstm.weight_ih_l0, lstm.weight_ih_l0_reverse])  # (8H, D)
-        bias = torch.cat([lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse])
+        bias = torch.cat(
+            [lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse]
+        )
         scale = self._cell_scale().repeat(2)  # (8H,)
-        return F.linear(torch.cat(parts, dim=1), weight * scale.unsqueeze(1), bias * scale)  # (N, 8H)
+        return F.linear(
+            torch.cat(parts, dim=1), weight * scale.unsqueeze(1), bias * scale
+        )  # (N, 8H)
 
     def _cell_scale(self) -> Tensor:
         """(4H,) 1 for the i, f, o gates and 2 for the cell candidate g (see ``token_gates``)."""
         H = self.lstm.hidden_size
         scale = torch.ones(4 * H, device=self.lstm.weight_hh_l0.device)
-        scale[2 * H:3 * H] = 2.0
+        scale[2 * H : 3 * H] = 2.0
         return scale
 
     @torch.jit.export
@@ -206,11 +262,15 @@ class TaggerNet(nn.Module):
         fw = (t * 2) * B + b  # (N,)
         bw = ((lengths[b] - 1 - t) * 2 + 1) * B + b  # (N,)
         ordered = bool((lengths[:-1] >= lengths[1:]).all())
-        x = torch.empty(T * 2 * B, G, dtype=gates.dtype, device=gates.device)  # padding is never read
+        x = torch.empty(
+            T * 2 * B, G, dtype=gates.dtype, device=gates.device
+        )  # padding is never read
         if not ordered:  # ... except by finished sequences, whose states are not used either
             x.zero_()
         x.index_copy_(0, fw, gates[:, :G]).index_copy_(0, bw, gates[:, G:])
-        states = self._recurrence(x.reshape(T, 2, B, G), lengths, ordered).reshape(T * 2 * B, -1)  # (T*2*B, H)
+        states = self._recurrence(x.reshape(T, 2, B, G), lengths, ordered).reshape(
+            T * 2 * B, -1
+        )  # (T*2*B, H)
         hr = torch.cat([states.index_select(0, fw), states.index_select(0, bw)], dim=1)  # (N, 2H)
         return self._head(hr, real, idx, B, T)
 
@@ -225,20 +285,28 @@ class TaggerNet(nn.Module):
         T, _, B, G = gates.shape
         H = G // 4
         lstm = self.lstm
-        w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse]).transpose(1, 2)  # (2, H, 4H)
+        w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse]).transpose(
+            1, 2
+        )  # (2, H, 4H)
         w_hh = w_hh * self._cell_scale()
         counts = torch.full([T], B)
         if ordered:
-            counts = (lengths.unsqueeze(0) > torch.arange(T, device=gates.device).unsqueeze(1)).sum(dim=1)
+            counts = (lengths.unsqueeze(0) > torch.arange(T, device=gates.device).unsqueeze(1)).sum(
+                dim=1
+            )
         running: List[int] = counts.tolist()
-        out = torch.empty(T, 2, B, H, dtype=gates.dtype, device=gates.device)  # only real steps are read
+        out = torch.empty(
+            T, 2, B, H, dtype=gates.dtype, device=gates.device
+        )  # only real steps are read
         h = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
         c = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
         for t in range(T):
             k = running[t]
             if k < h.size(1):
                 h, c = h[:, :k], c[:, :k]
-            i, f, g, o = torch.baddbmm(gates[t, :, :k], h, w_hh).sigmoid_().chunk(4, dim=2)  # (2, k, H) each
+            i, f, g, o = (
+                torch.baddbmm(gates[t, :, :k], h, w_hh).sigmoid_().chunk(4, dim=2)
+            )  # (2, k, H) each
             c = torch.addcmul(f * c, i, g * 2 - 1)  # c = f c + i tanh(g)
             h = o * (torch.sigmoid(c * 2) * 2 - 1)  # h = o tanh(c)
             out[t, :, :k] = h
@@ -257,19 +325,34 @@ class TaggerNet(nn.Module):
         if attn is not None:
             nh = attn.num_heads
             qkv = F.linear(hr, attn.in_proj_weight, attn.in_proj_bias)  # (N, 3*2H): q | k | v
-            qkv = torch.zeros(B * T, 3 * D, dtype=qkv.dtype, device=qkv.device).index_copy(0, idx, qkv)  # (B*T, 3*2H)
-            qkv = qkv.reshape(B, T, 3, nh, D // nh).permute(2, 0, 3, 1, 4)  # (3, B, heads, T, 2H/heads)
+            qkv = torch.zeros(B * T, 3 * D, dtype=qkv.dtype, device=qkv.device).index_copy(
+                0, idx, qkv
+            )  # (B*T, 3*2H)
+            qkv = qkv.reshape(B, T, 3, nh, D // nh).permute(
+                2, 0, 3, 1, 4
+            )  # (3, B, heads, T, 2H/heads)
             keys = real.reshape(B, 1, 1, T)  # attend to real tokens only
-            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keys,
-                                               dropout_p=attn.dropout if self.training else 0.0)  # (B, heads, T, 2H/heads)
+            a = F.scaled_dot_product_attention(
+                qkv[0],
+                qkv[1],
+                qkv[2],
+                attn_mask=keys,
+                dropout_p=attn.dropout if self.training else 0.0,
+            )  # (B, heads, T, 2H/heads)
             a = a.transpose(1, 2).reshape(B * T, D).index_select(0, idx)  # (N, 2H)
             a = F.linear(a, attn.out_proj.weight, attn.out_proj.bias)  # (N, 2H)
             hr = self.norm(hr + self.drop(a))
         em = self.out(self.drop(hr))  # (N, C)
         C = em.size(1)
-        return torch.zeros(B * T, C, dtype=em.dtype, device=em.device).index_copy(0, idx, em).reshape(B, T, C)  # (B, T, C)
+        return (
+            torch.zeros(B * T, C, dtype=em.dtype, device=em.device)
+            .index_copy(0, idx, em)
+            .reshape(B, T, C)
+        )  # (B, T, C)
 
-    def forward(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(
+        self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor
+    ) -> Tuple[Tensor, Tensor]:
         return self.decode(self.emissions(words, extras, chars, lengths), lengths)
 
     @torch.jit.export
@@ -279,7 +362,9 @@ class TaggerNet(nn.Module):
         Separate from ``emissions`` so that a caller can compute emissions in length-sorted
         sub-batches and decode them all in one pass (one loop over time instead of several).
         """
-        mask = torch.arange(em.size(1), device=em.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        mask = torch.arange(em.size(1), device=em.device).unsqueeze(0) < lengths.unsqueeze(
+            1
+        )  # (B, T)
         if self.crf is not None:
             tags = self.crf.viterbi(em, mask)  # (B, T)
             probs = self.crf.marginals(em, mask)  # (B, T, C)
@@ -295,7 +380,9 @@ class TaggerNet(nn.Module):
         return [self.word_table] + [emb.weight for emb in self.extras]
 
     @torch.jit.unused
-    def loss(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor, tags: Tensor) -> Tensor:
+    def loss(
+        self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor, tags: Tensor
+    ) -> Tensor:
         """Training loss summed over the batch (CRF NLL, or token cross-entropy)."""
         em = self.emissions(words, extras, chars, lengths)
         mask = torch.arange(em.size(1)).unsqueeze(0) < lengths.unsqueeze(1)

@@ -12,6 +12,7 @@ frequent English words of ``wordfreq`` (code Apache-2.0, word lists CC-BY-SA 4.0
     python -m tagstream.model.pretrained --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
         --top 100000 --dim 256 --output /work/runs/minilm-words.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ def word_list(files: list[str], top: int, language: str) -> list[str]:
     """Words to embed: the corpus words first (in order of frequency), then wordfreq's top list."""
     from collections import Counter
 
-    counts: Counter = Counter(word_key(t) for f in files for tokens, _ in read_conll(f) for t in tokens)
+    counts: Counter = Counter(
+        word_key(t) for f in files for tokens, _ in read_conll(f) for t in tokens
+    )
     words = [w for w, _ in counts.most_common()]
     seen = set(words)
     if top:
@@ -62,16 +65,29 @@ def embed(words: list[str], batch: int = 512) -> torch.Tensor:
     encoder = AutoModel.from_pretrained(str(encoder_path())).eval()
     t0 = time.perf_counter()
     out = []
-    order = sorted(range(len(words)), key=lambda i: len(words[i]))  # similar lengths per batch: less padding
+    order = sorted(
+        range(len(words)), key=lambda i: len(words[i])
+    )  # similar lengths per batch: less padding
     for k in range(0, len(order), batch):
-        idx = order[k:k + batch]
+        idx = order[k : k + batch]
         with torch.inference_mode():
-            enc = tokenizer([words[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=16)
+            enc = tokenizer(
+                [words[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=16,
+            )
             hidden = encoder(**enc).last_hidden_state  # (b, L, 384)
             mask = enc["attention_mask"].unsqueeze(2).float()  # (b, L, 1)
             out.append((hidden * mask).sum(dim=1) / mask.sum(dim=1))  # (b, 384)
         if (k // batch) % 40 == 0:
-            log.info("%d / %d words, %.0f words/s", k + len(idx), len(words), (k + len(idx)) / (time.perf_counter() - t0))
+            log.info(
+                "%d / %d words, %.0f words/s",
+                k + len(idx),
+                len(words),
+                (k + len(idx)) / (time.perf_counter() - t0),
+            )
     vectors = torch.empty(len(words), out[0].size(1))
     vectors[torch.tensor(order)] = torch.cat(out)
     return vectors
@@ -88,9 +104,15 @@ def reduce(vectors: torch.Tensor, dim: int) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    ap = argparse.ArgumentParser(prog="python -m tagstream.model.pretrained", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--words-from", nargs="*", default=[], help="CoNLL files whose words are embedded first")
-    ap.add_argument("--top", type=int, default=100000, help="also the N most frequent words of wordfreq")
+    ap = argparse.ArgumentParser(
+        prog="python -m tagstream.model.pretrained", description=__doc__.split("\n\n")[0]
+    )
+    ap.add_argument(
+        "--words-from", nargs="*", default=[], help="CoNLL files whose words are embedded first"
+    )
+    ap.add_argument(
+        "--top", type=int, default=100000, help="also the N most frequent words of wordfreq"
+    )
     ap.add_argument("--language", default="en")
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--output", required=True)

@@ -11,6 +11,7 @@ default ``../shared/data``), ``pretrained`` may start with ``~``, ``output`` is 
 working directory. The shipped models' recipes are in ``model/recipes/``; each model card in
 docs/models.md cites its recipe.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,9 @@ def read_recipe(path: str | os.PathLike, known: set[str]) -> dict:
     values = {k.replace("-", "_"): v for k, v in raw.items()}
     unknown = sorted(set(values) - known - {"recipe"})
     if unknown:
-        raise ValueError(f"recipe {path}: unknown options {unknown}; see python -m tagstream.model.train --help")
+        raise ValueError(
+            f"recipe {path}: unknown options {unknown}; see python -m tagstream.model.train --help"
+        )
     root = data_dir()
     if isinstance(values.get("train"), str):
         values["train"] = [values["train"]]

@@ -56,8 +56,10 @@ def resolve(ref: str | os.PathLike | None) -> pathlib.Path:
     models = installed()
     if text in models:
         return models[text]
-    raise UnknownModel(f"no model named {text!r}; installed: {', '.join(models) or 'none'} "
-                       "(or give the path of an artifact file)")
+    raise UnknownModel(
+        f"no model named {text!r}; installed: {', '.join(models) or 'none'} "
+        "(or give the path of an artifact file)"
+    )
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ def cards() -> list[Card]:
     for name, path in installed().items():
         meta = read_meta(path)
         f1 = ((meta.get("dev_scores") or {}).get("micro") or {}).get("f1")
-        out.append(Card(name, meta.get("version", "?"), meta.get("language", "?"), tuple(meta.get("labels", ())),
-                        f1, path.stat().st_size / 1e6, path))
+        out.append(
+            Card(
+                name,
+                meta.get("version", "?"),
+                meta.get("language", "?"),
+                tuple(meta.get("labels", ())),
+                f1,
+                path.stat().st_size / 1e6,
+                path,
+            )
+        )
     return out

@@ -13,6 +13,7 @@ with the same rules, as conlleval does):
 >>> spans_to_tags([(0, 2, "PER"), (3, 4, "LOC")], 5, "BIOES")
 ['B-PER', 'E-PER', 'O', 'S-LOC', 'O']
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -38,14 +39,20 @@ def tags_to_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     for i, tag in enumerate(tags):
         p, t = split_tag(tag)
         # conlleval endOfChunk(prev, cur)
-        ends = prev_p in ("E", "S") or (prev_p in ("B", "I") and p in ("B", "S", "O")) or (
-            prev_p != "O" and prev_t != t
+        ends = (
+            prev_p in ("E", "S")
+            or (prev_p in ("B", "I") and p in ("B", "S", "O"))
+            or (prev_p != "O" and prev_t != t)
         )
         if ends and start >= 0:
             spans.append((start, i, prev_t))
             start = -1
         # conlleval startOfChunk(prev, cur)
-        starts = p in ("B", "S") or (prev_p in ("E", "S", "O") and p in ("E", "I")) or (p != "O" and prev_t != t)
+        starts = (
+            p in ("B", "S")
+            or (prev_p in ("E", "S", "O") and p in ("E", "I"))
+            or (p != "O" and prev_t != t)
+        )
         if starts:
             start = i
         prev_p, prev_t = p, t
@@ -54,7 +61,9 @@ def tags_to_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
-def spans_to_tags(spans: Sequence[tuple[int, int, str]], length: int, scheme: str = "BIOES") -> list[str]:
+def spans_to_tags(
+    spans: Sequence[tuple[int, int, str]], length: int, scheme: str = "BIOES"
+) -> list[str]:
     """The tag sequence of ``length`` tokens with the given spans, in ``scheme``.
 
     Raises ValueError for an unknown scheme, an empty, out-of-range or overlapping span, or an
@@ -74,7 +83,9 @@ def spans_to_tags(spans: Sequence[tuple[int, int, str]], length: int, scheme: st
             tags[start] = f"S-{typ}"
             continue
         first = "B"
-        if scheme == "IOB1" and not (start > 0 and tags[start - 1] not in ("O",) and tags[start - 1][2:] == typ):
+        if scheme == "IOB1" and not (
+            start > 0 and tags[start - 1] not in ("O",) and tags[start - 1][2:] == typ
+        ):
             first = "I"
         tags[start] = f"{first}-{typ}"
         for i in range(start + 1, end):
@@ -122,4 +133,8 @@ def bioes_transitions(tags: Sequence[str]) -> tuple[list[list[bool]], list[bool]
         return b[0] in ("O", "B", "S")
 
     allowed = [[ok(a, b) for b in parts] for a in parts]
-    return allowed, [p[0] in ("O", "B", "S") for p in parts], [p[0] in ("O", "E", "S") for p in parts]
+    return (
+        allowed,
+        [p[0] in ("O", "B", "S") for p in parts],
+        [p[0] in ("O", "E", "S") for p in parts],
+    )

@@ -11,6 +11,7 @@ of the CRF posterior marginal probability of the predicted tag (in [0, 1]).
 Texts longer than ``max_length`` tokens are cut into chunks at sentence ends (else at whitespace
 between tokens, else hard) and their spans merged back; nothing is truncated.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,12 @@ from tagstream.model.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-_CHAR_CACHE_ROWS = 65_536  # distinct tokens whose character features are kept (13 MiB at 50 filters)
-_GATE_CACHE_BYTES = 32 * 2**20  # the BiLSTM input gates of distinct tokens (8,192 tokens at H = 128)
+_CHAR_CACHE_ROWS = (
+    65_536  # distinct tokens whose character features are kept (13 MiB at 50 filters)
+)
+_GATE_CACHE_BYTES = (
+    32 * 2**20
+)  # the BiLSTM input gates of distinct tokens (8,192 tokens at H = 128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +54,13 @@ class Span:
     score: float
 
     def to_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "label": self.label, "text": self.text, "score": self.score}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "label": self.label,
+            "text": self.text,
+            "score": self.score,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +83,14 @@ def default_model_path() -> pathlib.Path:
 class Tagger:
     """A loaded artifact. ``tag``/``tag_prepared`` may be called from one thread at a time each."""
 
-    def __init__(self, module: torch.jit.ScriptModule, meta: dict, words: Vocab, bigrams: Vocab | None,
-                 lexicon: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        module: torch.jit.ScriptModule,
+        meta: dict,
+        words: Vocab,
+        bigrams: Vocab | None,
+        lexicon: frozenset[str] | None = None,
+    ) -> None:
         self.module = module
         self.info: dict = meta
         self.name: str = meta["name"]
@@ -83,7 +100,9 @@ class Tagger:
         self.tokenizer: str = meta["tokenizer"]["kind"]
         self.tags: list[str] = list(meta["tags"])
         self.precision: str = (meta.get("precision") or {}).get("path", "")  # set by load()
-        self._featurizer = Featurizer(words, meta["features"], bigrams, int(meta["max_word_chars"]), lexicon)
+        self._featurizer = Featurizer(
+            words, meta["features"], bigrams, int(meta["max_word_chars"]), lexicon
+        )
         self._lock = threading.Lock()
         # networks exported before ``emissions_from`` existed compute every token's characters
         self._from_ids = hasattr(module, "emissions_from")
@@ -92,10 +111,16 @@ class Tagger:
         # float32 one-layer networks from ``token_gates`` on: the BiLSTM's input projection once
         # per distinct token (the bfloat16 path keeps oneDNN's LSTM, which is faster where native)
         net = meta["network"]
-        self._gate_cache = (TokenCache(max(1024, _GATE_CACHE_BYTES // (32 * net["hidden"])))
-                            if hasattr(module, "token_gates") and self.precision != "bfloat16"
-                            and net["lstm_layers"] == 1 else None)
-        self._local_features = set(meta["features"]) <= {"case"}  # extra ids follow from the token alone
+        self._gate_cache = (
+            TokenCache(max(1024, _GATE_CACHE_BYTES // (32 * net["hidden"])))
+            if hasattr(module, "token_gates")
+            and self.precision != "bfloat16"
+            and net["lstm_layers"] == 1
+            else None
+        )
+        self._local_features = set(meta["features"]) <= {
+            "case"
+        }  # extra ids follow from the token alone
 
     def __repr__(self) -> str:
         return f"Tagger({self.name}@{self.version}, labels={self.labels}, max_length={self.max_length})"
@@ -110,7 +135,14 @@ class Tagger:
         starts = tuple(a for a, _ in offsets)
         ends = tuple(b for _, b in offsets)
         ids = tuple(self._featurizer.columns([text[a:b] for a, b in offsets])) if offsets else ()
-        return Prepared(text, len(offsets), starts, ends, ids, tuple(chunk_bounds(text, starts, ends, self.max_length)))
+        return Prepared(
+            text,
+            len(offsets),
+            starts,
+            ends,
+            ids,
+            tuple(chunk_bounds(text, starts, ends, self.max_length)),
+        )
 
     def prepare_tokens(self, tokens: Sequence[str]) -> Prepared:
         """A Prepared for text that is already tokenised (evaluation on gold tokens).
@@ -126,19 +158,25 @@ class Tagger:
     def tag_prepared(self, docs: Sequence[Prepared]) -> list[list[Span]]:
         """Entity spans of each prepared text, in input order (chunks batched longest first)."""
         out: list[list[Span]] = [[] for _ in docs]
-        work = sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
+        work = sorted(
+            ((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True
+        )
         with self._lock, torch.inference_mode():
             # per sub-batch of similar lengths: emissions, CRF decode (its loop over time is as
             # long as the sub-batch's longest chunk), spans
             for i, j in sub_batches([n for n, _, _ in work]):
                 em = self._emissions(docs, work[i:j])  # (B, T, C)
-                tags, conf = self.module.decode(em, torch.tensor([n for n, _, _ in work[i:j]]))  # (B, T) each
+                tags, conf = self.module.decode(
+                    em, torch.tensor([n for n, _, _ in work[i:j]])
+                )  # (B, T) each
                 self._spans(docs, work[i:j], tags, conf, out)
         for spans in out:
             spans.sort(key=lambda s: s.start)
         return out
 
-    def _emissions(self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]]) -> torch.Tensor:
+    def _emissions(
+        self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]]
+    ) -> torch.Tensor:
         """Emission scores (B, T, C) of chunks ``(length, doc, first token)`` sorted longest first.
 
         The tensors are built for the whole sub-batch at once: ids from the docs' id lists, the
@@ -160,10 +198,10 @@ class Tagger:
                 total += len(doc.text)
                 texts.append(doc.text)
             for k in range(ncols):
-                cols[k] += doc.ids[k][a:a + n]
+                cols[k] += doc.ids[k][a : a + n]
             offset = base[d]
-            starts += [offset + x for x in doc.starts[a:a + n]]
-            ends += [offset + x for x in doc.ends[a:a + n]]
+            starts += [offset + x for x in doc.starts[a : a + n]]
+            ends += [offset + x for x in doc.ends[a : a + n]]
         real = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
         ids = torch.zeros(B, T, ncols, dtype=torch.long)
         ids[real] = torch.tensor(cols).t()  # (B, T, F)
@@ -171,21 +209,33 @@ class Tagger:
             text = "".join(texts)
             tokens = [text[a:b] for a, b in zip(starts, ends)]
             keys = tokens if self._local_features else list(zip(tokens, *cols[1:]))
-            gates = self._gate_cache.lookup(keys, lambda new, first: self._gates(tokens, cols, first))
+            gates = self._gate_cache.lookup(
+                keys, lambda new, first: self._gates(tokens, cols, first)
+            )
             return self.module.emissions_from_gates(gates, lengths)  # (B, T, C)
         if self._char_cache is not None:  # each distinct token's character features once
             text = "".join(texts)
             keys = [text[a:b][: self._featurizer.max_word_chars] for a, b in zip(starts, ends)]
-            feats = self._char_cache.lookup(keys, lambda new, first: self._char_features(new))  # (N, F)
-            return self.module.emissions_from(ids[:, :, 0], ids[:, :, 1:], feats, lengths)  # (B, T, C)
+            feats = self._char_cache.lookup(
+                keys, lambda new, first: self._char_features(new)
+            )  # (N, F)
+            return self.module.emissions_from(
+                ids[:, :, 0], ids[:, :, 1:], feats, lengths
+            )  # (B, T, C)
         if self._from_ids:  # no character CNN (e.g. Chinese: the token is the character)
-            return self.module.emissions_from(ids[:, :, 0], ids[:, :, 1:], torch.zeros(len(starts), 0), lengths)
-        cps = torch.frombuffer(bytearray("".join(texts).encode("utf-32-le", "surrogatepass")), dtype=torch.int32)
+            return self.module.emissions_from(
+                ids[:, :, 0], ids[:, :, 1:], torch.zeros(len(starts), 0), lengths
+            )
+        cps = torch.frombuffer(
+            bytearray("".join(texts).encode("utf-32-le", "surrogatepass")), dtype=torch.int32
+        )
         first = torch.tensor(starts)  # (N,)
         size = (torch.tensor(ends) - first).clamp(max=self._featurizer.max_word_chars)  # (N,)
         W = int(size.max())
         at = first.unsqueeze(1) + torch.arange(W).unsqueeze(0)  # (N, W)
-        flat = torch.where(at < (first + size).unsqueeze(1), cps[at.clamp(max=cps.numel() - 1)], 0)  # (N, W)
+        flat = torch.where(
+            at < (first + size).unsqueeze(1), cps[at.clamp(max=cps.numel() - 1)], 0
+        )  # (N, W)
         chars = torch.zeros(B, T, W, dtype=torch.long)
         chars[real] = flat.long()  # (B, T, W)
         return self.module.emissions(ids[:, :, 0], ids[:, :, 1:], chars, lengths)  # (B, T, C)
@@ -195,7 +245,9 @@ class Tagger:
         cut = [t[: self._featurizer.max_word_chars] for t in tokens]
         sizes = torch.tensor([len(t) for t in cut])  # (M,)
         W = max(1, int(sizes.max()))
-        flat = torch.frombuffer(bytearray("".join(cut).encode("utf-32-le", "surrogatepass")), dtype=torch.int32)
+        flat = torch.frombuffer(
+            bytearray("".join(cut).encode("utf-32-le", "surrogatepass")), dtype=torch.int32
+        )
         cps = torch.zeros(len(cut), W, dtype=torch.long)  # (M, W) code points, 0 = padding
         cps[torch.arange(W).unsqueeze(0) < sizes.unsqueeze(1)] = flat.long()
         return self.module.char_features(cps)  # (M, F)
@@ -203,12 +255,21 @@ class Tagger:
     def _gates(self, tokens: list[str], cols: list[list[int]], rows: list[int]) -> torch.Tensor:
         """(M, 8H) BiLSTM input gates of the tokens at positions ``rows`` of a batch."""
         ids = torch.tensor([[col[r] for r in rows] for col in cols]).t()  # (M, 1 + E)
-        chars = (self._char_features([tokens[r] for r in rows]) if self._has_chars
-                 else torch.zeros(len(rows), 0))
+        chars = (
+            self._char_features([tokens[r] for r in rows])
+            if self._has_chars
+            else torch.zeros(len(rows), 0)
+        )
         return self.module.token_gates(ids[:, 0], ids[:, 1:], chars)
 
-    def _spans(self, docs: Sequence[Prepared], work: list[tuple[int, int, int]], tags: torch.Tensor,
-               conf: torch.Tensor, out: list[list[Span]]) -> None:
+    def _spans(
+        self,
+        docs: Sequence[Prepared],
+        work: list[tuple[int, int, int]],
+        tags: torch.Tensor,
+        conf: torch.Tensor,
+        out: list[list[Span]],
+    ) -> None:
         has_entity = (tags != 0).any(dim=1).tolist()
         tag_rows = tags.tolist()
         for row, (n, d, a) in enumerate(work):
@@ -225,8 +286,11 @@ class Tagger:
                 score = min(1.0, max(0.0, sum(scores[s:e]) / (e - s)))
                 out[d].append(Span(start, end, label, doc.text[start:end], score))
 
-_SMOKE_TEXTS = {"conll-en": "Smoke test: John Smith met officials of Acme Corp. in Paris on 3 May 2021 .",
-                "char": "测试：张三在北京会见了联合国官员。"}
+
+_SMOKE_TEXTS = {
+    "conll-en": "Smoke test: John Smith met officials of Acme Corp. in Paris on 3 May 2021 .",
+    "char": "测试：张三在北京会见了联合国官员。",
+}
 
 
 def _smoke(path: pathlib.Path, tagger: "Tagger") -> None:
@@ -240,11 +304,13 @@ def _smoke(path: pathlib.Path, tagger: "Tagger") -> None:
         if not bool(torch.isfinite(em).all()):
             raise ValueError("the network gives non-finite scores")
         (spans,) = tagger.tag([text])
-        if any(s.label not in tagger.labels or s.text != text[s.start:s.end] for s in spans):
+        if any(s.label not in tagger.labels or s.text != text[s.start : s.end] for s in spans):
             raise ValueError(f"bad spans {spans}")
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ArtifactError(path, f"fails a test tagging of {text!r}: {type(e).__name__}: {first}") from e
+        raise ArtifactError(
+            path, f"fails a test tagging of {text!r}: {type(e).__name__}: {first}"
+        ) from e
 
 
 def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
@@ -255,8 +321,9 @@ def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
         raise ValueError("this network has no bfloat16 path")
 
 
-def load(path: str | os.PathLike | None = None, *, threads: int | None = None,
-         precision: str = "auto") -> Tagger:
+def load(
+    path: str | os.PathLike | None = None, *, threads: int | None = None, precision: str = "auto"
+) -> Tagger:
     """Load a model: an installed model's name (None: en-news; see ``tagstream.model.registry``) or an
     artifact file; ArtifactError if it cannot be used, UnknownModel (a ValueError) for a name
     that is not installed.

@@ -18,6 +18,7 @@ so ``Tagger`` keeps these results per distinct token and runs the layers on new 
 >>> calls  # each distinct token computed once
 [['a', 'bb'], ['ccc']]
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
@@ -60,19 +61,25 @@ class TokenCache:
             self.computed += len(first)
             at = {k: j for j, k in enumerate(first)}
             return compute(list(first), list(first.values())).index_select(
-                0, torch.tensor([at[k] for k in keys]))
+                0, torch.tensor([at[k] for k in keys])
+            )
         index = self._index
         new = [k for k in first if k not in index]
         if new:
-            if len(index) + len(new) > self.rows:  # keep this call's held keys and the most used others
-                self._evict([index[k] for k in first if k in index], others=min(self.rows // 2, self.rows - len(first)))
+            if (
+                len(index) + len(new) > self.rows
+            ):  # keep this call's held keys and the most used others
+                self._evict(
+                    [index[k] for k in first if k in index],
+                    others=min(self.rows // 2, self.rows - len(first)),
+                )
                 index = self._index
             values = compute(new, [first[k] for k in new])  # (M, R)
             self.computed += len(new)
             if self._table.size(0) != self.rows:
                 self._table = torch.empty(self.rows, values.size(1), dtype=values.dtype)
             at = len(self._keys)
-            self._table[at:at + len(new)] = values
+            self._table[at : at + len(new)] = values
             index.update((k, at + j) for j, k in enumerate(new))
             self._keys += new
         rows = torch.tensor([index[k] for k in keys])
@@ -86,7 +93,9 @@ class TokenCache:
         rest = torch.ones(n, dtype=torch.bool)
         rest[needed] = False
         candidates = rest.nonzero().squeeze(1)
-        top = candidates.index_select(0, uses.index_select(0, candidates).topk(min(others, candidates.numel())).indices)
+        top = candidates.index_select(
+            0, uses.index_select(0, candidates).topk(min(others, candidates.numel())).indices
+        )
         kept = torch.cat([torch.tensor(needed, dtype=torch.long), top]).sort().values
         self._table[: kept.numel()] = self._table.index_select(0, kept)
         self._keys = [self._keys[i] for i in kept.tolist()]

@@ -27,6 +27,7 @@ split off, what is kept whole). ``check_spec`` accepts only a version this code 
 exactly its settings; any change to the rules below must bump that kind's version (and keep the
 old rules if artifacts made with them should still load).
 """
+
 from __future__ import annotations
 
 import copy
@@ -61,7 +62,8 @@ def _mark_class() -> str:
     """A regex character class body of every combining mark (Unicode categories M*)."""
     ranges = mark_ranges()
     return "".join(
-        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
     )
 
 
@@ -98,8 +100,17 @@ _SPECS: dict[str, dict] = {
         "version": 1,
         "settings": {
             "split_on": ["whitespace", "punctuation"],
-            "kept_whole": ["url", "email", "letter-dot abbreviation", "listed abbreviation", "initial", "list rank",
-                           "number", "currency prefix", "joined word"],
+            "kept_whole": [
+                "url",
+                "email",
+                "letter-dot abbreviation",
+                "listed abbreviation",
+                "initial",
+                "list rank",
+                "number",
+                "currency prefix",
+                "joined word",
+            ],
             "word_joiners": ["-", ".", "&", "/", "'"],
             "number_joiners": [".", ",", ":"],
             "abbreviations": sorted(set(_ABBREVIATIONS.split("|"))),
@@ -127,7 +138,9 @@ def _conll_en(text: str) -> list[tuple[int, int]]:
             out.append(m.span())
         else:
             end = m.end()
-            for t in _CONLL_EN.finditer(text, m.start()):  # no endpos: lookarounds see the whole text
+            for t in _CONLL_EN.finditer(
+                text, m.start()
+            ):  # no endpos: lookarounds see the whole text
                 if t.start() >= end:
                     break
                 out.append(t.span())
@@ -174,13 +187,20 @@ def check_spec(stored: object, legacy: bool = False) -> str:
         raise ValueError(f"{kind}: no rules version (got {version!r})")
     if version != ours["version"]:
         newer = "; upgrade tagstream" if version > ours["version"] else ""
-        raise ValueError(f"{kind} rules version {version} is not implemented here (this tagstream has version "
-                         f"{ours['version']}){newer}")
+        raise ValueError(
+            f"{kind} rules version {version} is not implemented here (this tagstream has version "
+            f"{ours['version']}){newer}"
+        )
     if stored.get("settings") != ours["settings"]:
         theirs = stored.get("settings")
-        diff = sorted(k for k in set(ours["settings"]) | set(theirs if isinstance(theirs, dict) else {})
-                      if not isinstance(theirs, dict) or theirs.get(k) != ours["settings"].get(k))
-        raise ValueError(f"{kind} version {version} settings differ from this tagstream's in {diff}")
+        diff = sorted(
+            k
+            for k in set(ours["settings"]) | set(theirs if isinstance(theirs, dict) else {})
+            if not isinstance(theirs, dict) or theirs.get(k) != ours["settings"].get(k)
+        )
+        raise ValueError(
+            f"{kind} version {version} settings differ from this tagstream's in {diff}"
+        )
     return kind
 
 

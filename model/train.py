@@ -17,6 +17,7 @@ This module is the command line and that policy (what is kept, when the learning
 when to stop); reading and encoding the data is `tagstream.model.training_data`, and the loop
 that trains and yields each evaluation is `tagstream.model.training_loop`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,11 @@ class PlainProgress:
         pct = 100.0 * self.n / self.total if self.total else 0.0
         rate = self.n / max(now - self._start, 1e-9)
         loss = f", loss {self.loss}" if self.loss else ""
-        print(f"{self.desc}: {pct:.0f}% ({self.n:,}/{self.total:,} tokens){loss}, {rate:,.0f} tokens/s",
-              file=self.file, flush=True)
+        print(
+            f"{self.desc}: {pct:.0f}% ({self.n:,}/{self.total:,} tokens){loss}, {rate:,.0f} tokens/s",
+            file=self.file,
+            flush=True,
+        )
 
     def close(self) -> None:
         pass
@@ -88,18 +92,39 @@ def progress(total: int, desc: str):
         from tqdm import tqdm
     except ImportError:
         return PlainProgress(total, desc)
-    return tqdm(total=total, desc=desc, unit="tok", unit_scale=True, file=sys.stderr, mininterval=2.0, leave=False)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="tok",
+        unit_scale=True,
+        file=sys.stderr,
+        mininterval=2.0,
+        leave=False,
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m tagstream.model.train", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tagstream.model.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     d = NetworkConfig()
-    ap.add_argument("--recipe", help="a recipe file (model/recipes/*.toml): its values are the defaults of "
-                    "these options, and options given here override them")
-    ap.add_argument("--train", nargs="+", help="training CoNLL file(s) (required, here or in the recipe)")
+    ap.add_argument(
+        "--recipe",
+        help="a recipe file (model/recipes/*.toml): its values are the defaults of "
+        "these options, and options given here override them",
+    )
+    ap.add_argument(
+        "--train", nargs="+", help="training CoNLL file(s) (required, here or in the recipe)"
+    )
     ap.add_argument("--dev", help="dev CoNLL file (else a slice of --train is set aside)")
-    ap.add_argument("--dev-fraction", type=float, default=0.05, help="slice of train used as dev when --dev is not given")
+    ap.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.05,
+        help="slice of train used as dev when --dev is not given",
+    )
     ap.add_argument("--split-seed", type=int, default=13, help="seed of that slice")
     ap.add_argument("--language", choices=sorted(LANGUAGES), default="en")
     ap.add_argument("--output", help="artifact path (.pt) (required, here or in the recipe)")
@@ -107,32 +132,82 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=50)
-    ap.add_argument("--patience", type=int, default=5, help="epochs without a better dev F1 before stopping")
-    ap.add_argument("--max-minutes", type=float, default=0, help="stop after this much training time (0: no limit)")
-    ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N batches as well as each epoch (0: epochs only)")
-    ap.add_argument("--batch-tokens", type=int, default=512, help="tokens per training batch (padded)")
+    ap.add_argument(
+        "--patience", type=int, default=5, help="epochs without a better dev F1 before stopping"
+    )
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0,
+        help="stop after this much training time (0: no limit)",
+    )
+    ap.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="evaluate every N batches as well as each epoch (0: epochs only)",
+    )
+    ap.add_argument(
+        "--batch-tokens", type=int, default=512, help="tokens per training batch (padded)"
+    )
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lr-decay", type=float, default=0.5, help="lr factor after an evaluation without improvement")
+    ap.add_argument(
+        "--lr-decay",
+        type=float,
+        default=0.5,
+        help="lr factor after an evaluation without improvement",
+    )
     ap.add_argument("--clip", type=float, default=5.0)
-    ap.add_argument("--word-dropout", type=float, default=0.05, help="chance to replace a word id by unknown in training")
+    ap.add_argument(
+        "--word-dropout",
+        type=float,
+        default=0.05,
+        help="chance to replace a word id by unknown in training",
+    )
     ap.add_argument("--max-length", type=int, default=128, help="maximum tokens per sequence")
-    ap.add_argument("--pretrained", help="word vectors file made by python -m tagstream.model.pretrained")
-    ap.add_argument("--pretrained-top", type=int, default=50000, help="add this many of the pretrained words to the vocabulary")
+    ap.add_argument(
+        "--pretrained", help="word vectors file made by python -m tagstream.model.pretrained"
+    )
+    ap.add_argument(
+        "--pretrained-top",
+        type=int,
+        default=50000,
+        help="add this many of the pretrained words to the vocabulary",
+    )
     ap.add_argument("--min-bigram-freq", type=int, default=2)
-    ap.add_argument("--lexicon-top", type=int, default=100000, help="zh: lexicon of the N most frequent wordfreq words")
-    ap.add_argument("--word-dim", type=int, default=d.word_dim, help="(ignored with --pretrained: its size is used)")
+    ap.add_argument(
+        "--lexicon-top",
+        type=int,
+        default=100000,
+        help="zh: lexicon of the N most frequent wordfreq words",
+    )
+    ap.add_argument(
+        "--word-dim",
+        type=int,
+        default=d.word_dim,
+        help="(ignored with --pretrained: its size is used)",
+    )
     ap.add_argument("--freeze-words", action="store_true", help="do not fine-tune the word table")
     ap.add_argument("--char-dim", type=int, default=d.char_dim)
     ap.add_argument("--char-filters", type=int, default=d.char_filters)
-    ap.add_argument("--extra-dim", type=int, default=16, help="size of the casing / bigram embeddings")
+    ap.add_argument(
+        "--extra-dim", type=int, default=16, help="size of the casing / bigram embeddings"
+    )
     ap.add_argument("--hidden", type=int, default=d.hidden)
     ap.add_argument("--layers", type=int, default=d.lstm_layers)
     ap.add_argument("--heads", type=int, default=d.heads)
     ap.add_argument("--dropout", type=float, default=d.dropout)
-    ap.add_argument("--softmax", action="store_true", help="softmax output layer instead of the CRF")
+    ap.add_argument(
+        "--softmax", action="store_true", help="softmax output layer instead of the CRF"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
-    ap.add_argument("--steps", type=int, default=0, help="stop after this many batches (0: no limit); unlike "
-                    "--max-minutes, independent of the machine's speed")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="stop after this many batches (0: no limit); unlike "
+        "--max-minutes, independent of the machine's speed",
+    )
     given = ap.parse_known_args(argv)[0]  # every option's dest, with its default if not given
     if given.recipe:
         try:
@@ -159,7 +234,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     kind, sep, features = LANGUAGES[args.language]
-    lexicon = load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None  # fails early
+    lexicon = (
+        load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None
+    )  # fails early
 
     # 1. data
     corpus = read_corpus(args.train, args.dev, args.dev_fraction, args.split_seed, args.max_length)
@@ -167,65 +244,135 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
 
     # 2. vocabularies and network
     pretrained = load_pretrained(args.pretrained)
-    words, chars, bigrams = build_vocabs(corpus.train, args.language, pretrained, args.pretrained_top, args.min_bigram_freq)
+    words, chars, bigrams = build_vocabs(
+        corpus.train, args.language, pretrained, args.pretrained_top, args.min_bigram_freq
+    )
     word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
     extra_sizes = [len(CASES)] if "case" in features else [len(bigrams), len(bigrams), LEXICON_SIZE]  # type: ignore[arg-type]
-    cfg = NetworkConfig(num_words=len(words), word_dim=word_dim, tune_words=not args.freeze_words,
-                        num_chars=len(chars), char_dim=args.char_dim, char_filters=args.char_filters,
-                        extra_sizes=extra_sizes, extra_dims=[args.extra_dim] * len(extra_sizes), hidden=args.hidden,
-                        lstm_layers=args.layers, heads=args.heads, dropout=args.dropout, crf=not args.softmax,
-                        num_tags=len(tags))
+    cfg = NetworkConfig(
+        num_words=len(words),
+        word_dim=word_dim,
+        tune_words=not args.freeze_words,
+        num_chars=len(chars),
+        char_dim=args.char_dim,
+        char_filters=args.char_filters,
+        extra_sizes=extra_sizes,
+        extra_dims=[args.extra_dim] * len(extra_sizes),
+        hidden=args.hidden,
+        lstm_layers=args.layers,
+        heads=args.heads,
+        dropout=args.dropout,
+        crf=not args.softmax,
+        num_tags=len(tags),
+    )
     net = build_network(cfg, labels, chars)
     covered = init_word_table(net, words, pretrained)
     net.word_table.requires_grad_(cfg.tune_words)
-    featurizer = Featurizer(words, features, bigrams, cfg.max_word_chars, frozenset(lexicon) if lexicon else None)
+    featurizer = Featurizer(
+        words, features, bigrams, cfg.max_word_chars, frozenset(lexicon) if lexicon else None
+    )
     train_ex = encode(corpus.train, featurizer, corpus.tag_index, sep)
     dev_ex = encode(pieces(corpus.dev, args.max_length), featurizer, corpus.tag_index, sep)
     dev_gold = [tags_to_spans([tags[t] for t in ex[2].tolist()]) for ex in dev_ex]
-    log.info("vocab: %d words (%d pretrained), %d chars, %s bigrams; %d parameters", len(words), covered, len(chars),
-             len(bigrams) if bigrams else 0, sum(p.numel() for p in net.parameters()))
+    log.info(
+        "vocab: %d words (%d pretrained), %d chars, %s bigrams; %d parameters",
+        len(words),
+        covered,
+        len(chars),
+        len(bigrams) if bigrams else 0,
+        sum(p.numel() for p in net.parameters()),
+    )
 
     meta = {
-        "name": args.name, "version": args.version, "language": args.language, "tokenizer": tokenizer_spec(kind),
-        "max_length": args.max_length, "max_word_chars": cfg.max_word_chars, "labels": labels, "features": features,
-        "network": cfg.to_dict(), "confidence": confidence_note(cfg.crf),
+        "name": args.name,
+        "version": args.version,
+        "language": args.language,
+        "tokenizer": tokenizer_spec(kind),
+        "max_length": args.max_length,
+        "max_word_chars": cfg.max_word_chars,
+        "labels": labels,
+        "features": features,
+        "network": cfg.to_dict(),
+        "confidence": confidence_note(cfg.crf),
         "pretrained": (pretrained or {}).get("source"),
-        "lexicon": (f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, CC-BY-SA 4.0: "
-                    f"{len(lexicon)} words") if lexicon else None,
+        "lexicon": (
+            f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, CC-BY-SA 4.0: "
+            f"{len(lexicon)} words"
+        )
+        if lexicon
+        else None,
     }
-    options = LoopOptions(epochs=args.epochs, batch_tokens=args.batch_tokens, clip=args.clip,
-                          word_dropout=args.word_dropout, eval_every=args.eval_every, steps=args.steps,
-                          max_minutes=args.max_minutes)
-    run = TrainingRun(net, train_ex, dev_ex, dev_gold, tags, options, args.lr, rng, t_start, progress)
+    options = LoopOptions(
+        epochs=args.epochs,
+        batch_tokens=args.batch_tokens,
+        clip=args.clip,
+        word_dropout=args.word_dropout,
+        eval_every=args.eval_every,
+        steps=args.steps,
+        max_minutes=args.max_minutes,
+    )
+    run = TrainingRun(
+        net, train_ex, dev_ex, dev_gold, tags, options, args.lr, rng, t_start, progress
+    )
 
     # 3. epochs, and what each evaluation decides
     best: dict = {"f1": -1.0}
     bad_evals = 0
     for ev in run.evaluations():
         micro = ev.scores["micro"]
-        log.info("epoch %.2f  dev P %.2f R %.2f F1 %.2f  (best %.2f)", ev.epoch, micro["precision"],
-                 micro["recall"], ev.f1, ev.best_f1)
+        log.info(
+            "epoch %.2f  dev P %.2f R %.2f F1 %.2f  (best %.2f)",
+            ev.epoch,
+            micro["precision"],
+            micro["recall"],
+            ev.f1,
+            ev.best_f1,
+        )
         if ev.is_best:  # early stopping follows the network's scores; the artifact's are stored
             best.update(f1=ev.f1, epoch=ev.epoch)
             bad_evals = 0
             meta["training"] = {
-                "train": list(args.train), "dev": corpus.dev_desc, "train_sentences": len(corpus.train),
-                "train_tokens": run.train_tokens, "scheme": corpus.scheme, "seed": args.seed,
-                "best_epoch": round(ev.epoch, 2), "command": command,
-                "train_seconds": round(time.perf_counter() - t_start), "torch": torch.__version__,
+                "train": list(args.train),
+                "dev": corpus.dev_desc,
+                "train_sentences": len(corpus.train),
+                "train_tokens": run.train_tokens,
+                "scheme": corpus.scheme,
+                "seed": args.seed,
+                "best_epoch": round(ev.epoch, 2),
+                "command": command,
+                "train_seconds": round(time.perf_counter() - t_start),
+                "torch": torch.__version__,
             }
-            export(net, meta, words, bigrams, args.output, lexicon, dev=corpus.dev, dev_desc=corpus.dev_desc)
+            export(
+                net,
+                meta,
+                words,
+                bigrams,
+                args.output,
+                lexicon,
+                dev=corpus.dev,
+                dev_desc=corpus.dev_desc,
+            )
             best["result"] = read_meta(args.output)["dev_scores"]
             if best["result"]["micro"] != micro:
-                log.info("  the exported artifact: dev P %.2f R %.2f F1 %.2f (stored)", best["result"]["micro"]["precision"],
-                         best["result"]["micro"]["recall"], best["result"]["micro"]["f1"])
+                log.info(
+                    "  the exported artifact: dev P %.2f R %.2f F1 %.2f (stored)",
+                    best["result"]["micro"]["precision"],
+                    best["result"]["micro"]["recall"],
+                    best["result"]["micro"]["f1"],
+                )
         else:
             bad_evals += 1
             run.scale_lr(args.lr_decay)
         if bad_evals >= args.patience:
             run.stop()
-    log.info("best dev F1 %.2f at epoch %s; saved %s (%.0f s); its scores as stored:", best["f1"], best.get("epoch"),
-             args.output, time.perf_counter() - t_start)
+    log.info(
+        "best dev F1 %.2f at epoch %s; saved %s (%.0f s); its scores as stored:",
+        best["f1"],
+        best.get("epoch"),
+        args.output,
+        time.perf_counter() - t_start,
+    )
     print(format_report(best["result"]))
     return best["result"]
 

@@ -6,6 +6,7 @@ vocabularies; `encode` turns sentences into tensors; `make_batches` and `collate
 padded batches of similar length. Nothing here decides how training proceeds
 (`tagstream.model.training_loop`) or reads command-line options (`tagstream.model.train`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,9 @@ from tagstream.model.tokenize import join_tokens
 from tagstream.model.vocab import Vocab, digit_key, word_key
 
 log = logging.getLogger(__name__)
-Example = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # features (N, F), chars (N, W), tag ids (N,)
+Example = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor
+]  # features (N, F), chars (N, W), tag ids (N,)
 
 LANGUAGES = {
     # language: (tokenizer kind, token separator, features)
@@ -53,8 +56,13 @@ class Corpus:
         return {t: i for i, t in enumerate(self.tags)}
 
 
-def read_corpus(train_files: Sequence[str], dev_file: str | None, dev_fraction: float, split_seed: int,
-                max_length: int) -> Corpus:
+def read_corpus(
+    train_files: Sequence[str],
+    dev_file: str | None,
+    dev_fraction: float,
+    split_seed: int,
+    max_length: int,
+) -> Corpus:
     """The training sentences of ``train_files`` and the dev sentences of ``dev_file`` (without
     it, a ``dev_fraction`` of the training sentences, chosen with ``split_seed``)."""
     train_sents = [s for f in train_files for s in read_conll(f)]
@@ -66,7 +74,13 @@ def read_corpus(train_files: Sequence[str], dev_file: str | None, dev_fraction: 
     scheme = detect_scheme([t for _, t in train_sents])
     labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
     train_sents = pieces(train_sents, max_length)
-    log.info("%d train / %d dev sentences, scheme %s, labels %s", len(train_sents), len(dev_sents), scheme, labels)
+    log.info(
+        "%d train / %d dev sentences, scheme %s, labels %s",
+        len(train_sents),
+        len(dev_sents),
+        scheme,
+        labels,
+    )
     return Corpus(train_sents, dev_sents, dev_desc, scheme, labels, bioes_tags(labels))
 
 
@@ -76,12 +90,17 @@ def pieces(sents: Sequence[Sentence], max_length: int) -> list[Sentence]:
     out: list[Sentence] = []
     for tokens, tags in sents:
         for i in range(0, len(tokens), max_length):
-            out.append((tokens[i:i + max_length], tags[i:i + max_length]))
+            out.append((tokens[i : i + max_length], tags[i : i + max_length]))
     return out
 
 
-def build_vocabs(sents: Sequence[Sentence], language: str, pretrained: dict | None, pretrained_top: int,
-                 min_bigram_freq: int) -> tuple[Vocab, Vocab, Vocab | None]:
+def build_vocabs(
+    sents: Sequence[Sentence],
+    language: str,
+    pretrained: dict | None,
+    pretrained_top: int,
+    min_bigram_freq: int,
+) -> tuple[Vocab, Vocab, Vocab | None]:
     """Word, character and (for zh) bigram vocabularies from the training sentences (+ pretrained words)."""
     words, chars = Vocab(), Vocab()
     counts = Counter(word_key(t) for tokens, _ in sents for t in tokens)
@@ -107,7 +126,9 @@ def build_vocabs(sents: Sequence[Sentence], language: str, pretrained: dict | No
     return words, chars, bigrams
 
 
-def encode(sents: Sequence[Sentence], featurizer: Featurizer, tag_index: dict[str, int], sep: str) -> list[Example]:
+def encode(
+    sents: Sequence[Sentence], featurizer: Featurizer, tag_index: dict[str, int], sep: str
+) -> list[Example]:
     """Tensors of each sentence; gold tags are converted to BIOES."""
     out = []
     for tokens, tags in sents:
@@ -118,9 +139,13 @@ def encode(sents: Sequence[Sentence], featurizer: Featurizer, tag_index: dict[st
     return out
 
 
-def make_batches(examples: Sequence[Example], batch_tokens: int, rng: random.Random | None) -> list[list[int]]:
+def make_batches(
+    examples: Sequence[Example], batch_tokens: int, rng: random.Random | None
+) -> list[list[int]]:
     """Index batches of similar length, about ``batch_tokens`` tokens each (shuffled if ``rng``)."""
-    order = sorted(range(len(examples)), key=lambda i: (len(examples[i][2]), rng.random() if rng else i))
+    order = sorted(
+        range(len(examples)), key=lambda i: (len(examples[i][2]), rng.random() if rng else i)
+    )
     batches, cur, cur_max = [], [], 0
     for i in order:
         n = len(examples[i][2])
@@ -138,13 +163,19 @@ def make_batches(examples: Sequence[Example], batch_tokens: int, rng: random.Ran
 
 def widen_chars(chars: torch.Tensor, width: int) -> torch.Tensor:
     """Pad (N, w) character rows with zeros to (N, width)."""
-    return chars if chars.size(1) == width else torch.nn.functional.pad(chars, (0, width - chars.size(1)))
+    return (
+        chars
+        if chars.size(1) == width
+        else torch.nn.functional.pad(chars, (0, width - chars.size(1)))
+    )
 
 
 def collate(examples: Sequence[Example], idx: Sequence[int]) -> tuple[torch.Tensor, ...]:
     feats = pad_sequence([examples[i][0] for i in idx], batch_first=True)  # (B, T, F)
     width = max(examples[i][1].size(1) for i in idx)
-    chars = pad_sequence([widen_chars(examples[i][1], width) for i in idx], batch_first=True).long()  # (B, T, W)
+    chars = pad_sequence(
+        [widen_chars(examples[i][1], width) for i in idx], batch_first=True
+    ).long()  # (B, T, W)
     tags = pad_sequence([examples[i][2] for i in idx], batch_first=True)  # (B, T)
     lengths = torch.tensor([len(examples[i][2]) for i in idx])  # (B,)
     return feats[:, :, 0], feats[:, :, 1:], chars, lengths, tags
@@ -163,7 +194,15 @@ def load_lexicon(language: str, top: int) -> list[str]:
     try:
         from wordfreq import top_n_list
     except ImportError as e:
-        raise MissingExtra(f"--language {language} builds its lexicon feature from the wordfreq package, which is "
-                           "not installed: install the train extra (pip install -e '.[train]') or "
-                           "pip install 'wordfreq>=3.1'") from e
-    return sorted({w for w in top_n_list(language, top) if 2 <= len(w) <= 4 and "\n" not in w and not w.isspace()})
+        raise MissingExtra(
+            f"--language {language} builds its lexicon feature from the wordfreq package, which is "
+            "not installed: install the train extra (pip install -e '.[train]') or "
+            "pip install 'wordfreq>=3.1'"
+        ) from e
+    return sorted(
+        {
+            w
+            for w in top_n_list(language, top)
+            if 2 <= len(w) <= 4 and "\n" not in w and not w.isspace()
+        }
+    )

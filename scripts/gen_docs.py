@@ -46,6 +46,7 @@ END = "<!-- END GENERATED: {name} -->"
 
 # -- markdown helpers ------------------------------------------------------------------------------
 
+
 def _cell(text: str) -> str:
     """Text for a table cell: pipes escaped, and < > outside code spans as entities (GitHub
     would otherwise take "<hostname>" for an HTML tag and drop it)."""
@@ -72,6 +73,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 # -- the settings (worker/config.py) ---------------------------------------------------------------
+
 
 def _field_comments(cls: type) -> dict[str, str]:
     """The ``#`` lines directly above each annotated field of a class body, joined."""
@@ -110,7 +112,7 @@ def _number(value: object) -> str:
 
 
 def _bounds(info: object) -> str:
-    """"≥ 1000", "1 to 65535", "> 0", "length ≥ 1" from a field's constraints."""
+    """ "≥ 1000", "1 to 65535", "> 0", "length ≥ 1" from a field's constraints."""
     low: str | None = None
     high: str | None = None
     low_value = high_value = None
@@ -192,18 +194,28 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             groups.append((name, annotation))
             continue
-        rows.append((env_name((name,)), _type(annotation, info), _default(info), comments.get(name, "")))
+        rows.append(
+            (env_name((name,)), _type(annotation, info), _default(info), comments.get(name, ""))
+        )
     for group, model in groups:
         comments = _field_comments(model)
         for name, info in model.model_fields.items():
-            rows.append((env_name((group, name)), _type(info.annotation, info), _default(info),
-                         comments.get(name, "")))
+            rows.append(
+                (
+                    env_name((group, name)),
+                    _type(info.annotation, info),
+                    _default(info),
+                    comments.get(name, ""),
+                )
+            )
     return rows
 
 
 def settings_table() -> str:
-    rows = [[_code(var), typ, default, _cell(description)]
-            for var, typ, default, description in settings_rows()]
+    rows = [
+        [_code(var), typ, default, _cell(description)]
+        for var, typ, default, description in settings_rows()
+    ]
     return _table(["variable", "type", "default", "description"], rows)
 
 
@@ -232,8 +244,12 @@ def chart_values(path: Path = VALUES_YAML) -> list[tuple[str, object, str, bool]
         stripped = line.strip()
         indent = len(line) - len(line.lstrip(" "))
         if skip_deeper_than is not None:
-            if not stripped or indent > skip_deeper_than or (
-                    stripped.startswith("- ") and indent == skip_deeper_than) or stripped == "-":
+            if (
+                not stripped
+                or indent > skip_deeper_than
+                or (stripped.startswith("- ") and indent == skip_deeper_than)
+                or stripped == "-"
+            ):
                 continue
             skip_deeper_than = None
         if not stripped:
@@ -268,15 +284,20 @@ def chart_values(path: Path = VALUES_YAML) -> list[tuple[str, object, str, bool]
         else:  # a list or a (possibly multi-line) scalar: nothing below it is a key
             skip_deeper_than = indent
     if missing:
-        raise ValuesDocError(f"{path.name}: these values have no '# --' description: "
-                             + ", ".join(missing))
+        raise ValuesDocError(
+            f"{path.name}: these values have no '# --' description: " + ", ".join(missing)
+        )
     return out
 
 
 def chart_values_table(path: Path = VALUES_YAML) -> str:
     rows = []
     for dotted, value, description, has_children in chart_values(path):
-        default = "" if has_children else _code(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        default = (
+            ""
+            if has_children
+            else _code(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        )
         rows.append([_code(dotted), default, _cell(description)])
     return _table(["key", "default", "description"], rows)
 
@@ -295,16 +316,23 @@ def regenerate(path: Path, current: str | None = None) -> str:
     text = path.read_text(encoding="utf-8") if current is None else current
     begin, end = BEGIN.format(name=name), END.format(name=name)
     if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-        raise ValueError(f"{path.relative_to(ROOT)}: needs exactly one pair of markers:\n{begin}\n{end}")
+        raise ValueError(
+            f"{path.relative_to(ROOT)}: needs exactly one pair of markers:\n{begin}\n{end}"
+        )
     head, rest = text.split(begin)
     _, tail = rest.split(end)
     return f"{head}{begin}\n\n{generate()}\n\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/gen_docs.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 with a diff if a file is out of date")
+    parser = argparse.ArgumentParser(
+        prog="scripts/gen_docs.py", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 with a diff if a file is out of date",
+    )
     args = parser.parse_args(argv)
     stale = 0
     for path in TARGETS:
@@ -315,9 +343,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{rel}: up to date", file=sys.stderr)
         elif args.check:
             stale += 1
-            sys.stdout.writelines(difflib.unified_diff(
-                current.splitlines(keepends=True), expected.splitlines(keepends=True),
-                f"{rel} (committed)", f"{rel} (generated)"))
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    current.splitlines(keepends=True),
+                    expected.splitlines(keepends=True),
+                    f"{rel} (committed)",
+                    f"{rel} (generated)",
+                )
+            )
         else:
             path.write_text(expected, encoding="utf-8")
             print(f"{rel}: regenerated", file=sys.stderr)

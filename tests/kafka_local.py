@@ -29,8 +29,15 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["ensure_broker", "stop_broker", "broker_pid", "ensure_secure_broker",
-           "stop_secure_broker", "KafkaLocalError", "SCRIPT"]
+__all__ = [
+    "ensure_broker",
+    "stop_broker",
+    "broker_pid",
+    "ensure_secure_broker",
+    "stop_secure_broker",
+    "KafkaLocalError",
+    "SCRIPT",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "kafka-local"
@@ -49,8 +56,9 @@ class KafkaLocalError(RuntimeError):
     """scripts/kafka-local failed; the message carries its output."""
 
 
-def _run(command: str, timeout: float, *args: str, env: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
+def _run(
+    command: str, timeout: float, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             ["bash", str(SCRIPT), command, *args],
@@ -77,7 +85,7 @@ def _text(data: str | bytes | None) -> str:
 def _parse_bootstrap(stdout: str) -> str | None:
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     if lines and lines[-1].startswith(_PREFIX):
-        value = lines[-1][len(_PREFIX):]
+        value = lines[-1][len(_PREFIX) :]
         return value or None
     return None
 
@@ -134,16 +142,21 @@ def broker_pid(bootstrap: str) -> int | None:
 # -- the broker with SASL and TLS listeners -----------------------------------------------------
 
 SECURITY_STATE = os.environ.get("TAGSTREAM_KAFKA_SECURITY_STATE") or str(
-    Path(tempfile.gettempdir()) / "tagstream-kafka-security")
+    Path(tempfile.gettempdir()) / "tagstream-kafka-security"
+)
 _secure: dict[str, str] | None = None
 _secure_started_here = False
 
 
 def _secure_env() -> dict[str, str]:
-    return {**os.environ, "TAGSTREAM_KAFKA_STATE": SECURITY_STATE,
-            # a second JVM beside the main broker on a small machine
-            "TAGSTREAM_KAFKA_HEAP_OPTS": os.environ.get("TAGSTREAM_KAFKA_SECURITY_HEAP_OPTS",
-                                                        "-Xms128m -Xmx512m")}
+    return {
+        **os.environ,
+        "TAGSTREAM_KAFKA_STATE": SECURITY_STATE,
+        # a second JVM beside the main broker on a small machine
+        "TAGSTREAM_KAFKA_HEAP_OPTS": os.environ.get(
+            "TAGSTREAM_KAFKA_SECURITY_HEAP_OPTS", "-Xms128m -Xmx512m"
+        ),
+    }
 
 
 def ensure_secure_broker() -> dict[str, str]:
@@ -156,8 +169,11 @@ def ensure_secure_broker() -> dict[str, str]:
         env = _secure_env()
         already_running = _run("status", DOWN_TIMEOUT_S, env=env).returncode == 0
         proc = _run("up", UP_TIMEOUT_S, "--security", env=env)
-        lines = dict(line.split("=", 1) for line in proc.stdout.splitlines()
-                     if re.match(r"KAFKA_[A-Z_]+=", line))
+        lines = dict(
+            line.split("=", 1)
+            for line in proc.stdout.splitlines()
+            if re.match(r"KAFKA_[A-Z_]+=", line)
+        )
         if proc.returncode != 0 or "KAFKA_SSL_CAFILE" not in lines:
             raise KafkaLocalError(
                 f"scripts/kafka-local up --security failed (exit {proc.returncode})\n"
@@ -176,4 +192,6 @@ def stop_secure_broker() -> None:
             return
         proc = _run("down", DOWN_TIMEOUT_S, env=_secure_env())
         if proc.returncode != 0:
-            raise KafkaLocalError(f"scripts/kafka-local down failed (exit {proc.returncode})\n{proc.stderr}")
+            raise KafkaLocalError(
+                f"scripts/kafka-local down failed (exit {proc.returncode})\n{proc.stderr}"
+            )

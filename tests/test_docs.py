@@ -17,18 +17,28 @@ gen_docs = importlib.util.module_from_spec(_spec)
 sys.modules["gen_docs"] = gen_docs
 _spec.loader.exec_module(gen_docs)
 
-MARKDOWN = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "helm" / "tagstream" / "README.md",
-                   *(ROOT / "docs").glob("*.md")])
+MARKDOWN = sorted(
+    [
+        ROOT / "README.md",
+        ROOT / "CHANGELOG.md",
+        ROOT / "helm" / "tagstream" / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+    ]
+)
 
 
 # -- the generated tables -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", sorted(gen_docs.TARGETS), ids=lambda p: p.relative_to(ROOT).as_posix())
+
+@pytest.mark.parametrize(
+    "path", sorted(gen_docs.TARGETS), ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_generated_part_is_up_to_date(path: Path):
     committed = path.read_text(encoding="utf-8")
     assert committed == gen_docs.regenerate(path, committed), (
         f"{path.relative_to(ROOT)} is out of date with the code: run `make docs` "
-        "(or python scripts/gen_docs.py) and commit the result")
+        "(or python scripts/gen_docs.py) and commit the result"
+    )
 
 
 def test_every_setting_is_in_the_table():
@@ -46,7 +56,9 @@ def test_settings_table_reads_defaults_types_and_comments():
     assert rows["TAGSTREAM_KAFKA__SESSION_TIMEOUT_MS"][:2] == ["integer, ≥ 1000", "`45000`"]
     assert rows["TAGSTREAM_MODEL__THREADS"][:2] == ["integer, 0 to 256", "`1`"]
     assert rows["TAGSTREAM_DRAIN_TIMEOUT_S"][:2] == ["number, > 0", "`30`"]
-    assert rows["TAGSTREAM_KAFKA__CLIENT_ID"][1] == "`tagstream-<hostname>`"  # not this machine's name
+    assert (
+        rows["TAGSTREAM_KAFKA__CLIENT_ID"][1] == "`tagstream-<hostname>`"
+    )  # not this machine's name
     assert rows["TAGSTREAM_KAFKA__SASL_PASSWORD"][:2] == ["secret (never logged)", "unset"]
 
 
@@ -56,7 +68,9 @@ def test_settings_table_follows_a_changed_default(monkeypatch):
     before = gen_docs.settings_table()
     monkeypatch.setattr(BatchingSettings.model_fields["max_wait_ms"], "default", 75)
     after = gen_docs.settings_table()
-    assert before != after and "| `TAGSTREAM_BATCHING__MAX_WAIT_MS` | integer, ≥ 0 | `75` |" in after
+    assert (
+        before != after and "| `TAGSTREAM_BATCHING__MAX_WAIT_MS` | integer, ≥ 0 | `75` |" in after
+    )
 
 
 def _leaves(value: object, prefix: str = "") -> set[str]:
@@ -95,14 +109,21 @@ def test_chart_table_reads_descriptions_and_defaults(tmp_path: Path):
     path = tmp_path / "values.yaml"
     path.write_text(VALUES)
     assert gen_docs.chart_values(path) == [
-        ("image", {"repository": "tagstream", "pullSecrets": [{"name": "a", "key": "b"}]}, "The image.", True),
+        (
+            "image",
+            {"repository": "tagstream", "pullSecrets": [{"name": "a", "key": "b"}]},
+            "The image.",
+            True,
+        ),
         ("image.repository", "tagstream", "Repository; set it. Continued here.", False),
         ("image.pullSecrets", [{"name": "a", "key": "b"}], "Pull secrets.", False),
         ("policies", [{"type": "Pods", "value": 1}], "A list of maps.", False),
     ]
     table = gen_docs.chart_values_table(path)
     assert '| `image.repository` | `"tagstream"` | Repository; set it. Continued here. |' in table
-    path.write_text(VALUES.replace("Repository; set it.", "Where the image is.").replace("tagstream", "other"))
+    path.write_text(
+        VALUES.replace("Repository; set it.", "Where the image is.").replace("tagstream", "other")
+    )
     changed = gen_docs.chart_values_table(path)
     assert '| `image.repository` | `"other"` | Where the image is. Continued here. |' in changed
 
@@ -155,10 +176,16 @@ def anchors(path: Path) -> set[str]:
 
 def test_anchor_slugs_are_githubs(tmp_path: Path):
     doc = tmp_path / "x.md"
-    doc.write_text("# The `tagstream` command\n## `en-news` — English news (the default model)\n"
-                   "## Exit status\n## Exit status\n```sh\n# not a heading\n```\n")
-    assert anchors(doc) == {"the-tagstream-command", "en-news--english-news-the-default-model",
-                            "exit-status", "exit-status-1"}
+    doc.write_text(
+        "# The `tagstream` command\n## `en-news` — English news (the default model)\n"
+        "## Exit status\n## Exit status\n```sh\n# not a heading\n```\n"
+    )
+    assert anchors(doc) == {
+        "the-tagstream-command",
+        "en-news--english-news-the-default-model",
+        "exit-status",
+        "exit-status-1",
+    }
 
 
 def links(path: Path) -> list[str]:
@@ -184,12 +211,15 @@ def test_links_resolve(path: Path):
 
 def test_link_finder_sees_every_link(tmp_path: Path):
     doc = tmp_path / "x.md"
-    doc.write_text("See [a](a.md), [the\nb page](b.md#x) and ![img](i.png).\n"
-                   "`[not](code.md)`\n```\n[not](fenced.md)\n```\n[c](https://example.com)\n")
+    doc.write_text(
+        "See [a](a.md), [the\nb page](b.md#x) and ![img](i.png).\n"
+        "`[not](code.md)`\n```\n[not](fenced.md)\n```\n[c](https://example.com)\n"
+    )
     assert links(doc) == ["a.md", "b.md#x", "https://example.com"]
 
 
 # -- the README and the runbooks ------------------------------------------------------------------
+
 
 def test_readme_stays_short():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
@@ -199,7 +229,9 @@ def test_readme_stays_short():
 def test_every_alert_has_a_runbook_section():
     """runbook_url is prometheusRule.runbookBaseUrl + "#" + the alert's name in lower case:
     docs/operations.md needs a heading with that anchor for each alert."""
-    alerts = re.findall(r"- alert: (\w+)", (ROOT / "helm" / "tagstream" / "files" / "alerts.yaml").read_text())
+    alerts = re.findall(
+        r"- alert: (\w+)", (ROOT / "helm" / "tagstream" / "files" / "alerts.yaml").read_text()
+    )
     assert len(alerts) == 5
     missing = [a for a in alerts if a.lower() not in anchors(ROOT / "docs" / "operations.md")]
     assert not missing, f"docs/operations.md has no runbook heading for {missing}"

@@ -16,8 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 # repository folder -> the package it installs as
 INSTALLED_AS = {"model": "tagstream.model", "worker": "tagstream.worker", "tagstream": "tagstream"}
 # every Python file of the project: the packages, the tests, the scripts, the model packages
-PROJECT = sorted({p for pattern in ("model/**/*.py", "worker/**/*.py", "tagstream/**/*.py", "tests/**/*.py",
-                                    "scripts/*.py", "models/*/*/*.py") for p in ROOT.glob(pattern)})
+PROJECT = sorted(
+    {
+        p
+        for pattern in (
+            "model/**/*.py",
+            "worker/**/*.py",
+            "tagstream/**/*.py",
+            "tests/**/*.py",
+            "scripts/*.py",
+            "models/*/*/*.py",
+        )
+        for p in ROOT.glob(pattern)
+    }
+)
 OLD_NAMES = {"model", "worker"}
 
 
@@ -72,7 +84,9 @@ def test_the_model_never_imports_the_worker_or_kafka(path):
 
 
 def test_only_the_pipeline_joins_the_worker_to_the_model():
-    joining = sorted(rel(p) for p in ROOT.glob("worker/**/*.py") if within(imports(p), "tagstream.model"))
+    joining = sorted(
+        rel(p) for p in ROOT.glob("worker/**/*.py") if within(imports(p), "tagstream.model")
+    )
     assert joining == ["worker/pipeline.py"]
 
 
@@ -84,8 +98,10 @@ def test_nothing_imports_the_old_top_level_names(path):
     assert not old, f"{rel(path)} imports {sorted(old)}: use tagstream.model / tagstream.worker"
 
 
-OLD_IN_TEXT = re.compile(r"^\s*(?:from|import) (?:model|worker)\b|-m (?:model|worker)\.|"
-                         r"""["'](?:model|worker)\.cli["']""")
+OLD_IN_TEXT = re.compile(
+    r"^\s*(?:from|import) (?:model|worker)\b|-m (?:model|worker)\.|"
+    r"""["'](?:model|worker)\.cli["']"""
+)
 # Lines that must keep an old name: a recipe that runs an earlier commit's own code.
 KEEP = {"docs/models.md": ["python -m model.train --train /work/shared/data/msra/train.bio"]}
 
@@ -93,12 +109,17 @@ KEEP = {"docs/models.md": ["python -m model.train --train /work/shared/data/msra
 def test_no_text_names_the_old_modules():
     """The same in what is not a Python file (Python in shell scripts and the documentation,
     ``python -m model.train`` commands), except the changelog's history and this file."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     offenders = []
     for name in tracked:
         path = ROOT / name
-        if name in ("CHANGELOG.md", "tests/test_layers.py") or path.suffix in {".pt", ".json"} or not path.is_file():
+        if (
+            name in ("CHANGELOG.md", "tests/test_layers.py")
+            or path.suffix in {".pt", ".json"}
+            or not path.is_file()
+        ):
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -112,11 +133,15 @@ def test_no_text_names_the_old_modules():
 
 def test_the_import_reader_resolves_relative_imports_and_sees_the_old_names(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("from ..worker import cli\nfrom . import spans\nimport model.tagger\n"
-                     "def f():\n    from worker import logs\n")
+    probe.write_text(
+        "from ..worker import cli\nfrom . import spans\nimport model.tagger\n"
+        "def f():\n    from worker import logs\n"
+    )
     names = imports(probe, package="tagstream.model")
     assert within(names, "tagstream.worker") == {"tagstream.worker", "tagstream.worker.cli"}
     assert "tagstream.model.spans" in names
     assert {n.split(".")[0] for n in names} & OLD_NAMES == OLD_NAMES
-    assert OLD_IN_TEXT.search("python -m model.train --train x") and OLD_IN_TEXT.search("  import worker\n")
+    assert OLD_IN_TEXT.search("python -m model.train --train x") and OLD_IN_TEXT.search(
+        "  import worker\n"
+    )
     assert not OLD_IN_TEXT.search("python -m tagstream.model.train; from tagstream import model")

@@ -25,8 +25,23 @@ FOLDERS = {"model": "tagstream/model", "worker": "tagstream/worker", "tagstream"
 
 
 def _wheel(src: Path, out: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(out), str(src)], check=True, cwd=out.parent, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(out),
+            str(src),
+        ],
+        check=True,
+        cwd=out.parent,
+        timeout=600,
+    )
     (wheel,) = out.glob("*.whl")
     return wheel
 
@@ -40,7 +55,9 @@ def code_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src.mkdir()
     for name in SOURCES:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             shutil.copy2(REPO / name, src / name)
     (tmp / "dist").mkdir()
@@ -69,10 +86,17 @@ def test_the_code_wheel_installs_one_top_level_package(code_wheel):
     dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/RECORD"))
     assert {n.split("/")[0] for n in names} == {"tagstream", dist_info}
     assert wheel.read(f"{dist_info}/top_level.txt").decode().split() == ["tagstream"]
-    assert "tagstream = tagstream.worker.cli:console" in wheel.read(f"{dist_info}/entry_points.txt").decode()
+    assert (
+        "tagstream = tagstream.worker.cli:console"
+        in wheel.read(f"{dist_info}/entry_points.txt").decode()
+    )
     # every module of the three folders, at its installed place
-    modules = {f"{FOLDERS[p.relative_to(REPO).parts[0]]}/{Path(*p.relative_to(REPO).parts[1:]).as_posix()}"
-               for folder in FOLDERS for p in (REPO / folder).rglob("*.py") if "__pycache__" not in p.parts}
+    modules = {
+        f"{FOLDERS[p.relative_to(REPO).parts[0]]}/{Path(*p.relative_to(REPO).parts[1:]).as_posix()}"
+        for folder in FOLDERS
+        for p in (REPO / folder).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert modules and not modules - set(names), sorted(modules - set(names))
 
 
@@ -84,32 +108,56 @@ def test_the_wheel_works_in_a_fresh_virtualenv_away_from_the_repository(code_whe
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     wheel = zipfile.ZipFile(code_wheel)
-    meta = Parser().parsestr(wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode())
+    meta = Parser().parsestr(
+        wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    )
     lend(venv, tmp_path / "lent", meta.get_all("Requires-Dist") or [])
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TAGSTREAM_", "VIRTUAL_ENV", "PYTHON", "PIP_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TAGSTREAM_", "VIRTUAL_ENV", "PYTHON", "PIP_"))
+    }
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONDONTWRITEBYTECODE="1")
     python, tagstream = str(venv / "bin" / "python"), str(venv / "bin" / "tagstream")
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(args, cwd=tmp_path, env=env, input=stdin, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            args, cwd=tmp_path, env=env, input=stdin, capture_output=True, text=True, timeout=300
+        )
 
     installed = run(python, "-m", "pip", "install", "--no-index", "--no-deps", str(code_wheel))
     assert installed.returncode == 0, installed.stdout + installed.stderr
 
     for name in ("model", "worker"):
         proc = run(python, "-c", f"import {name}")
-        assert proc.returncode == 1 and f"No module named '{name}'" in proc.stderr, (name, proc.stderr)
-    where = run(python, "-c", "import tagstream.model, tagstream.worker.cli; print(tagstream.model.__file__)")
+        assert proc.returncode == 1 and f"No module named '{name}'" in proc.stderr, (
+            name,
+            proc.stderr,
+        )
+    where = run(
+        python,
+        "-c",
+        "import tagstream.model, tagstream.worker.cli; print(tagstream.model.__file__)",
+    )
     assert where.returncode == 0 and where.stdout.startswith(str(venv)), where.stdout + where.stderr
 
-    tagged = run(tagstream, "tag", "--model", "en-news",
-                 stdin=json.dumps({"id": "1", "text": "Angela Merkel met Emmanuel Macron in Paris."}) + "\n")
+    tagged = run(
+        tagstream,
+        "tag",
+        "--model",
+        "en-news",
+        stdin=json.dumps({"id": "1", "text": "Angela Merkel met Emmanuel Macron in Paris."}) + "\n",
+    )
     assert tagged.returncode == 0, tagged.stderr
     (line,) = tagged.stdout.splitlines()
     output = json.loads(line)
     assert output["id"] == "1" and output["model"].startswith("en-news@"), output
-    assert {(s["text"], s["label"]) for s in output["spans"]} >= {("Angela Merkel", "PER"), ("Paris", "LOC")}
+    assert {(s["text"], s["label"]) for s in output["spans"]} >= {
+        ("Angela Merkel", "PER"),
+        ("Paris", "LOC"),
+    }
 
     listing = run(tagstream, "models")
-    assert listing.returncode == 0 and "\nen-news " in "\n" + listing.stdout, listing.stdout + listing.stderr
+    assert listing.returncode == 0 and "\nen-news " in "\n" + listing.stdout, (
+        listing.stdout + listing.stderr
+    )

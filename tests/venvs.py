@@ -25,7 +25,7 @@ def closure(requirements: list[str]) -> list[metadata.Distribution]:
     from packaging.requirements import Requirement
 
     seen: dict[str, metadata.Distribution] = {}
-    asked: set[tuple[str, str]] = set()   # (distribution, extra) already expanded
+    asked: set[tuple[str, str]] = set()  # (distribution, extra) already expanded
     todo = [Requirement(r) for r in requirements]
     todo = [r for r in todo if r.marker is None or r.marker.evaluate({"extra": ""})]
     while todo:
@@ -56,8 +56,15 @@ def lend(venv: Path, overlay: Path, requirements: list[str]) -> list[metadata.Di
             if top in ("..", "__pycache__") or (overlay / top).is_symlink():
                 continue
             (overlay / top).symlink_to(site / top)
-    purelib = subprocess.run([str(venv / "bin" / "python"), "-c",
-                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(purelib, "tagstream-test-lent.pth").write_text(str(overlay) + "\n")
     return dists

@@ -38,47 +38,82 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the worker: input topic -> labelled spans -> output topic")
+    run = sub.add_parser(
+        "run", help="run the worker: input topic -> labelled spans -> output topic"
+    )
     run.set_defaults(func=cmd_run)
 
-    tag = sub.add_parser("tag", help="label JSON lines {\"id\", \"text\"} without Kafka")
-    tag.add_argument("--model", type=_model_ref,
-                     help="an installed model's name (tagstream models) or an artifact file (default: en-news)")
+    tag = sub.add_parser("tag", help='label JSON lines {"id", "text"} without Kafka')
+    tag.add_argument(
+        "--model",
+        type=_model_ref,
+        help="an installed model's name (tagstream models) or an artifact file (default: en-news)",
+    )
     tag.add_argument("--input", type=_existing_file, help="input file (default: stdin)")
     tag.add_argument("--output", type=Path, help="output file (default: stdout)")
-    tag.add_argument("--input-format", choices=("json", "text"), default="json",
-                     help="json: one object per line with a \"text\" field; text: one text per line")
-    tag.add_argument("--batch-size", type=_at_least(1), default=256,
-                     help="texts per model call (default 256: about a fifth faster than 64 on one thread)")
+    tag.add_argument(
+        "--input-format",
+        choices=("json", "text"),
+        default="json",
+        help='json: one object per line with a "text" field; text: one text per line',
+    )
+    tag.add_argument(
+        "--batch-size",
+        type=_at_least(1),
+        default=256,
+        help="texts per model call (default 256: about a fifth faster than 64 on one thread)",
+    )
     tag.add_argument("--echo-text", action="store_true", help="copy each text into its output")
     tag.add_argument("--max-text-chars", type=_at_least(1), default=100_000)
-    tag.add_argument("--threads", type=_at_least(0), default=0, help="torch threads (0: one per core)")
-    tag.add_argument("--precision", choices=("auto", "bfloat16", "float32"), default="auto",
-                     help="the network's numeric path (auto: bfloat16 only where the CPU computes "
-                     "it natively, else float32)")
+    tag.add_argument(
+        "--threads", type=_at_least(0), default=0, help="torch threads (0: one per core)"
+    )
+    tag.add_argument(
+        "--precision",
+        choices=("auto", "bfloat16", "float32"),
+        default="auto",
+        help="the network's numeric path (auto: bfloat16 only where the CPU computes "
+        "it natively, else float32)",
+    )
     tag.set_defaults(func=cmd_tag)
 
-    models = sub.add_parser("models", help="list the installed models (names for --model / TAGSTREAM_MODEL__NAME)")
+    models = sub.add_parser(
+        "models", help="list the installed models (names for --model / TAGSTREAM_MODEL__NAME)"
+    )
     models.set_defaults(func=cmd_models)
 
-    demo = sub.add_parser("demo", help="local broker + worker + a few hundred sentences, then a summary")
-    demo.add_argument("--sentences", type=_existing_file,
-                      help="one text per line (default: the embedded set)")
-    demo.add_argument("--rate", type=_positive_float, default=50.0,
-                      help="messages/s in the streaming phase (default 50)")
+    demo = sub.add_parser(
+        "demo", help="local broker + worker + a few hundred sentences, then a summary"
+    )
+    demo.add_argument(
+        "--sentences", type=_existing_file, help="one text per line (default: the embedded set)"
+    )
+    demo.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=50.0,
+        help="messages/s in the streaming phase (default 50)",
+    )
     demo.add_argument("--partitions", type=_at_least(1), default=2)
-    demo.add_argument("--model", type=_model_ref,
-                      help="an installed model's name (tagstream models) or an artifact file (default: en-news)")
-    demo.add_argument("--bootstrap-servers",
-                      help="use this broker instead of starting the local one "
-                      "(default: $KAFKA_BOOTSTRAP_SERVERS, else scripts/kafka-local up)")
-    demo.add_argument("--keep-broker", action="store_true",
-                      help="leave the local broker running afterwards")
+    demo.add_argument(
+        "--model",
+        type=_model_ref,
+        help="an installed model's name (tagstream models) or an artifact file (default: en-news)",
+    )
+    demo.add_argument(
+        "--bootstrap-servers",
+        help="use this broker instead of starting the local one "
+        "(default: $KAFKA_BOOTSTRAP_SERVERS, else scripts/kafka-local up)",
+    )
+    demo.add_argument(
+        "--keep-broker", action="store_true", help="leave the local broker running afterwards"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
 # Argument types: argparse turns their errors into "argument --x: ..." and exit status 2.
+
 
 def _model_ref(value: str) -> str | Path:
     """A model name (checked when loading) or the path of an existing file."""

@@ -26,6 +26,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # -- run -----------------------------------------------------------------------------------
 
+
 def cmd_run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
@@ -70,8 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     metrics.set_model(tagger.name, tagger.version, tagger.precision)
     health.model_loaded = True
-    log.info("model loaded", extra={"model": f"{tagger.name}@{tagger.version}",
-                                    "precision": tagger.info["precision"]})
+    log.info(
+        "model loaded",
+        extra={"model": f"{tagger.name}@{tagger.version}", "precision": tagger.info["precision"]},
+    )
 
     try:  # fails fast, with the cause, on a rejected password, mechanism or certificate
         preflight(settings)
@@ -82,7 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         source = Source(settings, metrics)
         missing = source.missing_topics(
-            [settings.kafka.input_topic, settings.kafka.output_topic, settings.kafka.dead_letter_topic]
+            [
+                settings.kafka.input_topic,
+                settings.kafka.output_topic,
+                settings.kafka.dead_letter_topic,
+            ]
         )
         if missing:
             log.error("topics do not exist (create them first): %s", ", ".join(missing))
@@ -133,23 +140,36 @@ def _install_signal_handlers() -> threading.Event:
 
 # -- models --------------------------------------------------------------------------------
 
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tagstream.worker.pipeline import installed_models
 
     rows = [("name", "version", "language", "dev F1", "size", "labels", "file")]
     for card in installed_models():
         f1 = f"{card.dev_f1:.2f}" if card.dev_f1 is not None else "-"
-        rows.append((card.name, card.version, card.language, f1, f"{card.size_mb:.1f} MB",
-                     " ".join(card.labels), str(card.path)))
+        rows.append(
+            (
+                card.name,
+                card.version,
+                card.language,
+                f1,
+                f"{card.size_mb:.1f} MB",
+                " ".join(card.labels),
+                str(card.path),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
-    print("\nUse one with `tagstream tag --model NAME` or TAGSTREAM_MODEL__NAME=NAME; "
-          "docs/models.md has their cards.")
+    print(
+        "\nUse one with `tagstream tag --model NAME` or TAGSTREAM_MODEL__NAME=NAME; "
+        "docs/models.md has their cards."
+    )
     return EXIT_OK
 
 
 # -- tag -----------------------------------------------------------------------------------
+
 
 def cmd_tag(args: argparse.Namespace) -> int:
     from tagstream.worker import logs
@@ -179,8 +199,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
                 try:
                     doc_id, text = parse_input(raw, args.input_format, args.max_text_chars)
                 except InvalidMessage as exc:
-                    docs.append({"id": None, "error": {"class": exc.reason, "message": exc.message},
-                                 "source": source})
+                    docs.append(
+                        {
+                            "id": None,
+                            "error": {"class": exc.reason, "message": exc.message},
+                            "source": source,
+                        }
+                    )
                     errors += 1
                     continue
                 docs.append((doc_id, text, source))
@@ -189,13 +214,16 @@ def cmd_tag(args: argparse.Namespace) -> int:
             for doc in docs:
                 if isinstance(doc, tuple):
                     doc_id, text, source = doc
-                    doc = output_doc(doc_id, next(results), model_ref, source,
-                                     text if args.echo_text else None)
+                    doc = output_doc(
+                        doc_id, next(results), model_ref, source, text if args.echo_text else None
+                    )
                 out.write(dumps(doc) + b"\n")
             out.flush()
     if errors:
-        print(f"tagstream tag: {errors} line(s) could not be labelled (see their \"error\")",
-              file=sys.stderr)
+        print(
+            f'tagstream tag: {errors} line(s) could not be labelled (see their "error")',
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     return EXIT_OK
 
@@ -221,6 +249,7 @@ def _chunks(items: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tupl
 
 
 # -- demo ----------------------------------------------------------------------------------
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from tagstream.worker import demo

@@ -60,8 +60,9 @@ class KafkaSettings(_Group):
     # gets its partitions back at once, with no rebalance of the others; a worker that stops
     # for good keeps its partitions unserved until the session timeout (a static member does
     # not leave the group on shutdown). Unset: dynamic membership.
-    group_instance_id: str | None = Field(default=None, min_length=1, max_length=249,
-                                          pattern=r"^[A-Za-z0-9._-]+$")
+    group_instance_id: str | None = Field(
+        default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$"
+    )
     # Where a group without committed offsets starts reading.
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Eager ("range") revokes every partition on each rebalance; "cooperative-sticky" moves only
@@ -107,9 +108,10 @@ class KafkaSettings(_Group):
     # With SASL_*: PLAIN or SCRAM-* (a user name and password), OAUTHBEARER (a token from a
     # file or a function), GSSAPI (Kerberos; extra tagstream[gssapi]) or AWS_MSK_IAM (the AWS
     # credential chain and AWS_REGION, SASL_SSL only; extra tagstream[aws]). See docs/security.md.
-    sasl_mechanism: Literal[
-        "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"
-    ] | None = None
+    sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"]
+        | None
+    ) = None
     # PLAIN and SCRAM-* only, and required with them: the SASL user.
     sasl_username: str | None = None
     # PLAIN and SCRAM-* only, and required with them: the user's password.
@@ -165,7 +167,8 @@ class KafkaSettings(_Group):
                 from tagstream.worker import kafka_auth  # kafka-python: imported only when used
 
                 out["sasl_oauth_token_provider"] = kafka_auth.token_provider(
-                    self.sasl_oauth_token_file, self.sasl_oauth_token_provider)
+                    self.sasl_oauth_token_file, self.sasl_oauth_token_provider
+                )
             if self.sasl_mechanism == "GSSAPI":
                 out.update(
                     sasl_kerberos_service_name=self.sasl_kerberos_service_name,
@@ -217,8 +220,10 @@ class ModelSettings(_Group):
         if self.path is not None and not self.path.is_file():
             raise ValueError(f"{env_name(('model', 'path'))}={self.path}: no such file")
         if self.path is not None and self.name is not None:
-            raise ValueError(f"{env_name(('model', 'name'))}={self.name} and {env_name(('model', 'path'))}="
-                             f"{self.path}: set one of them")
+            raise ValueError(
+                f"{env_name(('model', 'name'))}={self.name} and {env_name(('model', 'path'))}="
+                f"{self.path}: set one of them"
+            )
         return self
 
     @property

@@ -66,10 +66,14 @@ def check_token_provider(spec: str) -> None:
     except AttributeError as exc:
         raise ValueError(f"{name}={spec}: {exc}") from None
     except Exception as exc:  # the module failed while being imported
-        raise ValueError(f"{name}={spec}: importing it failed: {type(exc).__name__}: {exc}") from None
+        raise ValueError(
+            f"{name}={spec}: importing it failed: {type(exc).__name__}: {exc}"
+        ) from None
     if not callable(obj) and not callable(getattr(obj, "token", None)):
-        raise ValueError(f"{name}={spec}: neither a function returning a token nor a token "
-                         "provider (an object with a token() method)")
+        raise ValueError(
+            f"{name}={spec}: neither a function returning a token nor a token "
+            "provider (an object with a token() method)"
+        )
 
 
 def describe(error: dict[str, Any]) -> str:
@@ -96,8 +100,10 @@ def describe_unparsable(exc: SettingsError) -> str:
         return f"unreadable settings: {exc}"
     field, source = match.groups()
     where = "the .env file" if "DotEnv" in source else "the environment"
-    return (f"{env_name((field,))} (in {where}): cannot be parsed; groups are set "
-            f"variable by variable: {env_name((field,))}__<SETTING>")
+    return (
+        f"{env_name((field,))} (in {where}): cannot be parsed; groups are set "
+        f"variable by variable: {env_name((field,))}__<SETTING>"
+    )
 
 
 def check_sasl(k: KafkaSettings) -> None:
@@ -109,8 +115,10 @@ def check_sasl(k: KafkaSettings) -> None:
     protocol = kafka_vars(security_protocol=k.security_protocol)
     if not k.security_protocol.startswith("SASL"):
         if mechanism is not None:
-            raise ValueError(f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)}: the "
-                             "protocol does not use SASL (use SASL_PLAINTEXT or SASL_SSL)")
+            raise ValueError(
+                f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)}: the "
+                "protocol does not use SASL (use SASL_PLAINTEXT or SASL_SSL)"
+            )
         return
     if mechanism is None:
         raise ValueError(f"{protocol} needs {env_name(('kafka', 'sasl_mechanism'))}")
@@ -119,37 +127,51 @@ def check_sasl(k: KafkaSettings) -> None:
     if uses_password:
         missing = [name for name, value in credentials.items() if value is None]
         if missing:
-            raise ValueError(f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)} needs "
-                             + ", ".join(env_name(("kafka", m)) for m in missing))
+            raise ValueError(
+                f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)} needs "
+                + ", ".join(env_name(("kafka", m)) for m in missing)
+            )
     else:
         unused = [env_name(("kafka", n)) for n, value in credentials.items() if value is not None]
         if unused:
-            raise ValueError(f"{kafka_vars(sasl_mechanism=mechanism)}: "
-                             f"{', '.join(unused)} not used by {mechanism}; unset")
-    oauth = {"sasl_oauth_token_file": k.sasl_oauth_token_file,
-             "sasl_oauth_token_provider": k.sasl_oauth_token_provider}
+            raise ValueError(
+                f"{kafka_vars(sasl_mechanism=mechanism)}: "
+                f"{', '.join(unused)} not used by {mechanism}; unset"
+            )
+    oauth = {
+        "sasl_oauth_token_file": k.sasl_oauth_token_file,
+        "sasl_oauth_token_provider": k.sasl_oauth_token_provider,
+    }
     given = [name for name, value in oauth.items() if value is not None]
     if mechanism == "OAUTHBEARER":
         if len(given) != 1:
-            raise ValueError(f"{kafka_vars(sasl_mechanism=mechanism)} needs exactly one of "
-                             f"{env_name(('kafka', 'sasl_oauth_token_file'))}, "
-                             f"{env_name(('kafka', 'sasl_oauth_token_provider'))}")
+            raise ValueError(
+                f"{kafka_vars(sasl_mechanism=mechanism)} needs exactly one of "
+                f"{env_name(('kafka', 'sasl_oauth_token_file'))}, "
+                f"{env_name(('kafka', 'sasl_oauth_token_provider'))}"
+            )
         if k.sasl_oauth_token_file is not None and not k.sasl_oauth_token_file.is_file():
-            raise ValueError(f"{kafka_vars(sasl_oauth_token_file=k.sasl_oauth_token_file)}: "
-                             "no such file")
+            raise ValueError(
+                f"{kafka_vars(sasl_oauth_token_file=k.sasl_oauth_token_file)}: no such file"
+            )
         if k.sasl_oauth_token_provider is not None:
             check_token_provider(k.sasl_oauth_token_provider)
     elif given:
-        raise ValueError(f"{kafka_vars(sasl_mechanism=mechanism)}: "
-                         f"{', '.join(env_name(('kafka', n)) for n in given)} only used by "
-                         "OAUTHBEARER; unset")
+        raise ValueError(
+            f"{kafka_vars(sasl_mechanism=mechanism)}: "
+            f"{', '.join(env_name(('kafka', n)) for n in given)} only used by "
+            "OAUTHBEARER; unset"
+        )
     if mechanism == "AWS_MSK_IAM" and k.security_protocol != "SASL_SSL":
-        raise ValueError(f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)}: "
-                         "AWS_MSK_IAM needs SASL_SSL")
+        raise ValueError(
+            f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)}: AWS_MSK_IAM needs SASL_SSL"
+        )
     package, extra = SASL_PACKAGES.get(mechanism, (None, None))
     if package is not None and importlib.util.find_spec(package) is None:
-        raise ValueError(f"{kafka_vars(sasl_mechanism=mechanism)} needs the Python package "
-                         f"{package}, which is not installed: pip install 'tagstream[{extra}]'")
+        raise ValueError(
+            f"{kafka_vars(sasl_mechanism=mechanism)} needs the Python package "
+            f"{package}, which is not installed: pip install 'tagstream[{extra}]'"
+        )
 
 
 def check_kafka(k: KafkaSettings) -> None:

@@ -27,8 +27,13 @@ SLICE_S = 0.2  # how often a waiting loop looks up (heartbeat, stop request)
 class Deadline:
     """``timeout_s`` from now, or the outside deadline if that comes first."""
 
-    def __init__(self, timeout_s: float, outside: Callable[[], float | None] = lambda: None,
-                 clock: Callable[[], float] = time.monotonic, slice_s: float = SLICE_S):
+    def __init__(
+        self,
+        timeout_s: float,
+        outside: Callable[[], float | None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        slice_s: float = SLICE_S,
+    ):
         self._clock = clock
         self._timeout_at = clock() + timeout_s
         self._outside = outside

@@ -141,8 +141,10 @@ class Delivery:
             raise
         except KafkaError as exc:
             self._metrics.commit_failures.inc()
-            log.warning("transaction failed; aborting and consuming the batch again",
-                        extra={"error": repr(exc)})
+            log.warning(
+                "transaction failed; aborting and consuming the batch again",
+                extra={"error": repr(exc)},
+            )
             self._sink.abort()
             return None
         self._source.record_committed(offsets)
@@ -186,8 +188,12 @@ class Delivery:
             if item.value is not None:
                 return _dead_letter_outgoing(entry, topic, drop_value=True)
             if item.key is not None or entry.source.headers:
-                return _dead_letter_outgoing(entry, topic, drop_value=True, drop_key_and_headers=True)
-            raise DeliveryError([(item, ValueError(f"even with only the tagstream headers: {reason}"))])
+                return _dead_letter_outgoing(
+                    entry, topic, drop_value=True, drop_key_and_headers=True
+                )
+            raise DeliveryError(
+                [(item, ValueError(f"even with only the tagstream headers: {reason}"))]
+            )
         dead = DeadLetter(entry.record.source, messages.OUTPUT_TOO_LARGE, f"the output is {reason}")
         return _dead_letter_outgoing(dead, topic)
 
@@ -195,9 +201,15 @@ class Delivery:
         if isinstance(result, DeadLetter):
             return _dead_letter_outgoing(result, self._settings.kafka.dead_letter_topic)
         record = result.record
-        value = messages.output_value(record, result.spans, self._model_ref, self._settings.echo_text)
+        value = messages.output_value(
+            record, result.spans, self._model_ref, self._settings.echo_text
+        )
         return Outgoing(
-            self._settings.kafka.output_topic, record.source.key, value, record.source.headers, result
+            self._settings.kafka.output_topic,
+            record.source.key,
+            value,
+            record.source.headers,
+            result,
         )
 
     def _observe(self, delivered: list[Outgoing]) -> None:
@@ -210,12 +222,19 @@ class Delivery:
                 self._metrics.records_dead_lettered.labels(entry.reason).inc()
                 src = entry.source
                 self._dead_letter_log.warning(
-                    entry.reason, "record dead-lettered", reason=entry.reason, detail=entry.message,
-                    topic=src.topic, partition=src.partition, offset=src.offset,
+                    entry.reason,
+                    "record dead-lettered",
+                    reason=entry.reason,
+                    detail=entry.message,
+                    topic=src.topic,
+                    partition=src.partition,
+                    offset=src.offset,
                 )
                 continue
             produced += 1
-            self._metrics.end_to_end_latency.observe(max(0.0, now - entry.record.source.timestamp_ms / 1000))
+            self._metrics.end_to_end_latency.observe(
+                max(0.0, now - entry.record.source.timestamp_ms / 1000)
+            )
             for span in entry.spans:
                 self._metrics.spans.labels(span.label).inc()
         if produced:
@@ -229,7 +248,9 @@ def _dead_letter_outgoing(
     key, value = src.key, src.value
     if drop_key_and_headers:  # only tagstream's headers remain: where the input was, and why
         key = None
-        headers = messages.error_headers(dead) + [(messages.HEADER_KEY_AND_HEADERS_DROPPED, b"true")]
+        headers = messages.error_headers(dead) + [
+            (messages.HEADER_KEY_AND_HEADERS_DROPPED, b"true")
+        ]
     else:
         headers = messages.dead_letter_headers(dead)
     if drop_value:

@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"broker       {bootstrap}")
 
         tag = uuid.uuid4().hex[:8]
-        input_topic, output_topic, dlq_topic = (f"demo-{n}-{tag}" for n in ("input", "output", "dead-letters"))
+        input_topic, output_topic, dlq_topic = (
+            f"demo-{n}-{tag}" for n in ("input", "output", "dead-letters")
+        )
         topics = [input_topic, output_topic, dlq_topic]
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tagstream-demo")
         admin.create_topics(
@@ -91,12 +93,17 @@ def run(args: argparse.Namespace) -> int:
         log_path = workdir / "worker.log"
         with open(log_path, "wb") as log_file:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "tagstream.worker.cli", "run"], env=env,
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "tagstream.worker.cli", "run"],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         _wait_ready(worker, port, log_path)
         model_ref = _model_ref(port)
-        say(f"worker       pid {worker.pid}, model {model_ref}, metrics http://127.0.0.1:{port}/metrics\n")
+        say(
+            f"worker       pid {worker.pid}, model {model_ref}, metrics http://127.0.0.1:{port}/metrics\n"
+        )
 
         outputs = OutputReader(bootstrap, output_topic)
         outputs.start()
@@ -146,7 +153,9 @@ def _broker_up() -> str:
             "(scripts/kafka-local is only in a source checkout)"
         )
     say("broker       starting the local Kafka (first time: downloads its jars from Maven Central)")
-    proc = subprocess.run(["bash", str(KAFKA_LOCAL), "up"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["bash", str(KAFKA_LOCAL), "up"], capture_output=True, text=True, check=False
+    )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines or not lines[-1].startswith("KAFKA_BOOTSTRAP_SERVERS="):
         raise DemoError(f"scripts/kafka-local up failed:\n{proc.stderr[-3000:]}")
@@ -171,7 +180,9 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def _wait_ready(worker: subprocess.Popen, port: int, log_path: Path, timeout_s: float = 180) -> None:
+def _wait_ready(
+    worker: subprocess.Popen, port: int, log_path: Path, timeout_s: float = 180
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -182,7 +193,9 @@ def _wait_ready(worker: subprocess.Popen, port: int, log_path: Path, timeout_s: 
         if _get(port, "/readyz")[0] == 200:
             return
         time.sleep(0.2)
-    raise DemoError(f"the worker was not ready after {timeout_s:.0f}s:\n{log_path.read_text()[-3000:]}")
+    raise DemoError(
+        f"the worker was not ready after {timeout_s:.0f}s:\n{log_path.read_text()[-3000:]}"
+    )
 
 
 def _metrics(port: int) -> list:

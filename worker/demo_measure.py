@@ -58,7 +58,9 @@ class OutputReader(threading.Thread):
         self.join(timeout=10)
 
 
-def run_stream(bootstrap: str, topic: str, sentences: list[str], rate: float, outputs: OutputReader) -> dict:
+def run_stream(
+    bootstrap: str, topic: str, sentences: list[str], rate: float, outputs: OutputReader
+) -> dict:
     """Phase 1: a steady stream; every result printed as it arrives."""
     from kafka import KafkaProducer
 
@@ -83,7 +85,9 @@ def run_stream(bootstrap: str, topic: str, sentences: list[str], rate: float, ou
     return {"messages": len(texts), "rate": rate, "latencies": latencies}
 
 
-def print_arrivals(outputs: OutputReader, texts: dict[str, str], latencies: list[float], wait_s: float) -> None:
+def print_arrivals(
+    outputs: OutputReader, texts: dict[str, str], latencies: list[float], wait_s: float
+) -> None:
     try:
         arrived, _, doc = outputs.arrivals.get(timeout=max(0.0, wait_s))
     except queue.Empty:
@@ -101,8 +105,12 @@ def highlight(text: str, spans: list[dict]) -> str:
     """'Ryanair[ORG] flies to Kraków[LOC]' style, spans in order of appearance."""
     out, at = [], 0
     for s in sorted(spans, key=lambda s: s["start"]):
-        out.append(text[at:s["start"]])
-        out.append(f"\033[1m{s['text']}\033[0m[{s['label']}]" if sys.stdout.isatty() else f"{s['text']}[{s['label']}]")
+        out.append(text[at : s["start"]])
+        out.append(
+            f"\033[1m{s['text']}\033[0m[{s['label']}]"
+            if sys.stdout.isatty()
+            else f"{s['text']}[{s['label']}]"
+        )
         at = s["end"]
     out.append(text[at:])
     return "".join(out)
@@ -150,14 +158,20 @@ def print_summary(model_ref, args, streamed, burst, cpu_used, rss, dead, labels)
     per_s = burst["messages"] / burst["seconds"]
     say("\n== summary ==")
     say(f"model         {model_ref}; 1 worker; {args.partitions} partitions")
-    say(f"streamed      {streamed['messages']} messages at {streamed['rate']:g}/s: end-to-end latency "
-         f"p50 {percentile(lat, 0.5) * 1000:.0f} ms, p99 {percentile(lat, 0.99) * 1000:.0f} ms")
-    say(f"burst         {burst['messages']} messages in {burst['seconds']:.2f} s: {per_s:,.0f} messages/s; "
-         f"latency p50 {percentile(blat, 0.5) * 1000:.0f} ms, p99 {percentile(blat, 0.99) * 1000:.0f} ms "
-         "(includes queueing behind the burst)")
+    say(
+        f"streamed      {streamed['messages']} messages at {streamed['rate']:g}/s: end-to-end latency "
+        f"p50 {percentile(lat, 0.5) * 1000:.0f} ms, p99 {percentile(lat, 0.99) * 1000:.0f} ms"
+    )
+    say(
+        f"burst         {burst['messages']} messages in {burst['seconds']:.2f} s: {per_s:,.0f} messages/s; "
+        f"latency p50 {percentile(blat, 0.5) * 1000:.0f} ms, p99 {percentile(blat, 0.99) * 1000:.0f} ms "
+        "(includes queueing behind the burst)"
+    )
     if cpu_used > 0:
-        say(f"cpu           {cpu_used:.2f} CPU-seconds for the burst: "
-             f"{burst['messages'] / cpu_used:,.0f} messages per CPU-second")
+        say(
+            f"cpu           {cpu_used:.2f} CPU-seconds for the burst: "
+            f"{burst['messages'] / cpu_used:,.0f} messages per CPU-second"
+        )
     say(f"memory        {rss / 2**20:,.0f} MiB resident (the worker process)")
     say("entities      " + ", ".join(f"{label} {n}" for label, n in labels.most_common()))
     say(f"dead letters  {dead:.0f}")

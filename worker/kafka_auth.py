@@ -45,6 +45,7 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 
 # -- OAUTHBEARER ---------------------------------------------------------------------------
 
+
 class TokenFileProvider(AbstractTokenProvider):
     """The token in a file, read again for every new connection (whatever renews the file
     needs no restart of the worker)."""
@@ -73,8 +74,10 @@ class CallableTokenProvider(AbstractTokenProvider):
     def token(self) -> str:
         token = self._token()
         if not isinstance(token, str) or not token:
-            raise TypeError(f"the OAUTHBEARER token provider {self._name} returned "
-                            f"{type(token).__name__}, not a non-empty token string")
+            raise TypeError(
+                f"the OAUTHBEARER token provider {self._name} returned "
+                f"{type(token).__name__}, not a non-empty token string"
+            )
         return token
 
     def extensions(self) -> dict[str, str]:
@@ -94,6 +97,7 @@ def token_provider(token_file: Path | None, spec: str | None) -> AbstractTokenPr
 
 # -- the start-up check --------------------------------------------------------------------
 
+
 class ConnectionProblem(Exception):
     """A definitive reason the worker cannot use the cluster; `exit_status` 1 or 2."""
 
@@ -111,12 +115,17 @@ def preflight(settings: Settings) -> None:
     try:
         net = NetworkSelector(client_id=k.client_id)
         manager = KafkaConnectionManager(
-            net, bootstrap_servers=k.bootstrap_servers.split(","), client_id=k.client_id,
-            request_timeout_ms=k.request_timeout_ms, reconnect_backoff_max_ms=1000,
-            **k.security_configs())
+            net,
+            bootstrap_servers=k.bootstrap_servers.split(","),
+            client_id=k.client_id,
+            request_timeout_ms=k.request_timeout_ms,
+            reconnect_backoff_max_ms=1000,
+            **k.security_configs(),
+        )
     except (Errors.KafkaConfigurationError, ValueError, TypeError, OSError) as exc:
-        raise ConnectionProblem(f"the Kafka client refuses these settings: {error_text(exc)}",
-                                EXIT_USAGE) from None
+        raise ConnectionProblem(
+            f"the Kafka client refuses these settings: {error_text(exc)}", EXIT_USAGE
+        ) from None
     deadline = time.monotonic() + k.request_timeout_ms / 1000
     last: BaseException | None = None
     hint = None
@@ -134,8 +143,9 @@ def preflight(settings: Settings) -> None:
                 address = f"{broker.host}:{broker.port}"
                 conn = None
                 try:
-                    conn = manager.get_connection(broker.node_id, timeout_ms=left_ms,
-                                                  refresh_metadata_on_err=False)
+                    conn = manager.get_connection(
+                        broker.node_id, timeout_ms=left_ms, refresh_metadata_on_err=False
+                    )
                     net.run(manager.wait_for, conn.init_future, left_ms)
                     return
                 except Exception as exc:  # noqa: BLE001 (classified below)
@@ -154,7 +164,8 @@ def preflight(settings: Settings) -> None:
     raise ConnectionProblem(
         f"cannot connect to Kafka at {k.bootstrap_servers} within "
         f"TAGSTREAM_KAFKA__REQUEST_TIMEOUT_MS={k.request_timeout_ms}: "
-        f"{error_text(last) if last else 'no answer'}" + (f"; {hint}" if hint else ""))
+        f"{error_text(last) if last else 'no answer'}" + (f"; {hint}" if hint else "")
+    )
 
 
 def _check_tls_files(configs: dict[str, Any]) -> None:
@@ -162,17 +173,24 @@ def _check_tls_files(configs: dict[str, Any]) -> None:
     each connection attempt, and retry): a file that is not what it should be is exit 2."""
     if configs["security_protocol"] not in ("SSL", "SASL_SSL"):
         return
-    ssl_configs = {**KafkaSSLTransport.DEFAULT_CONFIG,
-                   **{key: value for key, value in configs.items() if key.startswith("ssl_")}}
+    ssl_configs = {
+        **KafkaSSLTransport.DEFAULT_CONFIG,
+        **{key: value for key, value in configs.items() if key.startswith("ssl_")},
+    }
     try:
         build_ssl_context(ssl_configs)
     except (ssl.SSLError, OSError, ValueError) as exc:
-        files = [f"TAGSTREAM_KAFKA__{key.upper()}={ssl_configs[key]}"
-                 for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if ssl_configs[key]]
+        files = [
+            f"TAGSTREAM_KAFKA__{key.upper()}={ssl_configs[key]}"
+            for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            if ssl_configs[key]
+        ]
         raise ConnectionProblem(
             f"cannot load the TLS files ({', '.join(files) or 'the system CAs'}"
             f"{', TAGSTREAM_KAFKA__SSL_PASSWORD' if ssl_configs['ssl_password'] else ''}): "
-            f"{error_text(exc)}", EXIT_USAGE) from None
+            f"{error_text(exc)}",
+            EXIT_USAGE,
+        ) from None
 
 
 _AUTH_ERRORS = (
@@ -181,8 +199,13 @@ _AUTH_ERRORS = (
     Errors.IllegalSaslStateError,
     Errors.AuthorizationError,
 )
-_TRANSIENT = (Errors.KafkaConnectionError, Errors.KafkaTimeoutError, Errors.RequestTimedOutError,
-              ConnectionError, TimeoutError)
+_TRANSIENT = (
+    Errors.KafkaConnectionError,
+    Errors.KafkaTimeoutError,
+    Errors.RequestTimedOutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 def classify(exc: BaseException, settings: Settings, address: str, answered: bool) -> str | None:
@@ -192,25 +215,34 @@ def classify(exc: BaseException, settings: Settings, address: str, answered: boo
     protocol = f"TAGSTREAM_KAFKA__SECURITY_PROTOCOL={k.security_protocol}"
     sasl = ""
     if k.security_protocol.startswith("SASL"):
-        sasl = f"SASL {k.sasl_mechanism}" + (f" as user {k.sasl_username!r}" if k.sasl_username else "")
+        sasl = f"SASL {k.sasl_mechanism}" + (
+            f" as user {k.sasl_username!r}" if k.sasl_username else ""
+        )
     if isinstance(exc, Errors.KafkaConfigurationError):
-        raise ConnectionProblem(f"the Kafka client refuses these settings: {error_text(exc)}",
-                                EXIT_USAGE) from None
+        raise ConnectionProblem(
+            f"the Kafka client refuses these settings: {error_text(exc)}", EXIT_USAGE
+        ) from None
     if isinstance(exc, Errors.UnsupportedSaslMechanismError):
         raise ConnectionProblem(
             f"Kafka at {address} refused {sasl}: {error_text(exc)}: the listener does not offer "
-            f"TAGSTREAM_KAFKA__SASL_MECHANISM={k.sasl_mechanism}") from None
+            f"TAGSTREAM_KAFKA__SASL_MECHANISM={k.sasl_mechanism}"
+        ) from None
     if isinstance(exc, _AUTH_ERRORS):
-        raise ConnectionProblem(f"Kafka at {address} refused {sasl or 'this client'}: "
-                                f"{error_text(exc)}") from None
+        raise ConnectionProblem(
+            f"Kafka at {address} refused {sasl or 'this client'}: {error_text(exc)}"
+        ) from None
     if isinstance(exc, Errors.KafkaProtocolError) and not answered:
         raise ConnectionProblem(
             f"Kafka at {address} answered in another protocol ({error_text(exc)}): does {protocol} "
-            "match that listener? (a TLS listener answers a PLAINTEXT client so)") from None
+            "match that listener? (a TLS listener answers a PLAINTEXT client so)"
+        ) from None
     tls = _ssl_error(exc)
     if isinstance(tls, ssl.SSLCertVerificationError):
-        ca = f"TAGSTREAM_KAFKA__SSL_CAFILE={k.ssl_cafile}" if k.ssl_cafile else \
-            "the system's CAs (TAGSTREAM_KAFKA__SSL_CAFILE is not set)"
+        ca = (
+            f"TAGSTREAM_KAFKA__SSL_CAFILE={k.ssl_cafile}"
+            if k.ssl_cafile
+            else "the system's CAs (TAGSTREAM_KAFKA__SSL_CAFILE is not set)"
+        )
         reason = str(tls.verify_message or tls.reason or tls)
         if "mismatch" in reason:
             advice = "the certificate is not for this host name or address"
@@ -218,29 +250,40 @@ def classify(exc: BaseException, settings: Settings, address: str, answered: boo
             advice = f"{ca} does not hold the CA that signed it"
         raise ConnectionProblem(
             f"TLS handshake with Kafka at {address} failed: the broker's certificate is not "
-            f"trusted ({reason}); {advice}") from None
+            f"trusted ({reason}); {advice}"
+        ) from None
     if tls is not None and not isinstance(tls, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
         reason = str(tls.reason or tls)
         if "ALERT" in reason.upper():  # the broker's verdict on this client
-            advice = ("the broker refused the handshake: does it require a client certificate "
-                      "(TAGSTREAM_KAFKA__SSL_CERTFILE / __SSL_KEYFILE) signed by a CA it trusts, "
-                      "or other TLS versions?")
+            advice = (
+                "the broker refused the handshake: does it require a client certificate "
+                "(TAGSTREAM_KAFKA__SSL_CERTFILE / __SSL_KEYFILE) signed by a CA it trusts, "
+                "or other TLS versions?"
+            )
         else:
             advice = f"does {protocol} match that listener?"
         raise ConnectionProblem(
-            f"TLS handshake with Kafka at {address} failed ({reason}); {advice}") from None
+            f"TLS handshake with Kafka at {address} failed ({reason}); {advice}"
+        ) from None
     # A socket error before the broker answered is the network's; after it (SASL under way),
     # only a dropped connection or a timeout is.
-    if isinstance(exc, _TRANSIENT) or (isinstance(exc, OSError) and not answered) or tls is not None:
+    if (
+        isinstance(exc, _TRANSIENT)
+        or (isinstance(exc, OSError) and not answered)
+        or tls is not None
+    ):
         if tls is not None or (not answered and "disconnected" in str(exc)):
-            return (f"the broker at {address} closed the connection before answering: does "
-                    f"{protocol} match that listener?")
+            return (
+                f"the broker at {address} closed the connection before answering: does "
+                f"{protocol} match that listener?"
+            )
         if answered and sasl and "disconnected" in str(exc):
             return f"the broker at {address} closed the connection during {sasl}"
         return None
     # Anything else came from the SASL mechanism itself (a token provider, Kerberos...).
-    raise ConnectionProblem(f"{sasl or 'connecting'} to Kafka at {address} failed: "
-                            f"{error_text(exc)}") from None
+    raise ConnectionProblem(
+        f"{sasl or 'connecting'} to Kafka at {address} failed: {error_text(exc)}"
+    ) from None
 
 
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
@@ -256,11 +299,11 @@ def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
 
 
 def error_text(exc: BaseException) -> str:
-    """"Name: message", without kafka-python's "[Error 58]" and repeated names."""
+    """ "Name: message", without kafka-python's "[Error 58]" and repeated names."""
     name = type(exc).__name__
     message = str(exc.args[0]) if len(exc.args) == 1 else str(exc) if exc.args else ""
     while message.startswith(f"{name}: "):
-        message = message[len(name) + 2:]
+        message = message[len(name) + 2 :]
     return f"{name}: {message}" if message and message != name else name
 
 

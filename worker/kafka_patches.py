@@ -26,8 +26,12 @@ def build_ssl_context(ssl_configs: dict[str, Any]) -> ssl.SSLContext:
     return KafkaSSLTransport._build_ssl_context(ssl_configs)
 
 
-def estimate_size(producer: KafkaProducer, key: bytes | None, value: bytes | None,
-                  headers: list[tuple[str, bytes]]) -> int:
+def estimate_size(
+    producer: KafkaProducer,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+) -> int:
     """The record batch size the broker will check (what kafka-python estimates too)."""
     return producer._estimate_size_in_bytes(key, value, headers)
 

@@ -47,15 +47,21 @@ class LagMonitor(threading.Thread):
                 try:
                     if client is None:
                         client = KafkaConsumer(
-                            bootstrap_servers=k.bootstrap_servers.split(","), client_id=f"{k.client_id}-lag",
-                            group_id=None, enable_auto_commit=False, request_timeout_ms=k.request_timeout_ms,
+                            bootstrap_servers=k.bootstrap_servers.split(","),
+                            client_id=f"{k.client_id}-lag",
+                            group_id=None,
+                            enable_auto_commit=False,
+                            request_timeout_ms=k.request_timeout_ms,
                             reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
                             **k.security_configs(),
                         )
                     self._refresh(client)
                 except Exception as exc:  # the broker is away: keep the last figures, try again
                     if not self._warned:
-                        log.warning("refreshing the consumer lag failed; will retry", extra={"error": repr(exc)})
+                        log.warning(
+                            "refreshing the consumer lag failed; will retry",
+                            extra={"error": repr(exc)},
+                        )
                         self._warned = True
         finally:
             if client is not None:
@@ -66,10 +72,15 @@ class LagMonitor(threading.Thread):
         if not parts:
             return
         kparts = [KafkaTopicPartition(*tp) for tp in parts]
-        ends = {TopicPartition(tp.topic, tp.partition): off for tp, off in client.end_offsets(kparts).items()}
+        ends = {
+            TopicPartition(tp.topic, tp.partition): off
+            for tp, off in client.end_offsets(kparts).items()
+        }
         earliest: dict[TopicPartition, int] = {}
         if self._settings.kafka.auto_offset_reset == "earliest":
-            earliest = {TopicPartition(tp.topic, tp.partition): off
-                        for tp, off in client.beginning_offsets(kparts).items()}
+            earliest = {
+                TopicPartition(tp.topic, tp.partition): off
+                for tp, off in client.beginning_offsets(kparts).items()
+            }
         self._source.publish_lag(ends, earliest)
         self._warned = False

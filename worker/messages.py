@@ -28,8 +28,16 @@ TEXT_TOO_LONG = "text_too_long"
 OUTPUT_TOO_LARGE = "output_too_large"
 TAGGING_FAILED = "tagging_failed"
 REASONS = (
-    NULL_VALUE, INVALID_UTF8, INVALID_JSON, NOT_AN_OBJECT, MISSING_TEXT, TEXT_NOT_A_STRING,
-    INVALID_ID, TEXT_TOO_LONG, OUTPUT_TOO_LARGE, TAGGING_FAILED,
+    NULL_VALUE,
+    INVALID_UTF8,
+    INVALID_JSON,
+    NOT_AN_OBJECT,
+    MISSING_TEXT,
+    TEXT_NOT_A_STRING,
+    INVALID_ID,
+    TEXT_TOO_LONG,
+    OUTPUT_TOO_LARGE,
+    TAGGING_FAILED,
 )
 
 HEADER_ERROR_CLASS = "tagstream.error.class"
@@ -53,7 +61,9 @@ class InvalidMessage(Exception):
         self.message = message
 
 
-def parse_input(value: bytes | None, input_format: str, max_text_chars: int) -> tuple[str | None, str]:
+def parse_input(
+    value: bytes | None, input_format: str, max_text_chars: int
+) -> tuple[str | None, str]:
     """Return ``(id, text)`` from a record value, or raise `InvalidMessage`.
 
     >>> parse_input(b'{"id": "a1", "text": "Paris"}', "json", 100)
@@ -73,37 +83,56 @@ def parse_input(value: bytes | None, input_format: str, max_text_chars: int) -> 
         except (ValueError, RecursionError) as exc:
             raise InvalidMessage(INVALID_JSON, f"value is not JSON: {exc}") from None
         if not isinstance(doc, dict):
-            raise InvalidMessage(NOT_AN_OBJECT, f"value is JSON {type(doc).__name__}, not an object")
+            raise InvalidMessage(
+                NOT_AN_OBJECT, f"value is JSON {type(doc).__name__}, not an object"
+            )
         if "text" not in doc:
             raise InvalidMessage(MISSING_TEXT, 'the object has no "text" field')
         text = doc["text"]
         if not isinstance(text, str):
-            raise InvalidMessage(TEXT_NOT_A_STRING, f'"text" is {type(text).__name__}, not a string')
+            raise InvalidMessage(
+                TEXT_NOT_A_STRING, f'"text" is {type(text).__name__}, not a string'
+            )
         doc_id = doc.get("id")
         if doc_id is not None and not isinstance(doc_id, str):
             raise InvalidMessage(INVALID_ID, f'"id" is {type(doc_id).__name__}, not a string')
     if len(text) > max_text_chars:
         raise InvalidMessage(
-            TEXT_TOO_LONG, f"text has {len(text)} characters, more than max_text_chars={max_text_chars}"
+            TEXT_TOO_LONG,
+            f"text has {len(text)} characters, more than max_text_chars={max_text_chars}",
         )
     return doc_id, text
 
 
-def output_value(record: TextRecord, spans: Sequence[Any], model_ref: str, echo_text: bool) -> bytes:
+def output_value(
+    record: TextRecord, spans: Sequence[Any], model_ref: str, echo_text: bool
+) -> bytes:
     """The output record's value for a labelled record."""
     src = record.source
     source = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
-    return dumps(output_doc(record.id, spans, model_ref, source, record.text if echo_text else None))
+    return dumps(
+        output_doc(record.id, spans, model_ref, source, record.text if echo_text else None)
+    )
 
 
 def output_doc(
-    doc_id: str | None, spans: Sequence[Any], model_ref: str, source: dict[str, Any], text: str | None
+    doc_id: str | None,
+    spans: Sequence[Any],
+    model_ref: str,
+    source: dict[str, Any],
+    text: str | None,
 ) -> dict[str, Any]:
     """The output document; `text` is echoed when not None."""
     doc: dict[str, Any] = {
         "id": doc_id,
         "spans": [
-            {"start": s.start, "end": s.end, "label": s.label, "text": s.text, "score": round(s.score, 4)}
+            {
+                "start": s.start,
+                "end": s.end,
+                "label": s.label,
+                "text": s.text,
+                "score": round(s.score, 4),
+            }
             for s in spans
         ],
         "model": model_ref,

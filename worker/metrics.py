@@ -21,7 +21,23 @@ BATCH_RECORDS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BATCH_TOKENS_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 INFERENCE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LATENCY_SECONDS_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 120, 300,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
 )
 
 
@@ -34,58 +50,75 @@ class Metrics:
             ProcessCollector(registry=registry)
             PlatformCollector(registry=registry)
         self.records_consumed = Counter(
-            "tagstream_records_consumed", "Records consumed from the input topic.",
-            ["topic"], registry=registry,
+            "tagstream_records_consumed",
+            "Records consumed from the input topic.",
+            ["topic"],
+            registry=registry,
         )
         self.records_produced = Counter(
-            "tagstream_records_produced", "Labelled records acknowledged by the output topic.",
-            ["topic"], registry=registry,
+            "tagstream_records_produced",
+            "Labelled records acknowledged by the output topic.",
+            ["topic"],
+            registry=registry,
         )
         self.records_dead_lettered = Counter(
             "tagstream_records_dead_lettered",
             "Records acknowledged by the dead-letter topic, by reason.",
-            ["reason"], registry=registry,
+            ["reason"],
+            registry=registry,
         )
         self.spans = Counter(
             "tagstream_spans", "Entity spans published, by label.", ["label"], registry=registry
         )
         self.batch_records = Histogram(
-            "tagstream_batch_records", "Records per micro-batch (dead letters included).",
-            buckets=BATCH_RECORDS_BUCKETS, registry=registry,
+            "tagstream_batch_records",
+            "Records per micro-batch (dead letters included).",
+            buckets=BATCH_RECORDS_BUCKETS,
+            registry=registry,
         )
         self.batch_tokens = Histogram(
-            "tagstream_batch_tokens", "Tokens per micro-batch.",
-            buckets=BATCH_TOKENS_BUCKETS, registry=registry,
+            "tagstream_batch_tokens",
+            "Tokens per micro-batch.",
+            buckets=BATCH_TOKENS_BUCKETS,
+            registry=registry,
         )
         self.inference_seconds = Histogram(
-            "tagstream_inference_seconds", "Time to tag one micro-batch.",
-            buckets=INFERENCE_SECONDS_BUCKETS, registry=registry,
+            "tagstream_inference_seconds",
+            "Time to tag one micro-batch.",
+            buckets=INFERENCE_SECONDS_BUCKETS,
+            registry=registry,
         )
         self.end_to_end_latency = Histogram(
             "tagstream_end_to_end_latency_seconds",
             "From the input record's timestamp to its output being acknowledged by the broker.",
-            buckets=LATENCY_SECONDS_BUCKETS, registry=registry,
+            buckets=LATENCY_SECONDS_BUCKETS,
+            registry=registry,
         )
         self.commit_failures = Counter(
-            "tagstream_commit_failures", "Offset commits (or transactions) that failed.",
+            "tagstream_commit_failures",
+            "Offset commits (or transactions) that failed.",
             registry=registry,
         )
         self.rebalances = Counter(
-            "tagstream_rebalances", "Consumer-group rebalances this worker took part in.",
+            "tagstream_rebalances",
+            "Consumer-group rebalances this worker took part in.",
             registry=registry,
         )
         self.consumer_lag = Gauge(
             "tagstream_consumer_lag",
             "Records in the partition after the group's committed offset (end offset minus "
             "committed offset), refreshed every TAGSTREAM_KAFKA__LAG_INTERVAL_S.",
-            ["topic", "partition"], registry=registry,
+            ["topic", "partition"],
+            registry=registry,
         )
         self.assigned_partitions = Gauge(
-            "tagstream_assigned_partitions", "Input partitions assigned to this worker.",
+            "tagstream_assigned_partitions",
+            "Input partitions assigned to this worker.",
             registry=registry,
         )
         self.model_info = Gauge(
-            "tagstream_model_info", "The loaded model (value 1) and its numeric path.",
+            "tagstream_model_info",
+            "The loaded model (value 1) and its numeric path.",
             ["name", "version", "precision"],
             registry=registry,
         )

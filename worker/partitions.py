@@ -66,7 +66,9 @@ class Partitions:
 
     # -- the lag monitor's thread ----------------------------------------------------------
 
-    def publish_lag(self, end_offsets: dict[TopicPartition, int], earliest: dict[TopicPartition, int]) -> None:
+    def publish_lag(
+        self, end_offsets: dict[TopicPartition, int], earliest: dict[TopicPartition, int]
+    ) -> None:
         """Set ``tagstream_consumer_lag`` of the owned partitions among these: end offset minus
         the group's committed offset (as ``kafka-consumer-groups.sh --describe`` shows it);
         where the group has committed nothing yet, minus where the worker starts reading

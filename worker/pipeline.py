@@ -37,7 +37,9 @@ from tagstream.worker.records import (
 )
 from tagstream.worker.rewinds import Rewinds
 
-if TYPE_CHECKING:  # kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
+if (
+    TYPE_CHECKING
+):  # kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
     from tagstream.worker.config import Settings
     from tagstream.worker.http import Health
     from tagstream.worker.metrics import Metrics
@@ -100,7 +102,9 @@ class Pipeline:
         from tagstream.worker.delivery import Delivery
 
         b = settings.batching
-        self._batcher = Batcher(b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock)
+        self._batcher = Batcher(
+            b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock
+        )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagstream-infer")
         self._delivery = Delivery(
             settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock, self._waiting
@@ -133,8 +137,10 @@ class Pipeline:
             if self._deadline is not None and self._clock() >= self._deadline:
                 status = self._drain_timeout("waiting for acknowledgements")
             else:
-                log.exception("the worker stopped: records were not acknowledged; "
-                              "nothing undelivered was committed")
+                log.exception(
+                    "the worker stopped: records were not acknowledged; "
+                    "nothing undelivered was committed"
+                )
         except Exception:
             log.exception("the worker stopped on an error; undelivered records stay uncommitted")
         finally:
@@ -220,12 +226,16 @@ class Pipeline:
                 self._inflight = self._submit(batch)
             self._deliver(flight)
         if self._aborted:
-            log.error("drained, but a transaction was aborted; its records stay uncommitted "
-                      "and will be redone by the next owner")
+            log.error(
+                "drained, but a transaction was aborted; its records stay uncommitted "
+                "and will be redone by the next owner"
+            )
             return 1
         if not self._delivery.retry_commit(force=True):
-            log.error("drained, but the last offsets could not be committed; "
-                      "their records will be redone by the next owner")
+            log.error(
+                "drained, but the last offsets could not be committed; "
+                "their records will be redone by the next owner"
+            )
             return 1
         log.info("drained: everything consumed is delivered and committed")
         return 0
@@ -243,7 +253,8 @@ class Pipeline:
 
     def _drain_timeout(self, doing: str) -> int:
         log.error(
-            "drain timeout while %s: undelivered records stay uncommitted and will be redone", doing,
+            "drain timeout while %s: undelivered records stay uncommitted and will be redone",
+            doing,
             extra={"drain_timeout_s": self._settings.drain_timeout_s},
         )
         return 1
@@ -272,7 +283,9 @@ class Pipeline:
     def _submit(self, batch: Batch) -> _InFlight:
         self._metrics.batch_records.observe(len(batch.entries))
         self._metrics.batch_tokens.observe(batch.tokens)
-        return _InFlight(batch, self._executor.submit(stages.tag_batch, self._tagger, batch, self._metrics))
+        return _InFlight(
+            batch, self._executor.submit(stages.tag_batch, self._tagger, batch, self._metrics)
+        )
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -306,8 +319,11 @@ class Pipeline:
                 self._inflight.revoked |= revoked
             self._rewinds.dropped(dropped)
             self._delivery.forget(revoked)
-            log.info("rebalance: undelivered records of revoked partitions dropped; "
-                     "they will be consumed again", extra={"dropped": len(dropped)})
+            log.info(
+                "rebalance: undelivered records of revoked partitions dropped; "
+                "they will be consumed again",
+                extra={"dropped": len(dropped)},
+            )
         sought = self._rewinds.apply(self._source)
         self._health.assigned_partitions = len(self._source.owned())
         return sought

@@ -1,7 +1,7 @@
 """Frozen, typed records passed between the pipeline's stages.
 
-    SourceRecord ──decode──▶ TextRecord | DeadLetter ──batcher──▶ Batch
-        ──tagger──▶ LabelledRecord ──sink──▶ output topic / dead-letter topic ──▶ commit
+SourceRecord ──decode──▶ TextRecord | DeadLetter ──batcher──▶ Batch
+    ──tagger──▶ LabelledRecord ──sink──▶ output topic / dead-letter topic ──▶ commit
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ class Sink:
             # kafka-python itself refuses records over max_request_size; check only stricter topics.
             limit = self._limits.get(item.topic, self._default_limit)
             if limit < self._default_limit and (size := self._size(item)) > limit:
-                refused.append((item, f"{size} bytes, more than the {limit} that {item.topic} accepts"))
+                refused.append(
+                    (item, f"{size} bytes, more than the {limit} that {item.topic} accepts")
+                )
                 continue
             try:
                 future = self._producer.send(
@@ -147,7 +149,10 @@ class Sink:
 
     def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: object) -> None:
         self._producer.send_offsets_to_transaction(
-            {KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
+            {
+                KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1)
+                for tp, off in offsets.items()
+            },
             group_metadata,
         )
 
@@ -180,16 +185,24 @@ def _max_message_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:
     admin = None
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=k.bootstrap_servers.split(","), client_id=k.client_id,
-            request_timeout_ms=k.request_timeout_ms, reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
+            bootstrap_servers=k.bootstrap_servers.split(","),
+            client_id=k.client_id,
+            request_timeout_ms=k.request_timeout_ms,
+            reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
             **k.security_configs(),
         )
-        resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics]
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics
+        ]
         described = admin.describe_configs(resources, config_filter="all").get("topic", {})
-        return {t: int(described[t]["max.message.bytes"]["value"]) for t in topics if t in described}
+        return {
+            t: int(described[t]["max.message.bytes"]["value"]) for t in topics if t in described
+        }
     except (KafkaError, KeyError, ValueError) as exc:
-        log.warning("cannot read max.message.bytes of the output topics; relying on "
-                    "max_request_size alone", extra={"error": repr(exc)})
+        log.warning(
+            "cannot read max.message.bytes of the output topics; relying on max_request_size alone",
+            extra={"error": repr(exc)},
+        )
         return {}
     finally:
         if admin is not None:

@@ -49,7 +49,9 @@ _ASSIGNORS = {
 class Source:
     """Consumes the input topic. Not thread-safe: call it from the pipeline's thread only."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.monotonic
+    ):
         k = settings.kafka
         self._clock = clock
         self.topic = k.input_topic
@@ -76,7 +78,9 @@ class Source:
         self._partitions = Partitions(metrics)  # shared with the listener and the lag monitor
         self._commit_timeout_ms = k.request_timeout_ms
         self._consumer.subscribe([self.topic], listener=_Listener(self))
-        self.lag_monitor = LagMonitor(self, settings)  # tagstream_consumer_lag, on a thread of its own
+        self.lag_monitor = LagMonitor(
+            self, settings
+        )  # tagstream_consumer_lag, on a thread of its own
         self.lag_monitor.start()
 
     def missing_topics(self, names: Iterable[str]) -> list[str]:
@@ -94,12 +98,17 @@ class Source:
         """
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except CorruptRecordError as exc:  # kafka-python cannot parse a record (it wraps decode errors)
+        except (
+            CorruptRecordError
+        ) as exc:  # kafka-python cannot parse a record (it wraps decode errors)
             self._unreadable(exc)
         except UnsupportedCodecError as exc:  # the codec's library is missing from this install
-            log.error("a batch of the input is compressed with a codec whose library is not "
-                      "installed: reinstall tagstream with its dependencies (kafka-python[crc32c,"
-                      "lz4,snappy,zstd])", extra={"error": str(exc)})
+            log.error(
+                "a batch of the input is compressed with a codec whose library is not "
+                "installed: reinstall tagstream with its dependencies (kafka-python[crc32c,"
+                "lz4,snappy,zstd])",
+                extra={"error": str(exc)},
+            )
             self._unreadable(exc)
         out = [
             SourceRecord(
@@ -126,7 +135,9 @@ class Source:
         positions = {}
         for tp in sorted(self.owned()):
             try:
-                positions[f"{tp.topic}-{tp.partition}"] = self._consumer.position(KafkaTopicPartition(*tp))
+                positions[f"{tp.topic}-{tp.partition}"] = self._consumer.position(
+                    KafkaTopicPartition(*tp)
+                )
             except Exception:  # revoked meanwhile
                 continue
         log.error(
@@ -213,15 +224,19 @@ class Source:
         self._partitions.add_pending(offsets)
         deadline = Deadline(self._commit_timeout_ms / 1000, waiting, self._clock, COMMIT_SLICE_S)
         kafka_offsets = _kafka_offsets(offsets)
-        deadline.wait(lambda seconds: self._consumer.commit(kafka_offsets, timeout_ms=int(seconds * 1000)),
-                      (KafkaTimeoutError,))
+        deadline.wait(
+            lambda seconds: self._consumer.commit(kafka_offsets, timeout_ms=int(seconds * 1000)),
+            (KafkaTimeoutError,),
+        )
         self.record_committed(offsets)
 
     def record_committed(self, offsets: dict[TopicPartition, int]) -> None:
         """Remember offsets committed here or inside a transaction (for the lag gauge)."""
         self._partitions.record_committed(offsets)
 
-    def publish_lag(self, end_offsets: dict[TopicPartition, int], earliest: dict[TopicPartition, int]) -> None:
+    def publish_lag(
+        self, end_offsets: dict[TopicPartition, int], earliest: dict[TopicPartition, int]
+    ) -> None:
         """Set ``tagstream_consumer_lag`` of the owned partitions (`Partitions.publish_lag`)."""
         self._partitions.publish_lag(end_offsets, earliest)
 
@@ -242,12 +257,16 @@ class Source:
             await self._consumer.commit_async(_kafka_offsets(offsets))
         except Exception as exc:  # the next owner redoes these records: duplicates, no loss
             self._metrics.commit_failures.inc()
-            log.warning("committing delivered records of revoked partitions failed",
-                        extra={"error": repr(exc), "partitions": _names(offsets)})
+            log.warning(
+                "committing delivered records of revoked partitions failed",
+                extra={"error": repr(exc), "partitions": _names(offsets)},
+            )
             return
         self.record_committed(offsets)
-        log.info("committed delivered records of revoked partitions",
-                 extra={"partitions": _names(offsets)})
+        log.info(
+            "committed delivered records of revoked partitions",
+            extra={"partitions": _names(offsets)},
+        )
 
     def on_revoked(self, partitions: Iterable[KafkaTopicPartition]) -> None:
         revoked = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
@@ -279,7 +298,9 @@ class _Listener(AsyncConsumerRebalanceListener):
         self._source.on_revoked(lost)  # no longer in the group: a commit would be refused
 
 
-def _kafka_offsets(offsets: dict[TopicPartition, int]) -> dict[KafkaTopicPartition, OffsetAndMetadata]:
+def _kafka_offsets(
+    offsets: dict[TopicPartition, int],
+) -> dict[KafkaTopicPartition, OffsetAndMetadata]:
     return {KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
 
 

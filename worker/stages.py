@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 def decode(record: SourceRecord, settings: Settings, tagger: Tagger) -> Entry:
     """The record's text, tokenised once (`Tagger.prepare`); or why it cannot be labelled."""
     try:
-        doc_id, text = messages.parse_input(record.value, settings.input_format, settings.max_text_chars)
+        doc_id, text = messages.parse_input(
+            record.value, settings.input_format, settings.max_text_chars
+        )
     except InvalidMessage as exc:
         return DeadLetter(record, exc.reason, exc.message)
     try:
@@ -62,7 +64,9 @@ def tag_batch(tagger: Tagger, batch: Batch, metrics: Metrics) -> list[LabelledRe
             out.append(entry)
             continue
         result = spans_by_text[id(entry)]
-        out.append(result if isinstance(result, DeadLetter) else LabelledRecord(entry, tuple(result)))
+        out.append(
+            result if isinstance(result, DeadLetter) else LabelledRecord(entry, tuple(result))
+        )
     return out
 
 

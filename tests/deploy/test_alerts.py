@@ -14,13 +14,20 @@ from tests.deploy.conftest import CHART, CI_VALUES, Helm, ci_id
 from tests.deploy.contract import PROMETHEUS_SYNTHETIC, promql_metric_names, worker_exported_names
 
 UNIT_TESTS = Path(__file__).with_name("alerts_test.yaml")
-ALERTS = {"TagstreamConsumerLagGrowing", "TagstreamDeadLetterRateHigh",
-          "TagstreamEndToEndLatencyHigh", "TagstreamNoWorkerUp", "TagstreamNoPartitionsAssigned"}
+ALERTS = {
+    "TagstreamConsumerLagGrowing",
+    "TagstreamDeadLetterRateHigh",
+    "TagstreamEndToEndLatencyHigh",
+    "TagstreamNoWorkerUp",
+    "TagstreamNoPartitionsAssigned",
+}
 
 
 def rendered_rules(helm: Helm, values: Path | None = None, sets: dict | None = None) -> dict:
     """The `groups:` of the PrometheusRule the chart renders (a Prometheus rule file)."""
-    rule = helm.template(values or CHART / "ci" / "prometheusrule-values.yaml", sets).one("PrometheusRule")
+    rule = helm.template(values or CHART / "ci" / "prometheusrule-values.yaml", sets).one(
+        "PrometheusRule"
+    )
     return rule["spec"]
 
 
@@ -33,8 +40,13 @@ def write_rules(directory: Path, groups: dict) -> Path:
 def promtool_test(promtool: str, directory: Path, groups: dict) -> subprocess.CompletedProcess[str]:
     write_rules(directory, groups)
     shutil.copy(UNIT_TESTS, directory / UNIT_TESTS.name)
-    return subprocess.run([promtool, "test", "rules", UNIT_TESTS.name], cwd=directory,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [promtool, "test", "rules", UNIT_TESTS.name],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_five_alerts_are_rendered(helm: Helm):
@@ -46,26 +58,39 @@ def test_the_five_alerts_are_rendered(helm: Helm):
 def test_promtool_check_rules(helm: Helm, promtool: str, values: Path, tmp_path: Path):
     """Every ci values file, with the rules switched on, renders rules promtool accepts."""
     groups = rendered_rules(helm, values, {"prometheusRule.enabled": "true"})
-    proc = subprocess.run([promtool, "check", "rules", str(write_rules(tmp_path, groups))],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(write_rules(tmp_path, groups))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_promtool_check_rules_with_every_option(helm: Helm, promtool: str, tmp_path: Path):
-    groups = rendered_rules(helm, sets={
-        "prometheusRule.runbookBaseUrl": "https://runbooks.example/tagstream",
-        "prometheusRule.alertLabels.team": "nlp",
-        "prometheusRule.seriesSelector": 'service="ner",cluster="eu-1"',
-        "prometheusRule.latency.thresholdSeconds": 2.5,
-        "prometheusRule.deadLetters.ratio": 0.05,
-    })
+    groups = rendered_rules(
+        helm,
+        sets={
+            "prometheusRule.runbookBaseUrl": "https://runbooks.example/tagstream",
+            "prometheusRule.alertLabels.team": "nlp",
+            "prometheusRule.seriesSelector": 'service="ner",cluster="eu-1"',
+            "prometheusRule.latency.thresholdSeconds": 2.5,
+            "prometheusRule.deadLetters.ratio": 0.05,
+        },
+    )
     rules = [r for g in groups["groups"] for r in g["rules"]]
     assert all(r["labels"]["team"] == "nlp" for r in rules)
-    assert all(r["annotations"]["runbook_url"].startswith("https://runbooks.example/tagstream#")
-               for r in rules)
+    assert all(
+        r["annotations"]["runbook_url"].startswith("https://runbooks.example/tagstream#")
+        for r in rules
+    )
     assert all('service="ner",cluster="eu-1"' in r["expr"] for r in rules)
-    proc = subprocess.run([promtool, "check", "rules", str(write_rules(tmp_path, groups))],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(write_rules(tmp_path, groups))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -90,12 +115,16 @@ def test_unit_tests_catch_wrong_thresholds(helm: Helm, promtool: str, tmp_path: 
         "prometheusRule.lagGrowing.minLag": "100",
         "prometheusRule.deadLetters.ratio": 0.001,
         "prometheusRule.latency.thresholdSeconds": 0.5,
-        "prometheusRule.noPartitionsAssigned.for": "5m",   # shorter than a rebalance may take
+        "prometheusRule.noPartitionsAssigned.for": "5m",  # shorter than a rebalance may take
     }
     proc = promtool_test(promtool, tmp_path, rendered_rules(helm, sets=too_sensitive))
     assert proc.returncode != 0
-    for alert in ("TagstreamConsumerLagGrowing", "TagstreamDeadLetterRateHigh",
-                  "TagstreamEndToEndLatencyHigh", "TagstreamNoPartitionsAssigned"):
+    for alert in (
+        "TagstreamConsumerLagGrowing",
+        "TagstreamDeadLetterRateHigh",
+        "TagstreamEndToEndLatencyHigh",
+        "TagstreamNoPartitionsAssigned",
+    ):
         assert alert in proc.stdout + proc.stderr, alert
 
 
@@ -116,8 +145,9 @@ def test_alerts_query_only_metrics_the_worker_exports(helm: Helm):
 
 def test_alert_series_selector_matches_the_servicemonitor_job(helm: Helm):
     """Prometheus-operator sets job to the Service name: the alerts must select that job."""
-    rendered = helm.template(CHART / "ci" / "servicemonitor-values.yaml",
-                             {"prometheusRule.enabled": "true"})
+    rendered = helm.template(
+        CHART / "ci" / "servicemonitor-values.yaml", {"prometheusRule.enabled": "true"}
+    )
     service = rendered.one("Service")["metadata"]["name"]
     monitor = rendered.one("ServiceMonitor")["spec"]
     assert "jobLabel" not in monitor

@@ -35,6 +35,7 @@ def _pod_spec(rendered: Rendered) -> dict:
 
 # -- lint, render, schemas ---------------------------------------------------------------------
 
+
 def test_the_ci_values_files_exist():
     assert len(CI_VALUES) >= 10, CI_VALUES
 
@@ -46,12 +47,21 @@ def test_lint_defaults(helm: Helm):
 @ci_values
 def test_lint(helm: Helm, values: Path):
     for version in KUBE_VERSIONS:
-        helm.run("lint", "--strict", str(CHART), "--values", str(values),
-                 "--kube-version", f"{version}.0")
+        helm.run(
+            "lint",
+            "--strict",
+            str(CHART),
+            "--values",
+            str(values),
+            "--kube-version",
+            f"{version}.0",
+        )
 
 
 @ci_values
-def test_manifests_match_the_kubernetes_schemas(helm: Helm, validator, values: Path, tmp_path: Path):
+def test_manifests_match_the_kubernetes_schemas(
+    helm: Helm, validator, values: Path, tmp_path: Path
+):
     """Strict built-in schemas for Kubernetes 1.29 and 1.37; the CRDs' own schemas for
     ServiceMonitor, PrometheusRule, ScaledObject and TriggerAuthentication."""
     python, crd_dir = validator
@@ -59,14 +69,25 @@ def test_manifests_match_the_kubernetes_schemas(helm: Helm, validator, values: P
         manifest = tmp_path / f"{version}.yaml"
         manifest.write_text(helm.template(values, kube_version=version).text)
         proc = subprocess.run(
-            [python, str(Path(__file__).with_name("k8s_validate.py")), "--kube-version", version,
-             "--crd-dir", crd_dir, str(manifest)],
-            capture_output=True, text=True, timeout=120,
+            [
+                python,
+                str(Path(__file__).with_name("k8s_validate.py")),
+                "--kube-version",
+                version,
+                "--crd-dir",
+                crd_dir,
+                str(manifest),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert proc.returncode in (0, 1), proc.stderr
         report = json.loads(proc.stdout)
         assert report["documents"], "nothing rendered"
-        problems = [f"{d['kind']}/{d['name']}: {e}" for d in report["documents"] for e in d["errors"]]
+        problems = [
+            f"{d['kind']}/{d['name']}: {e}" for d in report["documents"] for e in d["errors"]
+        ]
         assert not problems, "\n".join(problems)
         assert proc.returncode == 0
 
@@ -80,9 +101,18 @@ def test_validator_catches_bad_manifests(helm: Helm, validator, tmp_path: Path):
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(text)
     proc = subprocess.run(
-        [python, str(Path(__file__).with_name("k8s_validate.py")), "--kube-version", "1.37",
-         "--crd-dir", crd_dir, str(manifest)],
-        capture_output=True, text=True, timeout=120,
+        [
+            python,
+            str(Path(__file__).with_name("k8s_validate.py")),
+            "--kube-version",
+            "1.37",
+            "--crd-dir",
+            crd_dir,
+            str(manifest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     errors = " ".join(e for d in json.loads(proc.stdout)["documents"] for e in d["errors"])
@@ -133,6 +163,7 @@ def test_each_ci_values_file_changes_the_output(helm: Helm, values: Path):
 
 # -- the worker's contract ---------------------------------------------------------------------
 
+
 @ci_values
 def test_env_names_are_worker_settings(helm: Helm, values: Path):
     names = {n for n in _env(helm.template(values)) if n.startswith("TAGSTREAM_")}
@@ -142,7 +173,9 @@ def test_env_names_are_worker_settings(helm: Helm, values: Path):
 
 
 @ci_values
-def test_rendered_settings_are_accepted_by_the_worker(helm: Helm, values: Path, tmp_path, monkeypatch):
+def test_rendered_settings_are_accepted_by_the_worker(
+    helm: Helm, values: Path, tmp_path, monkeypatch
+):
     """The exact environment the pod gets loads in `tagstream.worker.config.load_settings` (mounted
     files and Secret values stand in as local files and dummies)."""
     from tagstream.worker.config import load_settings
@@ -155,7 +188,7 @@ def test_rendered_settings_are_accepted_by_the_worker(helm: Helm, values: Path, 
     for name, value in env.items():
         if isinstance(value, dict) and "fieldRef" in value:  # the downward API: the pod name
             value = "tagstream-7d9f8b6c5-x2kqp"
-        elif isinstance(value, dict):          # valueFrom: a Secret key
+        elif isinstance(value, dict):  # valueFrom: a Secret key
             value = "secret-from-" + value["secretKeyRef"]["key"]
         elif any(value.startswith(path + "/") for path in mounts):
             local = tmp_path / value.lstrip("/")
@@ -163,10 +196,13 @@ def test_rendered_settings_are_accepted_by_the_worker(helm: Helm, values: Path, 
             local.write_text("placeholder\n")
             value = str(local)
         monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)               # no stray .env file
+    monkeypatch.chdir(tmp_path)  # no stray .env file
     settings = load_settings()
     assert settings.http.port == rendered.container()["ports"][0]["containerPort"]
-    assert settings.kafka.security_protocol == rendered.configmap()["TAGSTREAM_KAFKA__SECURITY_PROTOCOL"]
+    assert (
+        settings.kafka.security_protocol
+        == rendered.configmap()["TAGSTREAM_KAFKA__SECURITY_PROTOCOL"]
+    )
 
 
 def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatch):
@@ -176,7 +212,7 @@ def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatc
 
     deliberate = {
         ("kafka", "bootstrap_servers"),  # localhost means nothing in a pod
-        ("log", "format"),               # json for log collectors
+        ("log", "format"),  # json for log collectors
     }
     for name in [n for n in os.environ if n.startswith("TAGSTREAM_")]:
         monkeypatch.delenv(name)
@@ -187,9 +223,15 @@ def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatc
     charted = load_settings().model_dump(mode="json")
     differ = {
         (group, key)
-        for group, fields in charted.items() if isinstance(fields, dict)
-        for key, value in fields.items() if defaults[group][key] != value
-    } | {(key,) for key, value in charted.items() if not isinstance(value, dict) and defaults[key] != value}
+        for group, fields in charted.items()
+        if isinstance(fields, dict)
+        for key, value in fields.items()
+        if defaults[group][key] != value
+    } | {
+        (key,)
+        for key, value in charted.items()
+        if not isinstance(value, dict) and defaults[key] != value
+    }
     assert differ == deliberate
 
 
@@ -241,7 +283,10 @@ def _status(port: int, path: str) -> int:
 
 def test_probe_paths_are_served_by_the_worker_with_the_right_meaning(helm: Helm):
     container = helm.template().container()
-    paths = {p: container[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")}
+    paths = {
+        p: container[p]["httpGet"]["path"]
+        for p in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
     health, server = _serve_worker_http()
     try:
         for path in set(paths.values()):
@@ -259,7 +304,7 @@ def test_probe_paths_are_served_by_the_worker_with_the_right_meaning(helm: Helm)
         assert _status(server.port, paths["readinessProbe"]) == 503
         health.assigned_partitions = 2
         assert _status(server.port, paths["readinessProbe"]) == 200
-        health.draining = True           # SIGTERM: leave the Ready set at once
+        health.draining = True  # SIGTERM: leave the Ready set at once
         assert _status(server.port, paths["readinessProbe"]) == 503
     finally:
         server.stop()
@@ -283,11 +328,13 @@ def test_grace_period_exceeds_the_drain_timeout(helm: Helm, values: Path):
     assert grace > drain + PRODUCER_CLOSE_S, (grace, drain)
 
 
-@pytest.mark.parametrize("drain, margin", [(7.5, None), (30, None), (120, None), (30, 10), (0.5, 10)])
+@pytest.mark.parametrize(
+    "drain, margin", [(7.5, None), (30, None), (120, None), (30, 10), (0.5, 10)]
+)
 def test_grace_period_follows_the_drain_timeout(helm: Helm, drain: float, margin):
     sets = {"worker.drainTimeoutSeconds": drain}
     if margin is not None:
-        sets["worker.terminationGraceMarginSeconds"] = margin   # the smallest the schema allows
+        sets["worker.terminationGraceMarginSeconds"] = margin  # the smallest the schema allows
     rendered = helm.template(sets=sets)
     assert float(rendered.configmap()["TAGSTREAM_DRAIN_TIMEOUT_S"]) == drain
     grace = _pod_spec(rendered)["terminationGracePeriodSeconds"]
@@ -300,6 +347,7 @@ def test_drain_timeout_beyond_max_poll_interval_is_refused(helm: Helm):
 
 
 # -- scaling -----------------------------------------------------------------------------------
+
 
 @ci_values
 def test_hpa_and_keda_are_never_both_rendered(helm: Helm, values: Path):
@@ -332,8 +380,11 @@ def test_keda_scales_on_the_workers_own_group_and_topic(helm: Helm):
     auth = rendered.one("TriggerAuthentication")
     assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
     params = {p["parameter"]: (p["name"], p["key"]) for p in auth["spec"]["secretTargetRef"]}
-    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in rendered.container()["env"]
-           if "secretKeyRef" in v["valueFrom"]}
+    env = {
+        v["name"]: v["valueFrom"]["secretKeyRef"]
+        for v in rendered.container()["env"]
+        if "secretKeyRef" in v["valueFrom"]
+    }
     assert params["username"] == tuple(env["TAGSTREAM_KAFKA__SASL_USERNAME"].values())
     assert params["password"] == tuple(env["TAGSTREAM_KAFKA__SASL_PASSWORD"].values())
     assert params["ca"] == ("tagstream-kafka-ca", "ca.crt")
@@ -342,10 +393,15 @@ def test_keda_scales_on_the_workers_own_group_and_topic(helm: Helm):
 def test_keda_with_mutual_tls_uses_the_workers_certificate_and_key_password(helm: Helm):
     rendered = helm.template(CHART / "ci" / "keda-mtls-values.yaml")
     config = rendered.configmap()
-    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in rendered.container()["env"]
-           if "secretKeyRef" in v["valueFrom"]}
-    assert env["TAGSTREAM_KAFKA__SSL_PASSWORD"] == {"name": "tagstream-kafka-tls",
-                                                     "key": "tls.key.password"}
+    env = {
+        v["name"]: v["valueFrom"]["secretKeyRef"]
+        for v in rendered.container()["env"]
+        if "secretKeyRef" in v["valueFrom"]
+    }
+    assert env["TAGSTREAM_KAFKA__SSL_PASSWORD"] == {
+        "name": "tagstream-kafka-tls",
+        "key": "tls.key.password",
+    }
     assert config["TAGSTREAM_KAFKA__SECURITY_PROTOCOL"] == "SSL"
     auth = rendered.one("TriggerAuthentication")
     trigger = rendered.one("ScaledObject")["spec"]["triggers"][0]
@@ -366,8 +422,14 @@ def test_keda_with_mutual_tls_uses_the_workers_certificate_and_key_password(helm
 def test_keda_without_secret_keys_renders_no_trigger_authentication(helm: Helm):
     """TLS with the system CAs (caKey empty), no client certificate, no SASL: KEDA needs no
     Secret, so no TriggerAuthentication (not one with an empty secretTargetRef)."""
-    rendered = helm.template(CHART / "ci" / "keda-values.yaml", sets={
-        "kafka.tls.enabled": "true", "kafka.tls.existingSecret": "kafka-tls", "kafka.tls.caKey": ""})
+    rendered = helm.template(
+        CHART / "ci" / "keda-values.yaml",
+        sets={
+            "kafka.tls.enabled": "true",
+            "kafka.tls.existingSecret": "kafka-tls",
+            "kafka.tls.caKey": "",
+        },
+    )
     assert "TriggerAuthentication" not in rendered.kinds()
     trigger = rendered.one("ScaledObject")["spec"]["triggers"][0]
     assert "authenticationRef" not in trigger and trigger["metadata"]["tls"] == "enable"
@@ -377,12 +439,14 @@ def test_keda_without_secret_keys_renders_no_trigger_authentication(helm: Helm):
 def test_more_replicas_than_partitions_is_refused(helm: Helm):
     err = helm.template_error(sets={"inputPartitions": "2", "replicaCount": "3"})
     assert "idle" in err
-    err = helm.template_error(sets={"inputPartitions": "4", "keda.enabled": "true",
-                                    "keda.maxReplicaCount": "6"})
+    err = helm.template_error(
+        sets={"inputPartitions": "4", "keda.enabled": "true", "keda.maxReplicaCount": "6"}
+    )
     assert "idle" in err
 
 
 # -- safety ------------------------------------------------------------------------------------
+
 
 @ci_values
 def test_pod_runs_non_root_read_only_without_capabilities(helm: Helm, values: Path):
@@ -414,8 +478,11 @@ def test_secrets_are_only_referenced(helm: Helm, values: Path):
     rendered = helm.template(values)
     assert "Secret" not in rendered.kinds()
     config = rendered.configmap()
-    assert not {"TAGSTREAM_KAFKA__SASL_PASSWORD", "TAGSTREAM_KAFKA__SASL_USERNAME",
-                "TAGSTREAM_KAFKA__SSL_PASSWORD"} & set(config)
+    assert not {
+        "TAGSTREAM_KAFKA__SASL_PASSWORD",
+        "TAGSTREAM_KAFKA__SASL_USERNAME",
+        "TAGSTREAM_KAFKA__SSL_PASSWORD",
+    } & set(config)
     for var in rendered.container().get("env") or []:
         if "PASSWORD" in var["name"] or "USERNAME" in var["name"]:
             assert "secretKeyRef" in var["valueFrom"], var
@@ -424,7 +491,8 @@ def test_secrets_are_only_referenced(helm: Helm, values: Path):
 def test_changed_settings_roll_the_pods(helm: Helm):
     def checksum(sets=None):
         return helm.template(sets=sets).one("Deployment")["spec"]["template"]["metadata"][
-            "annotations"]["checksum/config"]
+            "annotations"
+        ]["checksum/config"]
 
     assert checksum() == checksum()
     assert checksum() != checksum({"worker.batching.maxWaitMs": "10"})
@@ -434,7 +502,9 @@ def test_image_tag_defaults_to_app_version(helm: Helm):
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert helm.template().container()["image"] == f"tagstream:{app_version}"
     digest = "sha256:" + "a" * 64
-    assert helm.template(sets={"image.digest": digest}).container()["image"] == f"tagstream@{digest}"
+    assert (
+        helm.template(sets={"image.digest": digest}).container()["image"] == f"tagstream@{digest}"
+    )
 
 
 def test_metrics_service_publishes_not_ready_pods(helm: Helm):
@@ -453,17 +523,29 @@ def test_disruption_budget_never_blocks_drains_on_idle_pods(helm: Helm):
     assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
 
 
-@pytest.mark.parametrize("sets, message", [
-    ({"kafka.bootstrapServer": "x:1"}, "bootstrapServer"),          # typo: unknown value
-    ({"worker.delivery": "maybe"}, "delivery"),
-    ({"probes.liveness.path": "/readyz"}, "liveness"),              # liveness must not need partitions
-    ({"probes.startup.path": "/readyz"}, "startup"),                # nor startup: idle replicas would die
-    ({"worker.terminationGraceMarginSeconds": "5"}, "terminationGraceMarginSeconds"),  # closing needs more
-    ({"kafka.inputTopic": "bad topic"}, "inputTopic"),
-    ({"kafka.sasl.enabled": "true"}, "existingSecret"),
-    ({"kafka.tls.enabled": "true", "kafka.tls.certKey": "tls.crt",
-      "kafka.tls.existingSecret": "s"}, "keyKey"),
-])
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        ({"kafka.bootstrapServer": "x:1"}, "bootstrapServer"),  # typo: unknown value
+        ({"worker.delivery": "maybe"}, "delivery"),
+        ({"probes.liveness.path": "/readyz"}, "liveness"),  # liveness must not need partitions
+        ({"probes.startup.path": "/readyz"}, "startup"),  # nor startup: idle replicas would die
+        (
+            {"worker.terminationGraceMarginSeconds": "5"},
+            "terminationGraceMarginSeconds",
+        ),  # closing needs more
+        ({"kafka.inputTopic": "bad topic"}, "inputTopic"),
+        ({"kafka.sasl.enabled": "true"}, "existingSecret"),
+        (
+            {
+                "kafka.tls.enabled": "true",
+                "kafka.tls.certKey": "tls.crt",
+                "kafka.tls.existingSecret": "s",
+            },
+            "keyKey",
+        ),
+    ],
+)
 def test_invalid_values_are_refused(helm: Helm, sets, message):
     assert message in helm.template_error(sets=sets)
 
@@ -474,7 +556,7 @@ def uncommented_values(lines: list[str]) -> list[str]:
     maps (podAnnotations, nodeSelector, affinity, ...) are empty by default, so they have no
     leaves, and every leaf under resources, securityContext, strategy, behavior... is checked."""
     stack: list[tuple[int, str]] = []
-    item_indents: list[int] = []     # indentation of the "- " of the list items we are inside
+    item_indents: list[int] = []  # indentation of the "- " of the list items we are inside
     missing = []
     for number, line in enumerate(lines):
         stripped = line.lstrip()
@@ -512,9 +594,13 @@ def test_uncommented_values_are_found_in_kubernetes_objects_too():
     """The check bites inside resources, securityContext, behavior...: drop a comment, and it
     names the leaf."""
     lines = (CHART / "values.yaml").read_text().splitlines()
-    for path in ("resources.limits.memory", "securityContext.capabilities.drop",
-                 "strategy.rollingUpdate.maxSurge", "keda.behavior.scaleDown.policies",
-                 "podSecurityContext.seccompProfile.type"):
+    for path in (
+        "resources.limits.memory",
+        "securityContext.capabilities.drop",
+        "strategy.rollingUpdate.maxSurge",
+        "keda.behavior.scaleDown.policies",
+        "podSecurityContext.seccompProfile.type",
+    ):
         parts = path.split(".")
         mutated = list(lines)
         stack: list[tuple[int, str]] = []
@@ -542,9 +628,17 @@ def test_notes_render(helm: Helm, values: Path, tmp_path: Path):
     shutil.copytree(CHART, chart)
     (chart / "templates" / "NOTES.txt").rename(chart / "notes-under-test.txt")
     (chart / "templates" / "notes-under-test.yaml").write_text(
-        'notes: |\n{{ tpl (.Files.Get "notes-under-test.txt") . | indent 2 }}\n')
-    out = helm.run("template", "tagstream", str(chart), "--values", str(values),
-                   "--show-only", "templates/notes-under-test.yaml").stdout
+        'notes: |\n{{ tpl (.Files.Get "notes-under-test.txt") . | indent 2 }}\n'
+    )
+    out = helm.run(
+        "template",
+        "tagstream",
+        str(chart),
+        "--values",
+        str(values),
+        "--show-only",
+        "templates/notes-under-test.yaml",
+    ).stdout
     notes = yaml.safe_load(out)["notes"]
     assert "port-forward svc/tagstream 8080" in notes
     assert "NotReady" in notes
@@ -556,6 +650,8 @@ def test_static_membership_uses_the_pod_name(helm: Helm):
     rendered = helm.template(CHART / "ci" / "default-values.yaml")
     env = {v["name"]: v.get("valueFrom") for v in rendered.container().get("env") or []}
     assert env["TAGSTREAM_KAFKA__GROUP_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    rendered = helm.template(CHART / "ci" / "default-values.yaml", {"kafka.staticMembership": "false"})
+    rendered = helm.template(
+        CHART / "ci" / "default-values.yaml", {"kafka.staticMembership": "false"}
+    )
     names = {v["name"] for v in rendered.container().get("env") or []}
     assert "TAGSTREAM_KAFKA__GROUP_INSTANCE_ID" not in names

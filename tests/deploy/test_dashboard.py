@@ -26,7 +26,7 @@ def panels(dashboard: dict) -> list[dict]:
     out = []
     for panel in dashboard["panels"]:
         out.append(panel)
-        out.extend(panel.get("panels", []))   # inside collapsed rows
+        out.extend(panel.get("panels", []))  # inside collapsed rows
     return out
 
 
@@ -38,7 +38,9 @@ def dashboard_metric_names(dashboard: dict) -> set[str]:
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
             query = variable["query"]
-            names |= grafana_variable_metric_names(query["query"] if isinstance(query, dict) else query)
+            names |= grafana_variable_metric_names(
+                query["query"] if isinstance(query, dict) else query
+            )
     return names
 
 
@@ -59,18 +61,28 @@ def test_every_panel_queries_through_the_datasource_variable():
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            assert 'namespace=~"$namespace"' in target["expr"] and 'job=~"$job"' in target["expr"], \
-                (panel["title"], target["expr"])
+            assert (
+                'namespace=~"$namespace"' in target["expr"] and 'job=~"$job"' in target["expr"]
+            ), (panel["title"], target["expr"])
 
 
-@pytest.mark.parametrize("title, needles", [
-    ("Throughput", ["tagstream_records_consumed_total", "tagstream_records_produced_total"]),
-    ("End-to-end latency", ["histogram_quantile(0.5,", "histogram_quantile(0.99,",
-                            "tagstream_end_to_end_latency_seconds_bucket"]),
-    ("Batch size", ["tagstream_batch_records_bucket"]),
-    ("Consumer lag", ["tagstream_consumer_lag"]),
-    ("Dead letters", ["tagstream_records_dead_lettered_total", "by (reason)"]),
-])
+@pytest.mark.parametrize(
+    "title, needles",
+    [
+        ("Throughput", ["tagstream_records_consumed_total", "tagstream_records_produced_total"]),
+        (
+            "End-to-end latency",
+            [
+                "histogram_quantile(0.5,",
+                "histogram_quantile(0.99,",
+                "tagstream_end_to_end_latency_seconds_bucket",
+            ],
+        ),
+        ("Batch size", ["tagstream_batch_records_bucket"]),
+        ("Consumer lag", ["tagstream_consumer_lag"]),
+        ("Dead letters", ["tagstream_records_dead_lettered_total", "by (reason)"]),
+    ],
+)
 def test_has_the_panels_operators_need(title: str, needles: list[str]):
     matching = [p for p in panels(load()) if p["title"] == title and p["type"] == "timeseries"]
     assert matching, f"no time series panel {title!r}"
@@ -88,8 +100,11 @@ def test_queries_only_metrics_the_worker_exports():
 
 def test_chart_ships_the_file_unchanged(helm: Helm):
     rendered = helm.template(CHART / "ci" / "dashboard-values.yaml")
-    maps = [d for d in rendered.docs if d["kind"] == "ConfigMap"
-            and d["metadata"]["name"].endswith("-dashboard")]
+    maps = [
+        d
+        for d in rendered.docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")
+    ]
     assert len(maps) == 1
     config_map = maps[0]
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -35,6 +35,7 @@ PYPI = "https://pypi.org/simple"
 
 # -- the Dockerfile ------------------------------------------------------------------------------
 
+
 def instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
@@ -67,8 +68,9 @@ def arg_defaults() -> dict[str, str]:
 
 
 def test_hadolint(hadolint: str):
-    proc = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -76,16 +78,21 @@ def test_hadolint_finds_problems(hadolint: str, tmp_path: Path):
     """The linter is live: a Dockerfile with known mistakes fails."""
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /tmp && pip install torch\nUSER root\n")
-    proc = subprocess.run([hadolint, "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [hadolint, "--no-color", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0 and "DL3007" in proc.stdout  # the :latest tag
 
 
 def test_multi_stage_non_root_entrypoint():
     build, runtime = stages()[0], stages()[-1]
     assert len(stages()) >= 2
-    assert any(w == "RUN" and "scripts/image-install" in r for w, r in build), \
+    assert any(w == "RUN" and "scripts/image-install" in r for w, r in build), (
         "the build stage must install through scripts/image-install (what the test runs)"
-    assert not any(w == "RUN" and "pip" in r for w, r in runtime), "no installs in the runtime stage"
+    )
+    assert not any(w == "RUN" and "pip" in r for w, r in runtime), (
+        "no installs in the runtime stage"
+    )
     assert any(w == "COPY" and r.startswith("--from=build") for w, r in runtime)
     users = [r for w, r in runtime if w == "USER"]
     assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), "numeric non-root USER uid:gid"
@@ -116,6 +123,7 @@ def test_make_image_reads_the_dockerfile():
 
 
 # -- the build context ---------------------------------------------------------------------------
+
 
 def _pattern(pattern: str) -> re.Pattern[str]:
     """A .dockerignore pattern (Go filepath.Match plus **) as a regex over relative paths."""
@@ -166,20 +174,35 @@ def build_context() -> list[str]:
         rel_root = os.path.relpath(root, REPO)
         rel_root = "" if rel_root == "." else rel_root + "/"
         # prune excluded directories nothing re-includes (.git, .venv)
-        dirs[:] = [d for d in dirs if not (_excluded(rel_root + d, rules) and not any(
-            raw.startswith(rel_root + d + "/") or raw == rel_root + d for raw in reincluded))]
+        dirs[:] = [
+            d
+            for d in dirs
+            if not (
+                _excluded(rel_root + d, rules)
+                and not any(
+                    raw.startswith(rel_root + d + "/") or raw == rel_root + d for raw in reincluded
+                )
+            )
+        ]
         files += [rel_root + n for n in names if not _excluded(rel_root + n, rules)]
     return sorted(files)
 
 
 def test_build_context_holds_what_the_install_needs_and_nothing_else():
     context = build_context()
-    tracked = subprocess.run(["git", "ls-files", "tagstream", "worker", "model", "models"], cwd=REPO, capture_output=True,
-                             text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "tagstream", "worker", "model", "models"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for path in ["pyproject.toml", "README.md", "scripts/image-install", *tracked]:
         assert path in context, f"{path} is not in the build context"
-    artifacts = [p.relative_to(REPO).as_posix() for p in [*(REPO / "model" / "artifacts").glob("*.pt"),
-                                                          *REPO.glob("models/*/*/*.pt")]]
+    artifacts = [
+        p.relative_to(REPO).as_posix()
+        for p in [*(REPO / "model" / "artifacts").glob("*.pt"), *REPO.glob("models/*/*/*.pt")]
+    ]
     assert len(artifacts) == 3
     assert set(artifacts) <= set(context)
     for path in context:
@@ -189,7 +212,7 @@ def test_build_context_holds_what_the_install_needs_and_nothing_else():
 
 # -- the install steps -----------------------------------------------------------------------------
 
-SHIPPED_ARTIFACTS = {"en-news.pt", "en-social.pt", "zh-news.pt"}   # docs/models.md
+SHIPPED_ARTIFACTS = {"en-news.pt", "en-social.pt", "zh-news.pt"}  # docs/models.md
 
 
 @pytest.mark.slow
@@ -198,9 +221,11 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     project_torch = metadata.version("torch").split("+")[0]
     assert project_torch == args["TORCH_VERSION"], (
         f"the Dockerfile pins torch {args['TORCH_VERSION']} but the project is tested with "
-        f"{project_torch}: update ARG TORCH_VERSION")
+        f"{project_torch}: update ARG TORCH_VERSION"
+    )
     assert (REPO / "model" / "artifacts" / "en-news.pt").is_file(), (
-        "model/artifacts/en-news.pt is missing: the image would ship without its default model")
+        "model/artifacts/en-news.pt is missing: the image would ship without its default model"
+    )
 
     # The build context, as `COPY . .` sees it.
     src = tmp_path / "src"
@@ -214,31 +239,54 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     # here: that index is unreachable from the development machine. Say so, not silently.
     if os.environ.get("TAGSTREAM_IMAGE_TEST_DOWNLOAD_TORCH") != "1":
         lend(venv, tmp_path / "torch-overlay", ["torch"])
-        torch_step = (f"SIMULATED: torch=={args['TORCH_VERSION']} is lent from the project "
-                      f"virtualenv (PyPI's build) and `pip install --index-url {PYPI}` finds it "
-                      f"satisfied; the image's install from {CPU_INDEX} is not exercised")
+        torch_step = (
+            f"SIMULATED: torch=={args['TORCH_VERSION']} is lent from the project "
+            f"virtualenv (PyPI's build) and `pip install --index-url {PYPI}` finds it "
+            f"satisfied; the image's install from {CPU_INDEX} is not exercised"
+        )
     else:
-        torch_step = (f"torch=={args['TORCH_VERSION']} downloaded from {PYPI}, not from "
-                      f"{CPU_INDEX}: the image's CPU-index install is not exercised")
+        torch_step = (
+            f"torch=={args['TORCH_VERSION']} downloaded from {PYPI}, not from "
+            f"{CPU_INDEX}: the image's CPU-index install is not exercised"
+        )
     record_property("torch_step", torch_step)
     print(f"image-install torch step: {torch_step}")
     warnings.warn(f"image-install torch step: {torch_step}", UserWarning, stacklevel=1)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAGSTREAM_", "VIRTUAL_ENV"))}
-    env.update(TORCH_VERSION=args["TORCH_VERSION"], TORCH_INDEX_URL=PYPI,
-               PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONDONTWRITEBYTECODE="1",
-               PATH=os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                    if not p.startswith(str(REPO / ".venv"))))
+    env.update(
+        TORCH_VERSION=args["TORCH_VERSION"],
+        TORCH_INDEX_URL=PYPI,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PATH=os.pathsep.join(
+            p
+            for p in env.get("PATH", "").split(os.pathsep)
+            if not p.startswith(str(REPO / ".venv"))
+        ),
+    )
     started = time.monotonic()
-    proc = subprocess.run(["sh", str(src / "scripts" / "image-install"), str(venv), str(src)],
-                          cwd=src, env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        ["sh", str(src / "scripts" / "image-install"), str(venv), str(src)],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     print(f"image-install took {time.monotonic() - started:.0f} s")
-    assert f"loads from {venv}" in proc.stdout, proc.stdout[-2000:]   # the installed copy
+    assert f"loads from {venv}" in proc.stdout, proc.stdout[-2000:]  # the installed copy
 
     # The console script is the worker's CLI, and bad settings exit 2 as documented.
-    bad = subprocess.run([str(venv / "bin" / "tagstream"), "run"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120, env={**env, "TAGSTREAM_DELIVERY": "maybe"})
+    bad = subprocess.run(
+        [str(venv / "bin" / "tagstream"), "run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "TAGSTREAM_DELIVERY": "maybe"},
+    )
     assert bad.returncode == 2, bad.stderr
     assert "TAGSTREAM_DELIVERY" in bad.stderr
     # The package data is inside the installed packages: every shipped model artifact (the three
@@ -248,17 +296,38 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     assert SHIPPED_ARTIFACTS <= shipped, shipped
     for name in sorted(SHIPPED_ARTIFACTS):  # the default in the package, the others as packages
         assert f"shipped model {name.removesuffix('.pt')}@" in proc.stdout, proc.stdout[-2000:]
-    listing = subprocess.run([str(venv / "bin" / "tagstream"), "models"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=300, env=env)
-    assert listing.returncode == 0 and all(f"\n{n.removesuffix('.pt')} " in "\n" + listing.stdout
-                                           for n in SHIPPED_ARTIFACTS), listing.stdout
-    package_data = {"tagstream.model": ["artifacts/en-news.pt"], "tagstream.worker": ["demo_sentences.txt"]}
+    listing = subprocess.run(
+        [str(venv / "bin" / "tagstream"), "models"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert listing.returncode == 0 and all(
+        f"\n{n.removesuffix('.pt')} " in "\n" + listing.stdout for n in SHIPPED_ARTIFACTS
+    ), listing.stdout
+    package_data = {
+        "tagstream.model": ["artifacts/en-news.pt"],
+        "tagstream.worker": ["demo_sentences.txt"],
+    }
     for package_name, files in package_data.items():
         installed = subprocess.run(
-            [str(venv / "bin" / "python"), "-I", "-c",
-             f"import {package_name}, pathlib; print(pathlib.Path({package_name}.__file__).parent)"],
-            cwd=tmp_path, capture_output=True, text=True, check=True, env=env)
+            [
+                str(venv / "bin" / "python"),
+                "-I",
+                "-c",
+                f"import {package_name}, pathlib; print(pathlib.Path({package_name}.__file__).parent)",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
         package = Path(installed.stdout.strip())
         assert str(package).startswith(str(venv)), package
         for rel in files:
-            assert (package / rel).is_file(), f"{package_name}/{rel} is not in the installed package"
+            assert (package / rel).is_file(), (
+                f"{package_name}/{rel} is not in the installed package"
+            )

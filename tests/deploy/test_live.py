@@ -59,11 +59,23 @@ def live_worker(bootstrap: str, tiny_model: Path, chart_env, tmp_path_factory):
     log = tmp_path_factory.mktemp("live") / "worker.log"
     worker = WorkerProcess(bootstrap, topics, tiny_model, log)
     pod_env = dict(chart_env)
-    pod_env.update({k: v for k, v in worker.env.items() if k in (
-        "TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS", "TAGSTREAM_KAFKA__INPUT_TOPIC",
-        "TAGSTREAM_KAFKA__OUTPUT_TOPIC", "TAGSTREAM_KAFKA__DEAD_LETTER_TOPIC",
-        "TAGSTREAM_KAFKA__GROUP_ID", "TAGSTREAM_MODEL__PATH", "TAGSTREAM_HTTP__PORT")})
-    pod_env["TAGSTREAM_HTTP__HOST"] = "127.0.0.1"   # loopback only, not the pod's 0.0.0.0
+    pod_env.update(
+        {
+            k: v
+            for k, v in worker.env.items()
+            if k
+            in (
+                "TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS",
+                "TAGSTREAM_KAFKA__INPUT_TOPIC",
+                "TAGSTREAM_KAFKA__OUTPUT_TOPIC",
+                "TAGSTREAM_KAFKA__DEAD_LETTER_TOPIC",
+                "TAGSTREAM_KAFKA__GROUP_ID",
+                "TAGSTREAM_MODEL__PATH",
+                "TAGSTREAM_HTTP__PORT",
+            )
+        }
+    )
+    pod_env["TAGSTREAM_HTTP__HOST"] = "127.0.0.1"  # loopback only, not the pod's 0.0.0.0
     worker.env = {k: v for k, v in worker.env.items() if not k.startswith("TAGSTREAM_")}
     worker.env.update(pod_env)
     try:
@@ -88,9 +100,14 @@ def _alert_rules(helm: Helm) -> dict:
 
 def test_live_metrics_cover_the_dashboard_and_the_alerts(live_worker, helm: Helm):
     worker, topics, cluster = live_worker
-    good = produce(worker.env["TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS"], topics.input, _messages(0, 200))
-    bad = produce(worker.env["TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS"], topics.input,
-                  [(b"k", b"not json", [])] * 5)
+    good = produce(
+        worker.env["TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS"], topics.input, _messages(0, 200)
+    )
+    bad = produce(
+        worker.env["TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS"],
+        topics.input,
+        [(b"k", b"not json", [])] * 5,
+    )
     cluster.wait_all_committed(topics.group, topics.input, timeout_s=90)
 
     status, body = worker.get("/metrics")
@@ -105,13 +122,17 @@ def test_live_metrics_cover_the_dashboard_and_the_alerts(live_worker, helm: Helm
 
     # ...and the series that matter carry data, not just their # TYPE line.
     samples = worker.metrics()
+
     def total(name: str) -> float:
         return sum(v for (n, _), v in samples.items() if n == name)
+
     assert total("tagstream_records_produced_total") == good
     assert total("tagstream_records_dead_lettered_total") == bad
     assert total("tagstream_end_to_end_latency_seconds_count") == good
-    deadline = time.monotonic() + 10       # the lag gauge is refreshed once a second
-    while not any(n == "tagstream_consumer_lag" for n, _ in samples) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10  # the lag gauge is refreshed once a second
+    while (
+        not any(n == "tagstream_consumer_lag" for n, _ in samples) and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
         samples = worker.metrics()
     assert any(n == "tagstream_consumer_lag" for n, _ in samples), "no consumer lag series"
@@ -126,15 +147,29 @@ class Prometheus:
         self.port = free_port()
         self.workdir = workdir
         (workdir / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "rule_files": ["rules.yaml"],
-            "scrape_configs": [{
-                "job_name": JOB,
-                "static_configs": [{"targets": [f"127.0.0.1:{target_port}"],
-                                    "labels": {"namespace": NAMESPACE}}],
-            }],
-        }))
+        (workdir / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {
+                        "scrape_interval": "1s",
+                        "scrape_timeout": "1s",
+                        "evaluation_interval": "1s",
+                    },
+                    "rule_files": ["rules.yaml"],
+                    "scrape_configs": [
+                        {
+                            "job_name": JOB,
+                            "static_configs": [
+                                {
+                                    "targets": [f"127.0.0.1:{target_port}"],
+                                    "labels": {"namespace": NAMESPACE},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
         self.log_path = workdir / "prometheus.log"
         self.binary = binary
         self.proc: subprocess.Popen | None = None
@@ -142,18 +177,27 @@ class Prometheus:
     def start(self) -> Prometheus:
         log = open(self.log_path, "wb")  # noqa: SIM115 (owned by the child)
         self.proc = subprocess.Popen(
-            [self.binary, f"--config.file={self.workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}",
-             "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                self.binary,
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"prometheus exited:\n{self.log()}"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/-/ready", timeout=2
+                ) as r:
                     if r.status == 200:
                         return self
             except OSError:
@@ -207,7 +251,8 @@ def test_real_prometheus_scrape(live_worker, prometheus_bin: str, helm: Helm, tm
         prom.start()
         prom.wait_for(f"sum(up{{{sel}}})", lambda v: v == 1, timeout_s=30)
         produced_before = prom.wait_for(
-            f"sum(tagstream_records_produced_total{{{sel}}}) or vector(0)", lambda v: v >= 0, 10)
+            f"sum(tagstream_records_produced_total{{{sel}}}) or vector(0)", lambda v: v >= 0, 10
+        )
 
         # Traffic: 3000 records in 12 paced bursts over ~6 s, from a thread with a deadline.
         bursts, per_burst = 12, 250
@@ -215,8 +260,11 @@ def test_real_prometheus_scrape(live_worker, prometheus_bin: str, helm: Helm, tm
 
         def push():
             for b in range(bursts):
-                sent["n"] += produce(bootstrap, topics.input, _messages(10_000 + b * per_burst, per_burst))
+                sent["n"] += produce(
+                    bootstrap, topics.input, _messages(10_000 + b * per_burst, per_burst)
+                )
                 time.sleep(0.5)
+
         started = time.time()
         pusher = threading.Thread(target=push, daemon=True)
         pusher.start()
@@ -228,8 +276,11 @@ def test_real_prometheus_scrape(live_worker, prometheus_bin: str, helm: Helm, tm
         assert sent["n"] == total
 
         # Prometheus has scraped the final counter value...
-        final = prom.wait_for(f"sum(tagstream_records_produced_total{{{sel}}})",
-                              lambda v: v >= produced_before + total, timeout_s=30)
+        final = prom.wait_for(
+            f"sum(tagstream_records_produced_total{{{sel}}})",
+            lambda v: v >= produced_before + total,
+            timeout_s=30,
+        )
         assert final == produced_before + total
         time.sleep(2)  # two more scrapes after the last record
         at = time.time()
@@ -242,14 +293,22 @@ def test_real_prometheus_scrape(live_worker, prometheus_bin: str, helm: Helm, tm
         assert observed / 10 < rate < observed * 10, (rate, observed)
 
         # ...and so is the p99 end-to-end latency (input timestamp -> output acknowledged).
-        p99 = prom.scalar("histogram_quantile(0.99, sum by (le) (rate("
-                          f"tagstream_end_to_end_latency_seconds_bucket{{{sel}}}[{window}])))", at)
-        p50 = prom.scalar("histogram_quantile(0.5, sum by (le) (rate("
-                          f"tagstream_end_to_end_latency_seconds_bucket{{{sel}}}[{window}])))", at)
+        p99 = prom.scalar(
+            "histogram_quantile(0.99, sum by (le) (rate("
+            f"tagstream_end_to_end_latency_seconds_bucket{{{sel}}}[{window}])))",
+            at,
+        )
+        p50 = prom.scalar(
+            "histogram_quantile(0.5, sum by (le) (rate("
+            f"tagstream_end_to_end_latency_seconds_bucket{{{sel}}}[{window}])))",
+            at,
+        )
         assert p99 is not None and math.isfinite(p99), p99
         assert 0 < p50 <= p99 <= finished - started + 5, (p50, p99, finished - started)
-        print(f"scraped: {rate:.0f} records/s (observed {observed:.0f}/s), "
-              f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        print(
+            f"scraped: {rate:.0f} records/s (observed {observed:.0f}/s), "
+            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        )
 
         # The chart's alert rules run on these series without errors, and none fires.
         rules = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
@@ -264,7 +323,7 @@ def test_real_prometheus_scrape(live_worker, prometheus_bin: str, helm: Helm, tm
                 expr = expr.replace('namespace=~"$namespace"', f'namespace=~"{NAMESPACE}"')
                 expr = expr.replace('job=~"$job"', f'job=~"{JOB}"')
                 result = prom.api("query", query=expr, time=f"{at:.3f}")["result"]
-                if "commit_failures" not in expr:   # nothing failed, nothing to show
+                if "commit_failures" not in expr:  # nothing failed, nothing to show
                     assert result, (panel["title"], expr)
     finally:
         prom.stop()

@@ -24,7 +24,10 @@ HERE = Path(__file__).parent
 
 
 def _opted_in(config: pytest.Config) -> bool:
-    return "faults" in (config.getoption("markexpr") or "") or os.environ.get("TAGSTREAM_FAULTS") == "1"
+    return (
+        "faults" in (config.getoption("markexpr") or "")
+        or os.environ.get("TAGSTREAM_FAULTS") == "1"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -61,7 +64,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for r in faultkit.RESULTS:
         tr.write_line(r.line())
     tr.write_line("")
-    tr.write_line(f"CPU: {faultkit.cpu()}; load average at the end: "
-                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    tr.write_line(
+        f"CPU: {faultkit.cpu()}; load average at the end: "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     tr.write_line("")
     tr.write_line(faultkit.table())

@@ -27,14 +27,20 @@ TEST_CLIENT_BACKOFF_MS = 250
 
 # -- outputs as they become visible --------------------------------------------------------------
 
+
 class OutputWatch(threading.Thread):
     """Reads the output topic from the start, in a thread, until stopped (or `max_s`), and
     notes when each output became visible (monotonic time of the poll that returned it).
 
     read_committed by default: an exactly-once output is there once its transaction commits."""
 
-    def __init__(self, bootstrap: str, topic: str, isolation_level: str = "read_committed",
-                 max_s: float = 600):
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        isolation_level: str = "read_committed",
+        max_s: float = 600,
+    ):
         super().__init__(daemon=True)
         self._servers = bootstrap
         self._topic = topic
@@ -53,10 +59,16 @@ class OutputWatch(threading.Thread):
         consumer = None
         try:
             consumer = KafkaConsumer(
-                bootstrap_servers=self._servers, isolation_level=self._isolation,
-                enable_auto_commit=False, fetch_max_wait_ms=100,
-                reconnect_backoff_max_ms=TEST_CLIENT_BACKOFF_MS, request_timeout_ms=10_000)
-            parts = [TopicPartition(self._topic, p) for p in consumer.partitions_for_topic(self._topic)]
+                bootstrap_servers=self._servers,
+                isolation_level=self._isolation,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=100,
+                reconnect_backoff_max_ms=TEST_CLIENT_BACKOFF_MS,
+                request_timeout_ms=10_000,
+            )
+            parts = [
+                TopicPartition(self._topic, p) for p in consumer.partitions_for_topic(self._topic)
+            ]
             consumer.assign(parts)
             consumer.seek_to_beginning(*parts)
             self._ready.set()
@@ -129,6 +141,7 @@ def wait_for(what: str, cond, timeout_s: float, every_s: float = 0.1) -> float:
 
 # -- the broker --------------------------------------------------------------------------------
 
+
 class Broker:
     """The local broker that scripts/kafka-local runs at `bootstrap` (in the state dir of
     $TAGSTREAM_KAFKA_STATE): paused, killed, restarted with its data. A test that uses it is
@@ -140,8 +153,10 @@ class Broker:
         self.port = int(port)
         pid = kafka_local.broker_pid(bootstrap)
         if pid is None:
-            pytest.skip(f"{bootstrap} is not a broker that scripts/kafka-local runs here "
-                        "(same TAGSTREAM_KAFKA_STATE): cannot pause or kill it")
+            pytest.skip(
+                f"{bootstrap} is not a broker that scripts/kafka-local runs here "
+                "(same TAGSTREAM_KAFKA_STATE): cannot pause or kill it"
+            )
         self.pid = pid
         self.paused = False
         self.killed = False
@@ -181,8 +196,14 @@ class Broker:
         watcher = threading.Thread(target=watch_port, daemon=True)
         watcher.start()
         try:
-            proc = subprocess.run(["bash", str(kafka_local.SCRIPT), "restart"], stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, timeout=timeout_s, check=False)
+            proc = subprocess.run(
+                ["bash", str(kafka_local.SCRIPT), "restart"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
         finally:
             answering = time.monotonic()
             stop.set()
@@ -212,6 +233,7 @@ def _alive(pid: int) -> bool:
 
 # -- results -------------------------------------------------------------------------------------
 
+
 @dataclass
 class FaultResult:
     scenario: str
@@ -224,8 +246,10 @@ class FaultResult:
 
     def line(self) -> str:
         notes = f"; {self.notes}" if self.notes else ""
-        return (f"fault {self.scenario}: {self.inputs} inputs, lost {self.lost}, duplicates "
-                f"{self.duplicates}, recovered: {self.recover}{notes} [{self.seconds:.0f} s]")
+        return (
+            f"fault {self.scenario}: {self.inputs} inputs, lost {self.lost}, duplicates "
+            f"{self.duplicates}, recovered: {self.recover}{notes} [{self.seconds:.0f} s]"
+        )
 
 
 RESULTS: list[FaultResult] = []
@@ -256,27 +280,43 @@ def cpu() -> str:
         pass
     wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
     have = [f for f in wanted if f in flags]
-    return f"{model}, {cores} logical cores, flags: {' '.join(have) or 'none of ' + ' '.join(wanted)}"
+    return (
+        f"{model}, {cores} logical cores, flags: {' '.join(have) or 'none of ' + ' '.join(wanted)}"
+    )
 
 
 def table() -> str:
-    rows = ["| scenario | inputs | lost | duplicates | time to recover | notes |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| scenario | inputs | lost | duplicates | time to recover | notes |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in RESULTS:
-        rows.append(f"| {r.scenario} | {r.inputs} | {r.lost} | {r.duplicates} | {r.recover} | "
-                    f"{r.notes} |")
+        rows.append(
+            f"| {r.scenario} | {r.inputs} | {r.lost} | {r.duplicates} | {r.recover} | {r.notes} |"
+        )
     return "\n".join(rows)
 
 
 # -- a pipeline: topics, workers, a steady stream in, a reader out -------------------------------
+
 
 class Pipeline:
     """One consumer group's worth: its own topics, `workers` worker processes (transactional ids
     "<group>-a", "-b", ...), a steady stream of inputs and an `OutputWatch` on the outputs.
     Several pipelines can live through one broker fault side by side."""
 
-    def __init__(self, cluster, start_worker, bootstrap: str, *, partitions: int = 4,
-                 workers: int = 1, rate: float = 50, max_records: int = 40_000, **settings: str):
+    def __init__(
+        self,
+        cluster,
+        start_worker,
+        bootstrap: str,
+        *,
+        partitions: int = 4,
+        workers: int = 1,
+        rate: float = 50,
+        max_records: int = 40_000,
+        **settings: str,
+    ):
         from tests.integration.kit import Stream
 
         self.cluster = cluster
@@ -284,9 +324,14 @@ class Pipeline:
         self.topics = cluster.create_topics(partitions=partitions)
         self.partitions = partitions
         self.rate = rate
-        self.workers = [start_worker(self.topics, **settings,
-                                     kafka__transactional_id=f"{self.topics.group}-{chr(97 + i)}")
-                        for i in range(workers)]
+        self.workers = [
+            start_worker(
+                self.topics,
+                **settings,
+                kafka__transactional_id=f"{self.topics.group}-{chr(97 + i)}",
+            )
+            for i in range(workers)
+        ]
         self.stream = Stream(bootstrap, self.topics.input, rate=rate, max_records=max_records)
         self.watch = OutputWatch(bootstrap, self.topics.output)
 
@@ -301,8 +346,11 @@ class Pipeline:
     def wait_working(self, timeout_s: float = 60) -> None:
         from tests.integration.kit import produced
 
-        wait_for("every worker labels its share",
-                 lambda: all(produced(w, self.topics.output) > 0 for w in self.workers), timeout_s)
+        wait_for(
+            "every worker labels its share",
+            lambda: all(produced(w, self.topics.output) > 0 for w in self.workers),
+            timeout_s,
+        )
 
     def finish(self, timeout_s: float = 120):
         """Stop the stream, wait until every input's output is visible, stop the workers
@@ -314,17 +362,30 @@ class Pipeline:
         try:
             wait_for("every input has its output", lambda: self.watch.present(ids), timeout_s, 0.5)
         except AssertionError:
-            raise AssertionError(f"{self.watch.missing(ids)} of {len(ids)} inputs have no output "
-                                 f"after {timeout_s:.0f} s") from None
+            raise AssertionError(
+                f"{self.watch.missing(ids)} of {len(ids)} inputs have no output "
+                f"after {timeout_s:.0f} s"
+            ) from None
         finally:
             self.watch.stop()
         for w in self.workers:
             assert w.terminate() == 0, w.log()
-        committed = read_all(self.bootstrap, self.topics.output, lambda rs: len(rs) >= len(ids),
-                             timeout_s=60, settle_s=1.0, isolation_level="read_committed")
-        everything = read_all(self.bootstrap, self.topics.output,
-                              lambda rs: len(rs) >= len(committed), timeout_s=60, settle_s=1.0,
-                              isolation_level="read_uncommitted")
+        committed = read_all(
+            self.bootstrap,
+            self.topics.output,
+            lambda rs: len(rs) >= len(ids),
+            timeout_s=60,
+            settle_s=1.0,
+            isolation_level="read_committed",
+        )
+        everything = read_all(
+            self.bootstrap,
+            self.topics.output,
+            lambda rs: len(rs) >= len(committed),
+            timeout_s=60,
+            settle_s=1.0,
+            isolation_level="read_uncommitted",
+        )
         self.cluster.delete(self.topics)
         return tally(ids, committed), len(everything) - len(committed)
 

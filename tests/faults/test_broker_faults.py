@@ -22,8 +22,11 @@ PAUSE_S = float(os.environ.get("TAGSTREAM_FAULTS_PAUSE_S", "25"))
 DOWN_S = float(os.environ.get("TAGSTREAM_FAULTS_DOWN_S", "10"))  # killed, before the restart
 BATCH = 16
 RATE = 50
-SETTINGS = {"batching__max_batch_records": str(BATCH), "batching__max_wait_ms": "200",
-            "drain_timeout_s": "20"}
+SETTINGS = {
+    "batching__max_batch_records": str(BATCH),
+    "batching__max_wait_ms": "200",
+    "drain_timeout_s": "20",
+}
 
 
 def _after(t: float | None, t0: float) -> str:
@@ -37,14 +40,17 @@ def _check(t, delivery: str, workers: int = 1) -> None:
     else:
         assert t.total_duplicates <= BATCH * workers, (
             f"{t.total_duplicates} duplicates ({t.duplicates}): more than one batch of {BATCH} "
-            f"per worker")
+            f"per worker"
+        )
 
 
 def test_broker_paused_under_load(cluster, start_worker, bootstrap, broker):
     began = time.monotonic()
     deliveries = ["at_least_once", "exactly_once"]
-    pipelines = [Pipeline(cluster, start_worker, bootstrap, rate=RATE, delivery=d, **SETTINGS)
-                 for d in deliveries]
+    pipelines = [
+        Pipeline(cluster, start_worker, bootstrap, rate=RATE, delivery=d, **SETTINGS)
+        for d in deliveries
+    ]
     try:
         for p in pipelines:
             p.start()
@@ -57,8 +63,12 @@ def test_broker_paused_under_load(cluster, start_worker, bootstrap, broker):
         resumed = broker.resume()
         sent = [list(p.stream.ids) for p in pipelines]  # by the end of the pause
         for p, ids in zip(pipelines, sent):
-            wait_for("every input sent during the pause has its output",
-                     lambda p=p, ids=ids: p.watch.present(ids), 150, 0.2)
+            wait_for(
+                "every input sent during the pause has its output",
+                lambda p=p, ids=ids: p.watch.present(ids),
+                150,
+                0.2,
+            )
         first = [p.watch.first_after(resumed, created_after=paused_wall) for p in pipelines]
         caught_up = [p.watch.all_present_at(ids) for p, ids in zip(pipelines, sent)]
         gaps = [p.watch.longest_gap(paused - 2, c) for p, c in zip(pipelines, caught_up)]
@@ -68,12 +78,18 @@ def test_broker_paused_under_load(cluster, start_worker, bootstrap, broker):
         raise
     tallies = [p.finish() for p in pipelines]
     for d, (t, _), f, c, g in zip(deliveries, tallies, first, caught_up, gaps):
-        report(FaultResult(
-            f"broker SIGSTOP {PAUSE_S:.0f} s, {d}", t.inputs, t.lost, t.total_duplicates,
-            f"first new output {_after(f, resumed)} after SIGCONT, all caught up after "
-            f"{_after(c, resumed)}",
-            f"1 worker, 4 partitions, {RATE} inputs/s; longest output gap {g:.1f} s",
-            time.monotonic() - began))
+        report(
+            FaultResult(
+                f"broker SIGSTOP {PAUSE_S:.0f} s, {d}",
+                t.inputs,
+                t.lost,
+                t.total_duplicates,
+                f"first new output {_after(f, resumed)} after SIGCONT, all caught up after "
+                f"{_after(c, resumed)}",
+                f"1 worker, 4 partitions, {RATE} inputs/s; longest output gap {g:.1f} s",
+                time.monotonic() - began,
+            )
+        )
     for d, (t, _) in zip(deliveries, tallies):
         _check(t, d)
 
@@ -90,8 +106,11 @@ def test_broker_killed_and_restarted(cluster, start_worker, bootstrap, broker):
     pipelines = []
     for delivery, backoff in KILL_VARIANTS:
         extra = {"kafka__reconnect_backoff_max_ms": backoff} if backoff else {}
-        pipelines.append(Pipeline(cluster, start_worker, bootstrap, rate=RATE, delivery=delivery,
-                                  **SETTINGS, **extra))
+        pipelines.append(
+            Pipeline(
+                cluster, start_worker, bootstrap, rate=RATE, delivery=delivery, **SETTINGS, **extra
+            )
+        )
     try:
         for p in pipelines:
             p.start()
@@ -104,8 +123,12 @@ def test_broker_killed_and_restarted(cluster, start_worker, bootstrap, broker):
         opened, answering = broker.restart()
         sent = [list(p.stream.ids) for p in pipelines]
         for p, ids in zip(pipelines, sent):
-            wait_for("every input sent before the restart has its output",
-                     lambda p=p, ids=ids: p.watch.present(ids), 180, 0.2)
+            wait_for(
+                "every input sent before the restart has its output",
+                lambda p=p, ids=ids: p.watch.present(ids),
+                180,
+                0.2,
+            )
         # the first output the worker produced after the broker died (created after the kill)
         first = [p.watch.first_after(opened, created_after=killed_wall) for p in pipelines]
         caught_up = [p.watch.all_present_at(ids) for p, ids in zip(pipelines, sent)]
@@ -115,14 +138,23 @@ def test_broker_killed_and_restarted(cluster, start_worker, bootstrap, broker):
         raise
     tallies = [p.finish() for p in pipelines]
     for (delivery, backoff), (t, _), f, c in zip(KILL_VARIANTS, tallies, first, caught_up):
-        which = (f"reconnect backoff max {int(backoff) / 1000:g} s (kafka-python's default)"
-                 if backoff else f"reconnect backoff max {default_backoff / 1000:g} s (default)")
-        report(FaultResult(
-            f"broker SIGKILL + restart, {delivery}, {which}", t.inputs, t.lost, t.total_duplicates,
-            f"first new output {_after(f, opened)} after the port reopened, all caught up "
-            f"after {_after(c, opened)}",
-            f"1 worker, 4 partitions, {RATE} inputs/s; port closed {opened - killed:.1f} s, "
-            f"broker answering {answering - opened:.1f} s after its port opened",
-            time.monotonic() - began))
+        which = (
+            f"reconnect backoff max {int(backoff) / 1000:g} s (kafka-python's default)"
+            if backoff
+            else f"reconnect backoff max {default_backoff / 1000:g} s (default)"
+        )
+        report(
+            FaultResult(
+                f"broker SIGKILL + restart, {delivery}, {which}",
+                t.inputs,
+                t.lost,
+                t.total_duplicates,
+                f"first new output {_after(f, opened)} after the port reopened, all caught up "
+                f"after {_after(c, opened)}",
+                f"1 worker, 4 partitions, {RATE} inputs/s; port closed {opened - killed:.1f} s, "
+                f"broker answering {answering - opened:.1f} s after its port opened",
+                time.monotonic() - began,
+            )
+        )
     for (delivery, _), (t, _) in zip(KILL_VARIANTS, tallies):
         _check(t, delivery)

@@ -21,11 +21,17 @@ def test_rebalance_1_3_1(cluster, start_worker, bootstrap, strategy):
     topics = cluster.create_topics(partitions=PARTITIONS)
     result = scale_1_3_1(cluster, topics, start_worker, bootstrap, strategy, DELIVERY)
     t = result.tally
-    report(FaultResult(
-        f"rebalance 1→3→1, {strategy}, {DELIVERY}", t.inputs, t.lost, t.total_duplicates,
-        f"longest commit stall {result.longest_stall_s:.1f} s while resizing",
-        f"{PARTITIONS} partitions, {RATE} inputs/s, {sum(result.moves.values())} partition moves; "
-        f"committed offsets backwards {len(result.backwards)} times",
-        result.seconds))
+    report(
+        FaultResult(
+            f"rebalance 1→3→1, {strategy}, {DELIVERY}",
+            t.inputs,
+            t.lost,
+            t.total_duplicates,
+            f"longest commit stall {result.longest_stall_s:.1f} s while resizing",
+            f"{PARTITIONS} partitions, {RATE} inputs/s, {sum(result.moves.values())} partition moves; "
+            f"committed offsets backwards {len(result.backwards)} times",
+            result.seconds,
+        )
+    )
     check_scaling(result, DELIVERY)
     cluster.delete(topics)

@@ -40,8 +40,9 @@ class Topics:
 class Cluster:
     def __init__(self, bootstrap: str, **admin_configs):
         self.bootstrap = bootstrap
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tagstream-tests",
-                                      **admin_configs)
+        self.admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="tagstream-tests", **admin_configs
+        )
 
     def create_topics(
         self,
@@ -51,8 +52,10 @@ class Cluster:
     ) -> Topics:
         tag = uuid.uuid4().hex[:10]
         topics = Topics(f"in-{tag}", f"out-{tag}", f"dlq-{tag}", f"group-{tag}")
-        specs = {name: {"num_partitions": partitions, "replication_factor": 1}
-                 for name in (topics.input, topics.output, topics.dead_letters)}
+        specs = {
+            name: {"num_partitions": partitions, "replication_factor": 1}
+            for name in (topics.input, topics.output, topics.dead_letters)
+        }
         if output_configs:
             specs[topics.output]["configs"] = output_configs
         if dead_letter_configs:
@@ -68,7 +71,11 @@ class Cluster:
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
         offsets = self.admin.list_group_offsets(group).get(group, {})
-        return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset >= 0}
+        return {
+            tp.partition: om.offset
+            for tp, om in offsets.items()
+            if tp.topic == topic and om.offset >= 0
+        }
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
@@ -154,11 +161,20 @@ def ids_of(records: list) -> list[str]:
 class WorkerProcess:
     """``tagstream run`` in a child process, configured through its environment."""
 
-    def __init__(self, bootstrap: str, topics: Topics, model: Path, log_path: Path,
-                 module: str = "tagstream.worker.cli", **settings: str):
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        model: Path,
+        log_path: Path,
+        module: str = "tagstream.worker.cli",
+        **settings: str,
+    ):
         self.port = free_port()
         self.log_path = log_path
-        self.module = module  # run as `python -m <module> run` (a fault test wraps tagstream.worker.cli)
+        self.module = (
+            module  # run as `python -m <module> run` (a fault test wraps tagstream.worker.cli)
+        )
         self.env = {
             **os.environ,
             "TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
@@ -181,7 +197,10 @@ class WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, "run"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         return self
@@ -250,11 +269,23 @@ class Stream(threading.Thread):
     short, so after a broker outage the inputs flow again at once (the worker's own clients are
     what a fault test measures)."""
 
-    def __init__(self, bootstrap: str, topic: str, rate: float = 100, max_records: int = 6000,
-                 keys: int = 60, text: str = STREAM_TEXT):
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        rate: float = 100,
+        max_records: int = 6000,
+        keys: int = 60,
+        text: str = STREAM_TEXT,
+    ):
         super().__init__(daemon=True)
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
-                                       enable_idempotence=True, reconnect_backoff_max_ms=250)
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            linger_ms=5,
+            acks="all",
+            enable_idempotence=True,
+            reconnect_backoff_max_ms=250,
+        )
         self._topic = topic
         self._rate = rate
         self._max = max_records
@@ -272,7 +303,9 @@ class Stream(threading.Thread):
                 doc_id = f"id-{len(self.ids)}"
                 value = json.dumps({"id": doc_id, "text": self._text}).encode()
                 key = f"key-{len(self.ids) % self._keys}".encode()
-                self._producer.send(self._topic, key=key, value=value).add_errback(self.failed.append)
+                self._producer.send(self._topic, key=key, value=value).add_errback(
+                    self.failed.append
+                )
                 self.ids.append(doc_id)
                 ahead = len(self.ids) / self._rate - (time.monotonic() - start)
                 if ahead > 0:
@@ -330,8 +363,13 @@ class CommittedWatch:
         return longest
 
 
-def wait_until(what: str, cond: Callable[[], bool], watch: CommittedWatch | None = None,
-               timeout_s: float = 45, every_s: float = 0.2) -> float:
+def wait_until(
+    what: str,
+    cond: Callable[[], bool],
+    watch: CommittedWatch | None = None,
+    timeout_s: float = 45,
+    every_s: float = 0.2,
+) -> float:
     """Until `cond()` holds (sampling `watch` meanwhile); the seconds it took."""
     start = time.monotonic()
     deadline = start + timeout_s

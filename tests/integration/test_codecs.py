@@ -20,7 +20,10 @@ CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 def batch_codecs(topic: str) -> set[int] | None:
     """The codec ids of the record batches stored for ``topic`` by the local broker (read from
     its log segments), or None when the broker's data directory is not on this machine."""
-    state = Path(os.environ.get("TAGSTREAM_KAFKA_STATE") or Path(os.environ.get("TMPDIR", "/tmp")) / "tagstream-kafka")
+    state = Path(
+        os.environ.get("TAGSTREAM_KAFKA_STATE")
+        or Path(os.environ.get("TMPDIR", "/tmp")) / "tagstream-kafka"
+    )
     dirs = list((state / "data").glob(f"{topic}-*"))
     if not dirs:
         return None
@@ -40,23 +43,33 @@ def batch_codecs(topic: str) -> set[int] | None:
 
 
 @pytest.mark.parametrize("codec", CODECS)
-def test_compressed_input_is_labelled_and_output_compressed(codec, cluster, topics, start_worker, bootstrap):
+def test_compressed_input_is_labelled_and_output_compressed(
+    codec, cluster, topics, start_worker, bootstrap
+):
     ids = [f"{codec}-{i}" for i in range(120)]
     producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type=codec, linger_ms=20)
     # kafka-python sends a batch uncompressed when compressing does not make it smaller, as with
     # a batch of one short record (a loaded machine sends such batches): each text repeats itself
-    for key, value, headers in json_records(ids, lambda d: f"Anna Lee flew to Paris with {d} . " * 8):
+    for key, value, headers in json_records(
+        ids, lambda d: f"Anna Lee flew to Paris with {d} . " * 8
+    ):
         producer.send(topics.input, key=key, value=value, headers=headers)
     producer.flush()
     producer.close()
-    assert batch_codecs(topics.input) in (None, {CODEC_IDS[codec]}), "the input really is compressed"
+    assert batch_codecs(topics.input) in (None, {CODEC_IDS[codec]}), (
+        "the input really is compressed"
+    )
 
-    worker = start_worker(topics, kafka__compression_type=codec, batching__max_batch_records="32").wait_ready()
+    worker = start_worker(
+        topics, kafka__compression_type=codec, batching__max_batch_records="32"
+    ).wait_ready()
     outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=0.5)
     assert sorted(ids_of(outputs)) == sorted(ids)
     cluster.wait_all_committed(topics.group, topics.input)
     assert worker.terminate() == 0
     stored = batch_codecs(topics.output)
-    assert stored is None or stored == {CODEC_IDS[codec]}, f"output batches stored with codecs {stored}"
+    assert stored is None or stored == {CODEC_IDS[codec]}, (
+        f"output batches stored with codecs {stored}"
+    )
     dead = read_all(bootstrap, topics.dead_letters, lambda rs: False, timeout_s=1.0)
     assert dead == []

@@ -21,7 +21,9 @@ BAD = {
 }
 
 
-def test_each_malformed_kind_is_dead_lettered_with_headers(cluster, topics, start_worker, bootstrap):
+def test_each_malformed_kind_is_dead_lettered_with_headers(
+    cluster, topics, start_worker, bootstrap
+):
     records = []
     for i in range(10):  # good records before, between and after the bad ones
         records.append((b"good", json.dumps({"id": f"good-{i}", "text": "Rome ."}).encode(), []))
@@ -38,14 +40,19 @@ def test_each_malformed_kind_is_dead_lettered_with_headers(cluster, topics, star
     assert sorted(ids_of(good)) == sorted(f"good-{i}" for i in range(10))
     assert len(dead) == len(BAD)
 
-    inputs = {(r.partition, r.offset): r for r in read_all(bootstrap, topics.input, lambda rs: len(rs) >= len(records))}
+    inputs = {
+        (r.partition, r.offset): r
+        for r in read_all(bootstrap, topics.input, lambda rs: len(rs) >= len(records))
+    }
     for rec in dead:
         headers = dict(rec.headers)
         reason = headers["origin"].decode()  # the input's own header survives
         assert headers["tagstream.error.class"] == reason.encode()
         assert headers["tagstream.error.message"]
         assert headers["tagstream.source.topic"] == topics.input.encode()
-        source = inputs[(int(headers["tagstream.source.partition"]), int(headers["tagstream.source.offset"]))]
+        source = inputs[
+            (int(headers["tagstream.source.partition"]), int(headers["tagstream.source.offset"]))
+        ]
         key, value = BAD[reason]
         assert rec.key == key == source.key  # unchanged
         assert rec.value == value == source.value  # unchanged (a null value stays null)
@@ -63,14 +70,20 @@ def test_an_output_larger_than_the_topic_accepts_is_dead_lettered(cluster, start
     topics = cluster.create_topics(partitions=1, output_configs={"max.message.bytes": "1500"})
     try:
         big = json.dumps({"id": "big", "text": "Lisbon and Porto " * 80}).encode()
-        records = [(None, json.dumps({"id": f"a{i}", "text": "Madrid ."}).encode(), []) for i in range(30)]
+        records = [
+            (None, json.dumps({"id": f"a{i}", "text": "Madrid ."}).encode(), []) for i in range(30)
+        ]
         records += [(None, big, [])]
-        records += [(None, json.dumps({"id": f"b{i}", "text": "Madrid ."}).encode(), []) for i in range(30)]
+        records += [
+            (None, json.dumps({"id": f"b{i}", "text": "Madrid ."}).encode(), []) for i in range(30)
+        ]
         produce(bootstrap, topics.input, records)
         worker = start_worker(topics, echo_text="true").wait_ready()
         good = read_all(bootstrap, topics.output, lambda rs: len(rs) >= 60, settle_s=0.5)
         dead = read_all(bootstrap, topics.dead_letters, lambda rs: len(rs) >= 1, settle_s=0.5)
-        assert sorted(ids_of(good)) == sorted([f"a{i}" for i in range(30)] + [f"b{i}" for i in range(30)])
+        assert sorted(ids_of(good)) == sorted(
+            [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(30)]
+        )
         assert [r.value for r in dead] == [big]
         assert dict(dead[0].headers)["tagstream.error.class"] == b"output_too_large"
         cluster.wait_all_committed(topics.group, topics.input)
@@ -121,13 +134,17 @@ class _NotUtf8HeaderName(str):
         return b"\xff\xfe-name"
 
 
-def test_a_record_the_client_cannot_parse_stops_the_worker_saying_where(cluster, start_worker, bootstrap):
+def test_a_record_the_client_cannot_parse_stops_the_worker_saying_where(
+    cluster, start_worker, bootstrap
+):
     """kafka-python cannot read such a record, nor past it in its batch: the worker delivers
     what came before it, then stops (exit 1) with an error naming the partition's position,
     and commits nothing past it."""
     topics = cluster.create_topics(partitions=1)
     try:
-        records = [(None, json.dumps({"id": f"a{i}", "text": "Madrid ."}).encode(), []) for i in range(5)]
+        records = [
+            (None, json.dumps({"id": f"a{i}", "text": "Madrid ."}).encode(), []) for i in range(5)
+        ]
         records += [(b"bad", b'{"id": "bad", "text": "Rome"}', [(_NotUtf8HeaderName("x"), b"v")])]
         produce(bootstrap, topics.input, records)
         worker = start_worker(topics)

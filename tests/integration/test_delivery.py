@@ -43,7 +43,9 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(cluster, topics, start_wor
 def test_sigterm_drains_and_leaves_nothing_uncommitted(cluster, topics, start_worker, bootstrap):
     ids = [f"id-{i}" for i in range(4000)]
     produce(bootstrap, topics.input, json_records(ids, lambda _: TEXT))
-    worker = start_worker(topics, batching__max_batch_records=str(BATCH), drain_timeout_s="20").wait_ready()
+    worker = start_worker(
+        topics, batching__max_batch_records=str(BATCH), drain_timeout_s="20"
+    ).wait_ready()
     wait_for_outputs(bootstrap, topics.output, 300)
     started = time.monotonic()
     assert worker.terminate(timeout_s=30) == 0
@@ -53,7 +55,9 @@ def test_sigterm_drains_and_leaves_nothing_uncommitted(cluster, topics, start_wo
     # Everything the worker delivered is committed, and nothing beyond it: the committed
     # offsets count exactly the outputs (each input before them has exactly one output).
     committed = cluster.committed(topics.group, topics.input)
-    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= sum(committed.values()), settle_s=1.0)
+    outputs = read_all(
+        bootstrap, topics.output, lambda rs: len(rs) >= sum(committed.values()), settle_s=1.0
+    )
     assert len(outputs) == sum(committed.values())
     by_partition: dict[int, list[int]] = {}
     for rec in outputs:
@@ -72,22 +76,32 @@ def test_sigterm_drains_and_leaves_nothing_uncommitted(cluster, topics, start_wo
 
 @pytest.mark.parametrize(
     ("strategy", "delivery"),
-    [("range", "at_least_once"), ("cooperative-sticky", "at_least_once"), ("range", "exactly_once")],
+    [
+        ("range", "at_least_once"),
+        ("cooperative-sticky", "at_least_once"),
+        ("range", "exactly_once"),
+    ],
 )
 def test_a_second_worker_joins_mid_stream_and_together_they_label_every_id(
     cluster, topics, start_worker, bootstrap, strategy, delivery
 ):
     ids = [f"id-{i}" for i in range(8000)]
     produce(bootstrap, topics.input, json_records(ids[:6000], lambda _: TEXT, keys=50))
-    settings = {"kafka__assignment_strategy": strategy, "batching__max_batch_records": str(BATCH),
-                "delivery": delivery}
+    settings = {
+        "kafka__assignment_strategy": strategy,
+        "batching__max_batch_records": str(BATCH),
+        "delivery": delivery,
+    }
     a = start_worker(topics, **settings, kafka__transactional_id=f"{topics.group}-a").wait_ready()
     wait_for_outputs(bootstrap, topics.output, 300, isolation_level="read_committed")
     # b joins: a rebalance, likely mid-stream
     b = start_worker(topics, **settings, kafka__transactional_id=f"{topics.group}-b").wait_ready()
     deadline = time.monotonic() + 30  # b is ready once it owns partitions; a may still be rejoining
     while True:
-        owned = (a.sample("tagstream_assigned_partitions"), b.sample("tagstream_assigned_partitions"))
+        owned = (
+            a.sample("tagstream_assigned_partitions"),
+            b.sample("tagstream_assigned_partitions"),
+        )
         if sorted(owned) == [1, 2] or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -123,7 +137,10 @@ def test_exactly_once_across_a_crash(cluster, topics, start_worker, bootstrap):
     second = start_worker(topics, **settings).wait_ready()
     cluster.wait_all_committed(topics.group, topics.input, timeout_s=120)
     outputs = read_all(
-        bootstrap, topics.output, lambda rs: len(rs) >= len(ids), settle_s=2.0,
+        bootstrap,
+        topics.output,
+        lambda rs: len(rs) >= len(ids),
+        settle_s=2.0,
         isolation_level="read_committed",
     )
     counts = Counter(ids_of(outputs))

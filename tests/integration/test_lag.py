@@ -27,17 +27,27 @@ def broker_lag(cluster, group: str, topic: str) -> dict[int, int]:
 
 
 def gauge_lag(registry: CollectorRegistry, topic: str, partitions) -> dict[int, float | None]:
-    return {p: registry.get_sample_value("tagstream_consumer_lag", {"topic": topic, "partition": str(p)})
-            for p in partitions}
+    return {
+        p: registry.get_sample_value(
+            "tagstream_consumer_lag", {"topic": topic, "partition": str(p)}
+        )
+        for p in partitions
+    }
 
 
-def test_lag_gauge_equals_the_brokers_figures_behind_a_backlog(cluster, topics, bootstrap, tiny_model):
+def test_lag_gauge_equals_the_brokers_figures_behind_a_backlog(
+    cluster, topics, bootstrap, tiny_model
+):
     settings = load_settings(
         drain_timeout_s=15.0,
         kafka={
-            "bootstrap_servers": bootstrap, "input_topic": topics.input,
-            "output_topic": topics.output, "dead_letter_topic": topics.dead_letters,
-            "group_id": topics.group, "session_timeout_ms": 10_000, "heartbeat_interval_ms": 1000,
+            "bootstrap_servers": bootstrap,
+            "input_topic": topics.input,
+            "output_topic": topics.output,
+            "dead_letter_topic": topics.dead_letters,
+            "group_id": topics.group,
+            "session_timeout_ms": 10_000,
+            "heartbeat_interval_ms": 1000,
             "lag_interval_s": 0.5,
         },
         batching={"max_batch_records": 16, "max_wait_ms": 10},
@@ -46,7 +56,9 @@ def test_lag_gauge_equals_the_brokers_figures_behind_a_backlog(cluster, topics, 
     metrics = Metrics(registry, process_metrics=False)
     tagger = SlowTagger(model.load(tiny_model))  # 2.5 s a batch of 16: far behind the producer
     stop = threading.Event()
-    pipeline = Pipeline(settings, tagger, Source(settings, metrics), Sink(settings), metrics, Health(60), stop)
+    pipeline = Pipeline(
+        settings, tagger, Source(settings, metrics), Sink(settings), metrics, Health(60), stop
+    )
     thread = threading.Thread(target=pipeline.run)
     thread.start()
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
@@ -54,7 +66,9 @@ def test_lag_gauge_equals_the_brokers_figures_behind_a_backlog(cluster, topics, 
         deadline = time.monotonic() + 8  # a steady stream of 200 messages/s for 8 s
         i = 0
         while time.monotonic() < deadline:
-            producer.send(topics.input, value=f'{{"id": "{i}", "text": "Oslo is in Norway ."}}'.encode())
+            producer.send(
+                topics.input, value=f'{{"id": "{i}", "text": "Oslo is in Norway ."}}'.encode()
+            )
             i += 1
             time.sleep(0.005)
         producer.flush()
@@ -70,7 +84,9 @@ def test_lag_gauge_equals_the_brokers_figures_behind_a_backlog(cluster, topics, 
             if before == after and gauge == {p: float(n) for p, n in after.items()}:
                 break
         else:
-            raise AssertionError(f"gauge never equalled the broker's lag: (before, gauge, after) = {seen}")
+            raise AssertionError(
+                f"gauge never equalled the broker's lag: (before, gauge, after) = {seen}"
+            )
         assert sum(after.values()) > 500, f"a real backlog: {after}"
     finally:
         producer.close()

@@ -22,7 +22,9 @@ def text_for(doc_id: str) -> str:
     return TEXTS[int(doc_id.split("-")[1]) % len(TEXTS)]
 
 
-def test_every_input_is_labelled_once_with_keys_headers_and_order(cluster, topics, start_worker, bootstrap):
+def test_every_input_is_labelled_once_with_keys_headers_and_order(
+    cluster, topics, start_worker, bootstrap
+):
     ids = [f"doc-{i}" for i in range(400)]
     inputs = list(json_records(ids, text_for, keys=7))
     produce(bootstrap, topics.input, inputs)
@@ -47,7 +49,7 @@ def test_every_input_is_labelled_once_with_keys_headers_and_order(cluster, topic
         assert "text" not in doc  # echo is off by default
         for span in doc["spans"]:
             assert 0 <= span["start"] < span["end"] <= len(text)
-            assert text[span["start"]:span["end"]] == span["text"]
+            assert text[span["start"] : span["end"]] == span["text"]
             assert span["label"] in {"PER", "LOC", "ORG", "MISC"}
             assert 0.0 <= span["score"] <= 1.0
     assert per_key_out == per_key_in  # per-key order holds
@@ -68,12 +70,22 @@ def test_every_input_is_labelled_once_with_keys_headers_and_order(cluster, topic
     from tagstream.model.cpu import choose_precision
 
     precision = choose_precision("auto").path  # the worker runs the default, auto
-    assert worker.sample("tagstream_model_info", name="tiny-random", version="0.0.0", precision=precision) == 1
+    assert (
+        worker.sample(
+            "tagstream_model_info", name="tiny-random", version="0.0.0", precision=precision
+        )
+        == 1
+    )
     import time
 
-    deadline = time.monotonic() + 15  # the gauge is refreshed every TAGSTREAM_KAFKA__LAG_INTERVAL_S (5 s)
+    deadline = (
+        time.monotonic() + 15
+    )  # the gauge is refreshed every TAGSTREAM_KAFKA__LAG_INTERVAL_S (5 s)
     while True:  # everything is committed: the lag of every partition comes to 0
-        lags = [worker.sample("tagstream_consumer_lag", topic=topics.input, partition=str(p)) for p in range(3)]
+        lags = [
+            worker.sample("tagstream_consumer_lag", topic=topics.input, partition=str(p))
+            for p in range(3)
+        ]
         if lags == [0, 0, 0] or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -82,7 +94,7 @@ def test_every_input_is_labelled_once_with_keys_headers_and_order(cluster, topic
 
 
 def test_text_format_and_echo(cluster, topics, start_worker, bootstrap):
-    texts = ["Paris is in France .", "plain text with {\"braces\"}", "Łódź"]
+    texts = ["Paris is in France .", 'plain text with {"braces"}', "Łódź"]
     produce(bootstrap, topics.input, [(None, t.encode(), []) for t in texts])
     start_worker(topics, input_format="text", echo_text="true").wait_ready()
     outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(texts), settle_s=0.5)
@@ -91,4 +103,4 @@ def test_text_format_and_echo(cluster, topics, start_worker, bootstrap):
     assert all(d["id"] is None for d in docs)
     for d in docs:
         for span in d["spans"]:
-            assert d["text"][span["start"]:span["end"]] == span["text"]
+            assert d["text"][span["start"] : span["end"]] == span["text"]

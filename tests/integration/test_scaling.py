@@ -40,16 +40,22 @@ class ScalingResult:
     seconds: float  # the whole scenario
 
 
-def scale_1_3_1(cluster: Cluster, topics: Topics, start_worker, bootstrap: str, strategy: str,
-                delivery: str) -> ScalingResult:
+def scale_1_3_1(
+    cluster: Cluster, topics: Topics, start_worker, bootstrap: str, strategy: str, delivery: str
+) -> ScalingResult:
     """One worker, then three, then one again, on a topic of PARTITIONS partitions fed RATE
     records/s; every output read back with a read_committed reader."""
     began = time.monotonic()
     # Small batches that close on their size while the stream flows, and a long wait for a
     # partial one (no records come while the group rebalances): the undelivered records stay
     # until the rebalance revokes their partitions.
-    settings = {"kafka__assignment_strategy": strategy, "batching__max_batch_records": str(BATCH),
-                "batching__max_wait_ms": "5000", "delivery": delivery, "drain_timeout_s": "20"}
+    settings = {
+        "kafka__assignment_strategy": strategy,
+        "batching__max_batch_records": str(BATCH),
+        "batching__max_wait_ms": "5000",
+        "delivery": delivery,
+        "drain_timeout_s": "20",
+    }
     watch = CommittedWatch(cluster, topics)
     progress = watch.progress
 
@@ -65,20 +71,25 @@ def scale_1_3_1(cluster: Cluster, topics: Topics, start_worker, bootstrap: str, 
         wait_until("the first worker commits", lambda: progress() >= 100, watch)
         wait_until("the new workers are ready", lambda: ready(b) and ready(c), watch, 90)
         workers = [a, b, c]
-        wait_until("three workers share the six partitions",
-                   lambda: sorted(map(owned, workers)) == [2, 2, 2], watch)
+        wait_until(
+            "three workers share the six partitions",
+            lambda: sorted(map(owned, workers)) == [2, 2, 2],
+            watch,
+        )
         mark = progress()
         wait_until("the three workers commit", lambda: progress() >= mark + 400, watch)
 
         # 3 -> 1: SIGTERM two of them; their partitions go back to the first
         for w in (b, c):
             w.proc.send_signal(signal.SIGTERM)
-        wait_until("the two have stopped", lambda: None not in (b.proc.poll(), c.proc.poll()),
-                   watch, 60)
+        wait_until(
+            "the two have stopped", lambda: None not in (b.proc.poll(), c.proc.poll()), watch, 60
+        )
         assert b.proc.returncode == 0, b.log()
         assert c.proc.returncode == 0, c.log()
-        wait_until("the first worker owns every partition again",
-                   lambda: owned(a) == PARTITIONS, watch)
+        wait_until(
+            "the first worker owns every partition again", lambda: owned(a) == PARTITIONS, watch
+        )
         mark = progress()
         wait_until("the first worker commits alone", lambda: progress() >= mark + 150, watch)
         settled = time.monotonic()
@@ -97,16 +108,28 @@ def scale_1_3_1(cluster: Cluster, topics: Topics, start_worker, bootstrap: str, 
     wait_until("the first worker catches up", caught_up, watch, 60)
     assert a.terminate() == 0
     wait_until("the drain has committed every input", lambda: progress() == end, watch, 10)
-    outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= len(ids),
-                       timeout_s=30, settle_s=1.0,
-                       isolation_level="read_committed")
-    return ScalingResult(tally(ids, outputs), partition_moves(workers), watch.backwards,
-                         watch.longest_stall(resized, settled), time.monotonic() - began)
+    outputs = read_all(
+        bootstrap,
+        topics.output,
+        lambda rs: len(rs) >= len(ids),
+        timeout_s=30,
+        settle_s=1.0,
+        isolation_level="read_committed",
+    )
+    return ScalingResult(
+        tally(ids, outputs),
+        partition_moves(workers),
+        watch.backwards,
+        watch.longest_stall(resized, settled),
+        time.monotonic() - began,
+    )
 
 
 def ready(worker) -> bool:
     """/readyz says 200 (AssertionError with its log if the worker has exited)."""
-    assert worker.proc.poll() is None, f"worker exited with {worker.proc.returncode}:\n{worker.log()}"
+    assert worker.proc.poll() is None, (
+        f"worker exited with {worker.proc.returncode}:\n{worker.log()}"
+    )
     return worker.get("/readyz")[0] == 200
 
 
@@ -117,12 +140,15 @@ def check_scaling(result: ScalingResult, delivery: str) -> None:
     assert not t.missing, f"{t.lost} of {t.inputs} inputs have no output"
     assert not result.backwards, f"committed offsets went backwards: {result.backwards}"
     if delivery == "exactly_once":  # read_all read committed data only
-        assert t.total_duplicates == 0, (f"a read_committed reader saw {t.total_duplicates} "
-                                         f"outputs twice: {t.duplicates}")
+        assert t.total_duplicates == 0, (
+            f"a read_committed reader saw {t.total_duplicates} outputs twice: {t.duplicates}"
+        )
     else:
         over = {p: n for p, n in t.duplicates.items() if n > BATCH * result.moves.get(p, 0)}
-        assert not over, (f"{t.total_duplicates} duplicates ({t.duplicates}): more than one batch "
-                          f"of {BATCH} per move ({dict(result.moves)}) on partitions {sorted(over)}")
+        assert not over, (
+            f"{t.total_duplicates} duplicates ({t.duplicates}): more than one batch "
+            f"of {BATCH} per move ({dict(result.moves)}) on partitions {sorted(over)}"
+        )
 
 
 @pytest.fixture
@@ -139,6 +165,8 @@ def test_scaling_1_to_3_to_1_under_a_steady_stream(
 ):
     result = scale_1_3_1(cluster, six_partitions, start_worker, bootstrap, strategy, delivery)
     t = result.tally
-    print(f"{strategy}/{delivery}: {t.inputs} inputs, {t.total_duplicates} duplicates "
-          f"{t.duplicates}, committed offsets went backwards {len(result.backwards)} times")
+    print(
+        f"{strategy}/{delivery}: {t.inputs} inputs, {t.total_duplicates} duplicates "
+        f"{t.duplicates}, committed offsets went backwards {len(result.backwards)} times"
+    )
     check_scaling(result, delivery)

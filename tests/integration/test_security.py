@@ -50,8 +50,11 @@ def secure() -> Secure:
     except kafka_local.KafkaLocalError as exc:
         pytest.fail(f"no broker with security listeners:\n{exc}")
     try:
-        yield Secure(lines, lines["KAFKA_BOOTSTRAP_SERVERS"],
-                     Path(lines["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip())
+        yield Secure(
+            lines,
+            lines["KAFKA_BOOTSTRAP_SERVERS"],
+            Path(lines["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip(),
+        )
     finally:
         kafka_local.stop_secure_broker()
 
@@ -65,24 +68,41 @@ def secure_cluster(secure: Secure) -> Cluster:
 
 def unsigned_jwt(sub: str) -> str:
     """What Kafka's unsecured OAUTHBEARER validator accepts: a JWS with "alg":"none"."""
+
     def part(doc: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
     now = int(time.time())
     return f"{part({'alg': 'none'})}.{part({'sub': sub, 'iat': now, 'exp': now + 3600})}."
 
 
-def scram(secure: Secure, listener: str, mechanism: str, user: str = "tagstream",
-          password: str | None = None) -> dict[str, str]:
-    settings = {"kafka__security_protocol": listener, "kafka__sasl_mechanism": mechanism,
-                "kafka__sasl_username": user,
-                "kafka__sasl_password": secure.password if password is None else password}
+def scram(
+    secure: Secure,
+    listener: str,
+    mechanism: str,
+    user: str = "tagstream",
+    password: str | None = None,
+) -> dict[str, str]:
+    settings = {
+        "kafka__security_protocol": listener,
+        "kafka__sasl_mechanism": mechanism,
+        "kafka__sasl_username": user,
+        "kafka__sasl_password": secure.password if password is None else password,
+    }
     if listener == "SASL_SSL":
         settings["kafka__ssl_cafile"] = secure["KAFKA_SSL_CAFILE"]
     return settings
 
 
-def start(secure: Secure, cluster: Cluster, tmp: Path, name: str, bootstrap: str,
-          model: Path, **settings: str) -> tuple[WorkerProcess, Topics]:
+def start(
+    secure: Secure,
+    cluster: Cluster,
+    tmp: Path,
+    name: str,
+    bootstrap: str,
+    model: Path,
+    **settings: str,
+) -> tuple[WorkerProcess, Topics]:
     topics = cluster.create_topics(partitions=1)
     worker = WorkerProcess(bootstrap, topics, model, tmp / f"{name}.log", **settings)
     return worker.start(), topics
@@ -97,19 +117,31 @@ def assert_no_secret(secure: Secure, *texts: str) -> None:
 
 HAPPY = {
     "scram-sha-512 over SASL_PLAINTEXT": lambda s, tmp: (
-        "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS", scram(s, "SASL_PLAINTEXT", "SCRAM-SHA-512")),
+        "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS",
+        scram(s, "SASL_PLAINTEXT", "SCRAM-SHA-512"),
+    ),
     # With DEBUG logs too, the password appears nowhere.
     "scram-sha-256 over SASL_SSL, DEBUG logs": lambda s, tmp: (
-        "KAFKA_SASL_SSL_BOOTSTRAP_SERVERS", {**scram(s, "SASL_SSL", "SCRAM-SHA-256"),
-                                             "log__level": "DEBUG"}),
+        "KAFKA_SASL_SSL_BOOTSTRAP_SERVERS",
+        {**scram(s, "SASL_SSL", "SCRAM-SHA-256"), "log__level": "DEBUG"},
+    ),
     "TLS with a client certificate": lambda s, tmp: (
-        "KAFKA_SSL_BOOTSTRAP_SERVERS", {
-            "kafka__security_protocol": "SSL", "kafka__ssl_cafile": s["KAFKA_SSL_CAFILE"],
-            "kafka__ssl_certfile": s["KAFKA_SSL_CERTFILE"], "kafka__ssl_keyfile": s["KAFKA_SSL_KEYFILE"]}),
+        "KAFKA_SSL_BOOTSTRAP_SERVERS",
+        {
+            "kafka__security_protocol": "SSL",
+            "kafka__ssl_cafile": s["KAFKA_SSL_CAFILE"],
+            "kafka__ssl_certfile": s["KAFKA_SSL_CERTFILE"],
+            "kafka__ssl_keyfile": s["KAFKA_SSL_KEYFILE"],
+        },
+    ),
     "OAUTHBEARER with a token file": lambda s, tmp: (
-        "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS", {
-            "kafka__security_protocol": "SASL_PLAINTEXT", "kafka__sasl_mechanism": "OAUTHBEARER",
-            "kafka__sasl_oauth_token_file": str(_write(tmp / "token", unsigned_jwt("tagstream")))}),
+        "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS",
+        {
+            "kafka__security_protocol": "SASL_PLAINTEXT",
+            "kafka__sasl_mechanism": "OAUTHBEARER",
+            "kafka__sasl_oauth_token_file": str(_write(tmp / "token", unsigned_jwt("tagstream"))),
+        },
+    ),
 }
 
 
@@ -125,10 +157,13 @@ def happy_workers(secure, secure_cluster, tiny_model, tmp_path_factory):
     started = {}
     for name, make in HAPPY.items():
         listener, settings = make(secure, tmp)
-        worker, topics = start(secure, secure_cluster, tmp, name.split()[0], secure[listener],
-                               tiny_model, **settings)
+        worker, topics = start(
+            secure, secure_cluster, tmp, name.split()[0], secure[listener], tiny_model, **settings
+        )
         ids = [f"{name.split()[0]}-{i}" for i in range(N)]
-        produce(secure.plain, topics.input, json_records(ids, lambda _: "Angela Merkel visited Paris ."))
+        produce(
+            secure.plain, topics.input, json_records(ids, lambda _: "Angela Merkel visited Paris .")
+        )
         started[name] = (worker, topics, ids)
     yield started
     for worker, topics, _ in started.values():
@@ -162,20 +197,25 @@ REJECTED = {
         "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS",
         scram(s, "SASL_PLAINTEXT", "SCRAM-SHA-512", password=s.password + "-wrong"),
         r"refused SASL SCRAM-SHA-512 as user 'tagstream': SaslAuthenticationFailedError: "
-        r"Authentication failed"),
+        r"Authentication failed",
+    ),
     "unknown user": lambda s, tmp: (
         "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS",
         scram(s, "SASL_PLAINTEXT", "SCRAM-SHA-256", user="mallory"),
-        r"refused SASL SCRAM-SHA-256 as user 'mallory': SaslAuthenticationFailedError"),
+        r"refused SASL SCRAM-SHA-256 as user 'mallory': SaslAuthenticationFailedError",
+    ),
     "mechanism the listener does not offer": lambda s, tmp: (
-        "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS", scram(s, "SASL_PLAINTEXT", "PLAIN"),
+        "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS",
+        scram(s, "SASL_PLAINTEXT", "PLAIN"),
         r"UnsupportedSaslMechanismError: the listener does not offer "
-        r"TAGSTREAM_KAFKA__SASL_MECHANISM=PLAIN"),
+        r"TAGSTREAM_KAFKA__SASL_MECHANISM=PLAIN",
+    ),
     "certificate from another CA": lambda s, tmp: (
         "KAFKA_SSL_BOOTSTRAP_SERVERS",
         {"kafka__security_protocol": "SSL", "kafka__ssl_cafile": str(_other_ca(tmp))},
         r"TLS handshake with Kafka at 127\.0\.0\.1:\d+ failed: the broker's certificate is not "
-        r"trusted \(.*\); TAGSTREAM_KAFKA__SSL_CAFILE=.* does not hold the CA that signed it"),
+        r"trusted \(.*\); TAGSTREAM_KAFKA__SSL_CAFILE=.* does not hold the CA that signed it",
+    ),
 }
 
 
@@ -184,10 +224,28 @@ def _other_ca(tmp: Path) -> Path:
     import subprocess
 
     key, cert = tmp / "other-ca.key", tmp / "other-ca.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=not the broker's CA"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not the broker's CA",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert
 
 
@@ -197,8 +255,9 @@ def rejected_workers(secure, secure_cluster, tiny_model, tmp_path_factory):
     started = {}
     for i, (name, make) in enumerate(REJECTED.items()):
         listener, settings, expected = make(secure, tmp)
-        worker, topics = start(secure, secure_cluster, tmp, f"rejected-{i}", secure[listener],
-                               tiny_model, **settings)
+        worker, topics = start(
+            secure, secure_cluster, tmp, f"rejected-{i}", secure[listener], tiny_model, **settings
+        )
         started[name] = (worker, topics, expected)
     yield started
     for worker, topics, _ in started.values():
@@ -230,6 +289,7 @@ def _ts(line: dict) -> float:
 
 # -- the start-up check alone (in this process: no worker to start) ---------------------------------
 
+
 def _settings(monkeypatch, bootstrap: str, **values: str):
     from tagstream.worker.config import load_settings
 
@@ -253,8 +313,13 @@ def clean_env(monkeypatch, tmp_path):
 def test_plain_over_tls_is_accepted(secure, clean_env, monkeypatch):
     from tagstream.worker.kafka_auth import preflight
 
-    preflight(_settings(monkeypatch, secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
-                        **scram(secure, "SASL_SSL", "PLAIN")))
+    preflight(
+        _settings(
+            monkeypatch,
+            secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
+            **scram(secure, "SASL_SSL", "PLAIN"),
+        )
+    )
 
 
 def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_path):
@@ -266,16 +331,26 @@ def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_p
         "from tests.integration.test_security import unsigned_jwt\n"
         "calls = []\n"
         "def good():\n    calls.append(1)\n    return unsigned_jwt('tagstream')\n"
-        "def bad():\n    return 'not-a-jwt'\n")
+        "def bad():\n    return 'not-a-jwt'\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     oauth = {"kafka__security_protocol": "SASL_PLAINTEXT", "kafka__sasl_mechanism": "OAUTHBEARER"}
     bootstrap = secure["KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS"]
-    preflight(_settings(monkeypatch, bootstrap, **oauth, kafka__sasl_oauth_token_provider="my_tokens:good"))
+    preflight(
+        _settings(
+            monkeypatch, bootstrap, **oauth, kafka__sasl_oauth_token_provider="my_tokens:good"
+        )
+    )
     import my_tokens
+
     assert my_tokens.calls
     started = time.monotonic()
     with pytest.raises(ConnectionProblem) as info:
-        preflight(_settings(monkeypatch, bootstrap, **oauth, kafka__sasl_oauth_token_provider="my_tokens:bad"))
+        preflight(
+            _settings(
+                monkeypatch, bootstrap, **oauth, kafka__sasl_oauth_token_provider="my_tokens:bad"
+            )
+        )
     assert time.monotonic() - started < 5
     assert info.value.exit_status == 1
     assert "refused SASL OAUTHBEARER: SaslAuthenticationFailedError" in str(info.value)
@@ -284,8 +359,11 @@ def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_p
 def test_plaintext_client_on_the_tls_listener_is_told_so(secure, clean_env, monkeypatch):
     from tagstream.worker.kafka_auth import ConnectionProblem, preflight
 
-    with pytest.raises(ConnectionProblem, match=r"answered in another protocol .*"
-                       r"TAGSTREAM_KAFKA__SECURITY_PROTOCOL=PLAINTEXT match that listener"):
+    with pytest.raises(
+        ConnectionProblem,
+        match=r"answered in another protocol .*"
+        r"TAGSTREAM_KAFKA__SECURITY_PROTOCOL=PLAINTEXT match that listener",
+    ):
         preflight(_settings(monkeypatch, secure["KAFKA_SSL_BOOTSTRAP_SERVERS"]))
 
 
@@ -294,8 +372,13 @@ def test_no_password_in_error_messages(secure, clean_env, monkeypatch):
 
     wrong = secure.password + "-wrong"
     with pytest.raises(ConnectionProblem) as info:
-        preflight(_settings(monkeypatch, secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
-                            **scram(secure, "SASL_SSL", "PLAIN", password=wrong)))
+        preflight(
+            _settings(
+                monkeypatch,
+                secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
+                **scram(secure, "SASL_SSL", "PLAIN", password=wrong),
+            )
+        )
     assert "SaslAuthenticationFailedError" in str(info.value)
     assert wrong not in str(info.value) and secure.password not in str(info.value)
 
@@ -305,8 +388,16 @@ def test_aws_msk_iam_reaches_the_sasl_handshake(secure, clean_env, monkeypatch):
     pytest.importorskip("botocore")
     from tagstream.worker.kafka_auth import ConnectionProblem, preflight
 
-    with pytest.raises(ConnectionProblem, match="the listener does not offer "
-                       "TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM"):
-        preflight(_settings(monkeypatch, secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
-                            kafka__security_protocol="SASL_SSL", kafka__sasl_mechanism="AWS_MSK_IAM",
-                            kafka__ssl_cafile=secure["KAFKA_SSL_CAFILE"]))
+    with pytest.raises(
+        ConnectionProblem,
+        match="the listener does not offer TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM",
+    ):
+        preflight(
+            _settings(
+                monkeypatch,
+                secure["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"],
+                kafka__security_protocol="SASL_SSL",
+                kafka__sasl_mechanism="AWS_MSK_IAM",
+                kafka__ssl_cafile=secure["KAFKA_SSL_CAFILE"],
+            )
+        )

@@ -53,8 +53,11 @@ def test_control_a_consumer_that_stops_polling_is_thrown_out(topics, bootstrap):
     """Shows the limit is enforced here, so the test below can fail."""
     listener = CountingListener()
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=f"{topics.group}-control",
-        max_poll_interval_ms=POLL_INTERVAL_MS, session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        bootstrap_servers=bootstrap,
+        group_id=f"{topics.group}-control",
+        max_poll_interval_ms=POLL_INTERVAL_MS,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
     )
     consumer.subscribe([topics.input], listener=listener)
     deadline = time.monotonic() + 30
@@ -75,10 +78,14 @@ def test_slow_batches_keep_the_group_membership(cluster, topics, bootstrap, tiny
     settings = load_settings(
         drain_timeout_s=1.0,
         kafka={
-            "bootstrap_servers": bootstrap, "input_topic": topics.input,
-            "output_topic": topics.output, "dead_letter_topic": topics.dead_letters,
-            "group_id": topics.group, "max_poll_interval_ms": POLL_INTERVAL_MS,
-            "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
+            "bootstrap_servers": bootstrap,
+            "input_topic": topics.input,
+            "output_topic": topics.output,
+            "dead_letter_topic": topics.dead_letters,
+            "group_id": topics.group,
+            "max_poll_interval_ms": POLL_INTERVAL_MS,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
         },
         batching={"max_batch_records": 32, "max_wait_ms": 10},
     )
@@ -86,8 +93,9 @@ def test_slow_batches_keep_the_group_membership(cluster, topics, bootstrap, tiny
     metrics = Metrics(registry, process_metrics=False)
     tagger = SlowTagger(model.load(tiny_model))
     stop = threading.Event()
-    pipeline = Pipeline(settings, tagger, Source(settings, metrics), Sink(settings), metrics,
-                        Health(60), stop)
+    pipeline = Pipeline(
+        settings, tagger, Source(settings, metrics), Sink(settings), metrics, Health(60), stop
+    )
     status: list[int] = []
     thread = threading.Thread(target=lambda: status.append(pipeline.run()))
     thread.start()

@@ -18,11 +18,17 @@ from tests.integration.kit import json_records, produce
 
 def test_a_revocation_commits_delivered_records_whose_commit_had_failed(cluster, topics, bootstrap):
     produce(bootstrap, topics.input, json_records([f"id-{i}" for i in range(30)], lambda _: "Oslo"))
-    settings = load_settings(kafka={
-        "bootstrap_servers": bootstrap, "input_topic": topics.input, "output_topic": topics.output,
-        "dead_letter_topic": topics.dead_letters, "group_id": topics.group,
-        "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
-    })
+    settings = load_settings(
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "input_topic": topics.input,
+            "output_topic": topics.output,
+            "dead_letter_topic": topics.dead_letters,
+            "group_id": topics.group,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+        }
+    )
     registry = CollectorRegistry()
     source = Source(settings, Metrics(registry, process_metrics=False))
     other = None
@@ -56,8 +62,11 @@ def test_a_revocation_commits_delivered_records_whose_commit_had_failed(cluster,
         # 3. A second member joins: every partition of this one is revoked (range assignor,
         #    eager protocol), and the revocation commits what was delivered.
         other = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=topics.group, enable_auto_commit=False,
-            session_timeout_ms=6000, heartbeat_interval_ms=1000,
+            bootstrap_servers=bootstrap,
+            group_id=topics.group,
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
         )
         other.subscribe([topics.input])
         joined = threading.Event()

@@ -16,8 +16,12 @@ def test_missing_topics_are_named_and_the_worker_exits_1(start_worker):
 
 
 def test_unreachable_broker_exits_1_without_hanging(topics, start_worker):
-    worker = start_worker(topics, kafka__bootstrap_servers="127.0.0.1:1", kafka__request_timeout_ms="5000",
-                          kafka__delivery_timeout_ms="10000")
+    worker = start_worker(
+        topics,
+        kafka__bootstrap_servers="127.0.0.1:1",
+        kafka__request_timeout_ms="5000",
+        kafka__delivery_timeout_ms="10000",
+    )
     assert worker.proc.wait(timeout=120) == 1
     assert "cannot connect to Kafka" in worker.log()
 
@@ -29,8 +33,12 @@ def test_a_codec_without_its_library_is_a_settings_error(topics, bootstrap, tiny
         "from kafka.producer.kafka import KafkaProducer\n"
         "KafkaProducer._COMPRESSORS['lz4'] = (lambda: False, KafkaProducer._COMPRESSORS['lz4'][1])\n"
     )
-    worker = WorkerProcess(bootstrap, topics, tiny_model, tmp_path / "worker.log", kafka__compression_type="lz4")
-    worker.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    worker = WorkerProcess(
+        bootstrap, topics, tiny_model, tmp_path / "worker.log", kafka__compression_type="lz4"
+    )
+    worker.env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+    )
     try:
         assert worker.start().proc.wait(timeout=90) == 2
     finally:

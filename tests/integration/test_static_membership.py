@@ -29,8 +29,11 @@ def wait_for(condition, timeout_s: float, what: str) -> float:
 def test_a_restarted_static_member_resumes_at_once(cluster, start_worker, bootstrap):
     topics = cluster.create_topics(partitions=4)
     tag = uuid.uuid4().hex[:6]
-    common = {"kafka__session_timeout_ms": str(SESSION_TIMEOUT_MS), "kafka__heartbeat_interval_ms": "1000",
-              "batching__max_batch_records": "16"}
+    common = {
+        "kafka__session_timeout_ms": str(SESSION_TIMEOUT_MS),
+        "kafka__heartbeat_interval_ms": "1000",
+        "batching__max_batch_records": "16",
+    }
     a = start_worker(topics, kafka__group_instance_id=f"a-{tag}", **common).wait_ready()
     b = start_worker(topics, kafka__group_instance_id=f"b-{tag}", **common).wait_ready()
     owned = lambda w: w.sample("tagstream_assigned_partitions")  # noqa: E731
@@ -44,8 +47,11 @@ def test_a_restarted_static_member_resumes_at_once(cluster, start_worker, bootst
         i = 0
         while not stop.is_set():
             doc_id = f"m{i}"
-            producer.send(topics.input, value=f'{{"id": "{doc_id}", "text": "Oslo is in Norway ."}}'.encode(),
-                          partition=i % 4)
+            producer.send(
+                topics.input,
+                value=f'{{"id": "{doc_id}", "text": "Oslo is in Norway ."}}'.encode(),
+                partition=i % 4,
+            )
             sent.append(doc_id)
             i += 1
             time.sleep(0.025)
@@ -55,8 +61,11 @@ def test_a_restarted_static_member_resumes_at_once(cluster, start_worker, bootst
     producer = threading.Thread(target=stream)
     producer.start()
     try:
-        wait_for(lambda: (a.sample("tagstream_records_produced_total", topic=topics.output) or 0) > 0, 30,
-                 "worker a labels its share")
+        wait_for(
+            lambda: (a.sample("tagstream_records_produced_total", topic=topics.output) or 0) > 0,
+            30,
+            "worker a labels its share",
+        )
         b_rebalances = b.sample("tagstream_rebalances_total")
         a.kill9()
         restarted = time.monotonic()
@@ -70,13 +79,17 @@ def test_a_restarted_static_member_resumes_at_once(cluster, start_worker, bootst
         # on a busy machine) to its partitions: at once, not after the old session's 30 s.
         events = _log_times(a.log(), after=restarted_wall)
         rejoin = events["partitions assigned"] - events["model loaded"]
-        print(f"restarted worker: partitions back {rejoin:.2f} s after its model loaded; produced again "
-              f"{since_restart:.1f} s after the restart")
+        print(
+            f"restarted worker: partitions back {rejoin:.2f} s after its model loaded; produced again "
+            f"{since_restart:.1f} s after the restart"
+        )
         assert rejoin < 5.0, f"the restarted static member waited {rejoin:.1f} s for its partitions"
     finally:
         stop.set()
         producer.join(timeout=30)
-    outputs = read_all(bootstrap, topics.output, lambda rs: set(ids_of(rs)) >= set(sent), timeout_s=90)
+    outputs = read_all(
+        bootstrap, topics.output, lambda rs: set(ids_of(rs)) >= set(sent), timeout_s=90
+    )
     assert set(ids_of(outputs)) >= set(sent), "nothing lost"
     assert a.terminate() == 0 and b.terminate() == 0
     cluster.delete(topics)

@@ -1,6 +1,7 @@
 """Every shipped model (en-news in the package, the others as model packages under models/)
 loads by name, carries its card's name, tags a sample it gets right, and stores the dev scores
 that ``python -m tagstream.model.evaluate`` gives for it."""
+
 import pathlib
 
 import pytest
@@ -17,12 +18,21 @@ ARTIFACTS = ROOT / "model" / "artifacts"
 
 # name -> (file, sample text, expected (text, label) spans)
 SHIPPED = {
-    "en-news": ("en-news.pt", "Barack Obama visited Paris with officials from the United Nations .",
-                [("Barack Obama", "PER"), ("Paris", "LOC"), ("United Nations", "ORG")]),
-    "en-social": ("en-social.pt", "Watching the Lakers game with Kevin in LA",
-                  [("Lakers", "group"), ("Kevin", "person"), ("LA", "location")]),
-    "zh-news": ("zh-news.pt", "江泽民主席在北京会见了美国总统克林顿。",
-                [("江泽民", "PER"), ("北京", "LOC"), ("美国", "LOC"), ("克林顿", "PER")]),
+    "en-news": (
+        "en-news.pt",
+        "Barack Obama visited Paris with officials from the United Nations .",
+        [("Barack Obama", "PER"), ("Paris", "LOC"), ("United Nations", "ORG")],
+    ),
+    "en-social": (
+        "en-social.pt",
+        "Watching the Lakers game with Kevin in LA",
+        [("Lakers", "group"), ("Kevin", "person"), ("LA", "location")],
+    ),
+    "zh-news": (
+        "zh-news.pt",
+        "江泽民主席在北京会见了美国总统克林顿。",
+        [("江泽民", "PER"), ("北京", "LOC"), ("美国", "LOC"), ("克林顿", "PER")],
+    ),
 }
 
 
@@ -53,11 +63,13 @@ def test_shipped_model(name):
     tagger = load(name)
     assert tagger.name == name
     assert tagger.info["format_version"] == FORMAT_VERSION
-    assert tagger.info["tokenizer"] == spec(tagger.tokenizer), "re-exported with this tokenizer's spec"
+    assert tagger.info["tokenizer"] == spec(tagger.tokenizer), (
+        "re-exported with this tokenizer's spec"
+    )
     assert tagger.info["dev_scores"]["micro"]["f1"] > 0
     assert path.stat().st_size < 40 * 2**20, "small enough for git"
     (spans,) = tagger.tag([text])
-    assert all(s.text == text[s.start:s.end] for s in spans)
+    assert all(s.text == text[s.start : s.end] for s in spans)
     if expected is not None:
         assert [(s.text, s.label) for s in spans] == expected
     else:
@@ -96,5 +108,12 @@ def test_stored_dev_scores_are_what_evaluate_gives(name, data_root):
     for kind, scores in stored.items():
         assert scores["gold"] == got[kind]["gold"], kind
         within = 0.2 if kind == "micro" else 1.5  # a rare type's F1 moves more per flipped span
-        assert abs(scores["f1"] - got[kind]["f1"]) <= within, (kind, scores, got[kind], tagger.precision)
-        assert abs(scores["predicted"] - got[kind]["predicted"]) <= max(3, 0.01 * scores["predicted"]), kind
+        assert abs(scores["f1"] - got[kind]["f1"]) <= within, (
+            kind,
+            scores,
+            got[kind],
+            tagger.precision,
+        )
+        assert abs(scores["predicted"] - got[kind]["predicted"]) <= max(
+            3, 0.01 * scores["predicted"]
+        ), kind

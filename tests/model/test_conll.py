@@ -5,7 +5,10 @@ from tagstream.model.conll import read_conll, read_conll_lines, split_dev
 
 def test_reads_any_columns_docstart_tabs_and_spaces(tmp_path):
     f = tmp_path / "x.conll"
-    f.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects\tVBZ\tO\n\n\n\ufeff\nPeter\tB-PER\n", encoding="utf-8")
+    f.write_text(
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects\tVBZ\tO\n\n\n\ufeff\nPeter\tB-PER\n",
+        encoding="utf-8",
+    )
     assert read_conll(f) == [(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])]
 
 

@@ -12,7 +12,14 @@ def test_hand_worked_conlleval_example():
     assert r["micro"]["correct"] == 3 and r["micro"]["predicted"] == 5 and r["micro"]["gold"] == 4
     assert r["micro"]["precision"] == 60.0 and r["micro"]["recall"] == 75.0
     assert r["micro"]["f1"] == pytest.approx(66.67)
-    assert r["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "gold": 1, "predicted": 0, "correct": 0}
+    assert r["per_type"]["LOC"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "gold": 1,
+        "predicted": 0,
+        "correct": 0,
+    }
     assert r["per_type"]["ORG"]["precision"] == 50.0 and r["per_type"]["ORG"]["recall"] == 100.0
     assert r["per_type"]["MISC"]["f1"] == pytest.approx(66.67)
 

@@ -14,16 +14,25 @@ from tagstream.model.spans import bioes_tags
 from tagstream.model.tokenize import spec as tokenizer_spec
 
 
-@pytest.mark.parametrize("language, labels", [("en", ("PER", "LOC", "ORG", "MISC")), ("zh", ("PER", "LOC", "ORG"))])
+@pytest.mark.parametrize(
+    "language, labels", [("en", ("PER", "LOC", "ORG", "MISC")), ("zh", ("PER", "LOC", "ORG"))]
+)
 def test_export_random_is_quick_and_loadable(tmp_path, language, labels):
     t0 = time.perf_counter()
-    path = export_random(tmp_path / "r.pt", language=language, max_length=16, name="r", version="9.9.9")
+    path = export_random(
+        tmp_path / "r.pt", language=language, max_length=16, name="r", version="9.9.9"
+    )
     assert time.perf_counter() - t0 < 5
     tagger = load(path, threads=1)
-    assert (tagger.name, tagger.version, tagger.labels, tagger.max_length) == ("r", "9.9.9", labels, 16)
+    assert (tagger.name, tagger.version, tagger.labels, tagger.max_length) == (
+        "r",
+        "9.9.9",
+        labels,
+        16,
+    )
     text = "Some text here ." if language == "en" else "中国人民银行在北京。"
     (spans,) = tagger.tag([text])
-    assert all(s.text == text[s.start:s.end] for s in spans)
+    assert all(s.text == text[s.start : s.end] for s in spans)
 
 
 def test_missing_default_names_the_path(tmp_path, monkeypatch):
@@ -56,11 +65,16 @@ def test_foreign_torchscript_file(tmp_path):
 
 def test_newer_format_version(tmp_path, monkeypatch):
     with monkeypatch.context() as m:  # written by a newer tagstream
-        m.setattr(tagstream.model.artifact, "FORMAT_VERSION", tagstream.model.artifact.FORMAT_VERSION + 1)
+        m.setattr(
+            tagstream.model.artifact, "FORMAT_VERSION", tagstream.model.artifact.FORMAT_VERSION + 1
+        )
         path = export_random(tmp_path / "new.pt")
     with zipfile.ZipFile(path) as z:
         name = next(n for n in z.namelist() if n.endswith("extra/tagstream.json"))
-        assert json.loads(z.read(name))["format_version"] == tagstream.model.artifact.FORMAT_VERSION + 1
+        assert (
+            json.loads(z.read(name))["format_version"]
+            == tagstream.model.artifact.FORMAT_VERSION + 1
+        )
     with pytest.raises(ArtifactError, match="newer"):
         load(path)
 
@@ -155,35 +169,96 @@ def _set(**kw):
     return lambda meta: meta.update(kw)
 
 
-@pytest.mark.parametrize("language, meta_fn, files_fn, reason", [
-    ("en", _set(features=[]), None, r"0 features \[\] for a network with 1 feature tables"),
-    ("zh", _set(features=["bigram_left", "bigram_right"]), None, "2 features .* 3 feature tables"),
-    ("zh", _set(features=["lexicon", "bigram_left", "bigram_right"]), None, "feature 'lexicon' needs a table of 9 rows"),
-    ("en", _set(features=["case", "case"]), None, "unknown or repeated features"),
-    ("en", _set(labels=["A", "B", "C", "D"]), None, "are not the BIOES tags of labels"),
-    ("en", _set(labels=["PER", "LOC", "ORG"], tags=None), None, "outputs for 13 tags"),
-    ("en", _set(labels=[]), None, "labels must be a non-empty list"),
-    ("en", _set(tokenizer="conll-en"), None, "tokenizer: expected an object with a kind and a version"),
-    ("en", _set(tokenizer={"kind": "conll-en"}), None, "conll-en: no rules version"),
-    ("en", _set(tokenizer={"kind": "whitespace", "version": 1}), None, "tokenizer: unknown kind 'whitespace'"),
-    ("en", lambda m: m["tokenizer"].update(version=99), None, "rules version 99 is not implemented.*upgrade"),
-    ("en", lambda m: m["tokenizer"]["settings"]["clitics"].pop(), None, r"settings differ .* in \['clitics'\]"),
-    ("zh", lambda m: m.update(tokenizer=dict(m["tokenizer"], kind="conll-en")), None, "settings differ"),
-    ("en", _set(max_length=0), None, "max_length must be a positive integer"),
-    ("en", None, lambda f: f.update({"words.txt": f["words.txt"] + "\nextra"}), "words.txt has .* for a word table"),
-    ("en", None, lambda f: f.update({"words.txt": f["words.txt"].replace("the", "of", 1)}), "words.txt has"),
-    ("zh", None, lambda f: f.update({"bigrams.txt": f["bigrams.txt"].rsplit("\n", 1)[0]}),
-     "feature 'bigram_left' needs a table of"),
-    ("zh", None, lambda f: f.update({"lexicon.txt": ""}), "the lexicon feature without a lexicon.txt"),
-    ("en", lambda m: m["network"].update(num_words=5), None, "network sizes .* disagree"),
-])
-def test_incompatible_metadata_is_rejected_on_load(en, zh, tmp_path, language, meta_fn, files_fn, reason):
+@pytest.mark.parametrize(
+    "language, meta_fn, files_fn, reason",
+    [
+        ("en", _set(features=[]), None, r"0 features \[\] for a network with 1 feature tables"),
+        (
+            "zh",
+            _set(features=["bigram_left", "bigram_right"]),
+            None,
+            "2 features .* 3 feature tables",
+        ),
+        (
+            "zh",
+            _set(features=["lexicon", "bigram_left", "bigram_right"]),
+            None,
+            "feature 'lexicon' needs a table of 9 rows",
+        ),
+        ("en", _set(features=["case", "case"]), None, "unknown or repeated features"),
+        ("en", _set(labels=["A", "B", "C", "D"]), None, "are not the BIOES tags of labels"),
+        ("en", _set(labels=["PER", "LOC", "ORG"], tags=None), None, "outputs for 13 tags"),
+        ("en", _set(labels=[]), None, "labels must be a non-empty list"),
+        (
+            "en",
+            _set(tokenizer="conll-en"),
+            None,
+            "tokenizer: expected an object with a kind and a version",
+        ),
+        ("en", _set(tokenizer={"kind": "conll-en"}), None, "conll-en: no rules version"),
+        (
+            "en",
+            _set(tokenizer={"kind": "whitespace", "version": 1}),
+            None,
+            "tokenizer: unknown kind 'whitespace'",
+        ),
+        (
+            "en",
+            lambda m: m["tokenizer"].update(version=99),
+            None,
+            "rules version 99 is not implemented.*upgrade",
+        ),
+        (
+            "en",
+            lambda m: m["tokenizer"]["settings"]["clitics"].pop(),
+            None,
+            r"settings differ .* in \['clitics'\]",
+        ),
+        (
+            "zh",
+            lambda m: m.update(tokenizer=dict(m["tokenizer"], kind="conll-en")),
+            None,
+            "settings differ",
+        ),
+        ("en", _set(max_length=0), None, "max_length must be a positive integer"),
+        (
+            "en",
+            None,
+            lambda f: f.update({"words.txt": f["words.txt"] + "\nextra"}),
+            "words.txt has .* for a word table",
+        ),
+        (
+            "en",
+            None,
+            lambda f: f.update({"words.txt": f["words.txt"].replace("the", "of", 1)}),
+            "words.txt has",
+        ),
+        (
+            "zh",
+            None,
+            lambda f: f.update({"bigrams.txt": f["bigrams.txt"].rsplit("\n", 1)[0]}),
+            "feature 'bigram_left' needs a table of",
+        ),
+        (
+            "zh",
+            None,
+            lambda f: f.update({"lexicon.txt": ""}),
+            "the lexicon feature without a lexicon.txt",
+        ),
+        ("en", lambda m: m["network"].update(num_words=5), None, "network sizes .* disagree"),
+    ],
+)
+def test_incompatible_metadata_is_rejected_on_load(
+    en, zh, tmp_path, language, meta_fn, files_fn, reason
+):
     def edit(meta):
         meta_fn(meta)
         if "tags" in meta and meta["tags"] is None:  # recompute: labels and tags consistent
             meta["tags"] = bioes_tags(meta["labels"])
 
-    path = rewrite(en if language == "en" else zh, tmp_path / "bad.pt", edit if meta_fn else None, files_fn)
+    path = rewrite(
+        en if language == "en" else zh, tmp_path / "bad.pt", edit if meta_fn else None, files_fn
+    )
     with pytest.raises(ArtifactError, match="incompatible metadata: .*" + reason):
         load(path)
 
@@ -204,7 +279,9 @@ def test_a_crf_whose_transitions_are_not_the_tags_is_rejected(en, tmp_path):
     def allow_all(module):
         module.crf.penalty.zero_()
 
-    with pytest.raises(ArtifactError, match="the CRF's allowed tag transitions are not those of the tags"):
+    with pytest.raises(
+        ArtifactError, match="the CRF's allowed tag transitions are not those of the tags"
+    ):
         load(rewrite(en, tmp_path / "crf.pt", module_fn=allow_all))
 
 
@@ -223,10 +300,27 @@ def test_rescript_rescores_on_dev_or_drops_the_scores(tmp_path):
     from tagstream.model.evaluate import evaluate_tagger
 
     src = export_random(tmp_path / "a.pt")
-    dev = read_conll_lines(["John NNP B-PER", "Smith NNP I-PER", "visited VBD O", "Paris NNP B-LOC", "", "The DT O", "league NN B-ORG"])
+    dev = read_conll_lines(
+        [
+            "John NNP B-PER",
+            "Smith NNP I-PER",
+            "visited VBD O",
+            "Paris NNP B-LOC",
+            "",
+            "The DT O",
+            "league NN B-ORG",
+        ]
+    )
     scored = rescript(src, tmp_path / "b.pt", dev=dev, dev_desc="two sentences")
     meta = read_meta(scored)
-    assert meta["dev_scores"] == evaluate_tagger(load(scored), dev) and meta["dev_scores"]["micro"]["gold"] == 3
+    assert (
+        meta["dev_scores"] == evaluate_tagger(load(scored), dev)
+        and meta["dev_scores"]["micro"]["gold"] == 3
+    )
     assert meta["dev_scored_on"].startswith("two sentences: this artifact")
-    assert read_meta(rescript(scored, tmp_path / "c.pt"))["dev_scores"] == {}, "not re-scored: dropped"
-    assert read_meta(rescript(scored, scored, dev=dev))["dev_scores"] == meta["dev_scores"], "in place"
+    assert read_meta(rescript(scored, tmp_path / "c.pt"))["dev_scores"] == {}, (
+        "not re-scored: dropped"
+    )
+    assert read_meta(rescript(scored, scored, dev=dev))["dev_scores"] == meta["dev_scores"], (
+        "in place"
+    )

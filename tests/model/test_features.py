@@ -11,19 +11,42 @@ def test_word_ids_fall_back_to_digits_then_unknown():
     feats, chars = f.encode(text, [(0, 5), (6, 10), (11, 15)])
     words = Vocab(["paris", "0000"])
     assert feats[:, 0].tolist() == [words["paris"], words["0000"], UNK]
-    assert feats[:, 1].tolist() == [CASES.index("title"), CASES.index("numeric"), CASES.index("title")]
-    assert chars.shape == (3, 4) and chars[0].tolist() == [ord(c) for c in "Pari"], "cut to max_word_chars"
+    assert feats[:, 1].tolist() == [
+        CASES.index("title"),
+        CASES.index("numeric"),
+        CASES.index("title"),
+    ]
+    assert chars.shape == (3, 4) and chars[0].tolist() == [ord(c) for c in "Pari"], (
+        "cut to max_word_chars"
+    )
 
 
-@pytest.mark.parametrize("token, case", [("paris", "lower"), ("NATO", "upper"), ("Paris", "title"), ("1996", "numeric"),
-                                         ("A4", "upper"), ("3-1", "has_digit"), ("iPhone", "mixed"), (",", "punct")])
+@pytest.mark.parametrize(
+    "token, case",
+    [
+        ("paris", "lower"),
+        ("NATO", "upper"),
+        ("Paris", "title"),
+        ("1996", "numeric"),
+        ("A4", "upper"),
+        ("3-1", "has_digit"),
+        ("iPhone", "mixed"),
+        (",", "punct"),
+    ],
+)
 def test_case_classes(token, case):
     assert CASES[case_id(token)] == case
 
 
 def test_bigrams_and_lexicon():
     bigrams = Vocab(["<s>北", "北京", "京大"])
-    f = Featurizer(Vocab(["北", "京"]), ["bigram_left", "bigram_right", "lexicon"], bigrams, 1, frozenset(["北京", "北京大学"]))
+    f = Featurizer(
+        Vocab(["北", "京"]),
+        ["bigram_left", "bigram_right", "lexicon"],
+        bigrams,
+        1,
+        frozenset(["北京", "北京大学"]),
+    )
     tokens = list("北京大学")
     cols = f.columns(tokens)
     assert cols[1] == [bigrams["<s>北"], bigrams["北京"], bigrams["京大"], UNK]

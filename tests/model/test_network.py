@@ -13,8 +13,18 @@ LABELS = ["PER", "LOC"]
 
 def make_net(**kw):
     torch.manual_seed(0)
-    sizes = dict(num_words=30, word_dim=8, num_chars=20, char_dim=6, char_filters=5, extra_sizes=[9],
-                 extra_dims=[3], hidden=8, heads=2, num_tags=len(bioes_tags(LABELS)))
+    sizes = dict(
+        num_words=30,
+        word_dim=8,
+        num_chars=20,
+        char_dim=6,
+        char_filters=5,
+        extra_sizes=[9],
+        extra_dims=[3],
+        hidden=8,
+        heads=2,
+        num_tags=len(bioes_tags(LABELS)),
+    )
     cfg = NetworkConfig(**{**sizes, **kw})
     return build_network(cfg, LABELS, Vocab("abcdefghijklmnopq")).eval()
 
@@ -55,7 +65,9 @@ def test_padding_does_not_change_a_sentence(bfloat16):
         alone = net.emissions(words[2:3, :5], extras[2:3, :5], chars[2:3, :5], lengths[2:3])
         batched = net.emissions(words, extras, chars, lengths)
     atol = 5e-2 if bfloat16 else 1e-4
-    assert torch.allclose(alone[0], batched[2, :5], atol=atol), (alone[0] - batched[2, :5]).abs().max()
+    assert torch.allclose(alone[0], batched[2, :5], atol=atol), (
+        (alone[0] - batched[2, :5]).abs().max()
+    )
     assert batched[2, 5:].abs().max() == 0  # padding scores 0
 
 
@@ -94,7 +106,13 @@ def test_viterbi_and_marginals_match_brute_force():
     trans, start, end = crf._scores()
     scores = {}
     for seq in itertools.product(range(C), repeat=3):
-        s = start[seq[0]] + end[seq[-1]] + sum(em[0, i, seq[i]] for i in range(3)) + trans[seq[0], seq[1]] + trans[seq[1], seq[2]]
+        s = (
+            start[seq[0]]
+            + end[seq[-1]]
+            + sum(em[0, i, seq[i]] for i in range(3))
+            + trans[seq[0], seq[1]]
+            + trans[seq[1], seq[2]]
+        )
         scores[seq] = float(s)
     best = max(scores, key=scores.get)
     assert crf.viterbi(em, mask)[0].tolist() == list(best)

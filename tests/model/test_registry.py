@@ -16,7 +16,10 @@ ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "model" / "artifacts"
 
 def test_shipped_models_by_name_and_the_default():
     assert resolve(None) == ARTIFACTS / "en-news.pt"
-    assert resolve("zh-news") == ARTIFACTS.parents[1] / "models" / "zh-news" / "tagstream_model_zh_news" / "zh-news.pt"
+    assert (
+        resolve("zh-news")
+        == ARTIFACTS.parents[1] / "models" / "zh-news" / "tagstream_model_zh_news" / "zh-news.pt"
+    )
     assert {"en-news", "en-social", "zh-news"} <= set(installed())
 
 
@@ -38,11 +41,16 @@ def test_a_model_package_is_found_through_its_entry_point(tmp_path, monkeypatch)
     pkg.mkdir(parents=True)
     shutil.copy(ARTIFACTS / "en-news.pt", pkg / "demo.pt")
     (pkg / "__init__.py").write_text(
-        "import pathlib\n\ndef path():\n    return pathlib.Path(__file__).with_name('demo.pt')\n")
+        "import pathlib\n\ndef path():\n    return pathlib.Path(__file__).with_name('demo.pt')\n"
+    )
     info = site / "tagstream_model_demo-1.0.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tagstream-model-demo\nVersion: 1.0.0\n")
-    (info / "entry_points.txt").write_text("[tagstream.models]\ndemo-news = tagstream_model_demo:path\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tagstream-model-demo\nVersion: 1.0.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[tagstream.models]\ndemo-news = tagstream_model_demo:path\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     assert resolve("demo-news") == pkg / "demo.pt"
     assert "demo-news" in {c.name for c in cards()}

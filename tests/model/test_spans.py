@@ -17,9 +17,15 @@ from tagstream.model.spans import (
         # IOB1: I- starts a chunk, B- only between two chunks of one type
         (["I-PER", "I-PER", "B-PER", "O", "I-LOC"], [(0, 2, "PER"), (2, 3, "PER"), (4, 5, "LOC")]),
         # BIOES
-        (["S-ORG", "B-PER", "I-PER", "E-PER", "S-PER"], [(0, 1, "ORG"), (1, 4, "PER"), (4, 5, "PER")]),
+        (
+            ["S-ORG", "B-PER", "I-PER", "E-PER", "S-PER"],
+            [(0, 1, "ORG"), (1, 4, "PER"), (4, 5, "PER")],
+        ),
         # conlleval: a type change ends a chunk; I- after O starts one; E- closes
-        (["B-PER", "I-LOC", "I-LOC", "E-LOC", "I-LOC"], [(0, 1, "PER"), (1, 4, "LOC"), (4, 5, "LOC")]),
+        (
+            ["B-PER", "I-LOC", "I-LOC", "E-LOC", "I-LOC"],
+            [(0, 1, "PER"), (1, 4, "LOC"), (4, 5, "LOC")],
+        ),
         ([], []),
         (["O", "O"], []),
     ],
@@ -35,7 +41,13 @@ def test_round_trip_through_every_scheme(scheme):
 
 
 def test_spans_to_tags_examples():
-    assert spans_to_tags([(0, 2, "PER"), (3, 4, "LOC")], 5, "IOB2") == ["B-PER", "I-PER", "O", "B-LOC", "O"]
+    assert spans_to_tags([(0, 2, "PER"), (3, 4, "LOC")], 5, "IOB2") == [
+        "B-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+        "O",
+    ]
     assert spans_to_tags([(0, 1, "PER"), (1, 2, "PER")], 2, "IOB1") == ["I-PER", "B-PER"]
 
 
@@ -45,7 +57,9 @@ def test_malformed_tags_raise(tag):
         tags_to_spans(["O", tag])
 
 
-@pytest.mark.parametrize("spans", [[(0, 3, "PER")], [(1, 1, "PER")], [(0, 2, "PER"), (1, 2, "LOC")], [(0, 1, "")]])
+@pytest.mark.parametrize(
+    "spans", [[(0, 3, "PER")], [(1, 1, "PER")], [(0, 2, "PER"), (1, 2, "LOC")], [(0, 1, "")]]
+)
 def test_bad_spans_raise(spans):
     with pytest.raises(ValueError):
         spans_to_tags(spans, 2)

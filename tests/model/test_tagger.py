@@ -1,4 +1,5 @@
 """The artifact contract: train a tiny model -> export -> load -> tag."""
+
 import random
 
 import pytest
@@ -23,7 +24,7 @@ def corpus(n: int, seed: int) -> str:
         for tok in text.split():
             name = next((p for p in PEOPLE if tok in p.split()), None)
             if name:
-                tag = ("B-PER" if tok == name.split()[0] else "I-PER")
+                tag = "B-PER" if tok == name.split()[0] else "I-PER"
             elif tok in PLACES:
                 tag = "B-LOC"
             else:
@@ -39,10 +40,44 @@ def tiny_dir(tmp_path_factory):
     (d / "train.txt").write_text(corpus(60, 1))
     (d / "dev.txt").write_text(corpus(10, 2))
     out = d / "tiny.pt"
-    train_main(["--train", str(d / "train.txt"), "--dev", str(d / "dev.txt"), "--output", str(out), "--name", "tiny",
-                "--version", "0.0.1", "--epochs", "8", "--patience", "8", "--lr", "0.02", "--word-dim", "16",
-                "--char-dim", "8", "--char-filters", "8", "--extra-dim", "4", "--hidden", "16", "--heads", "2",
-                "--max-length", "12", "--batch-tokens", "128", "--threads", "1"])
+    train_main(
+        [
+            "--train",
+            str(d / "train.txt"),
+            "--dev",
+            str(d / "dev.txt"),
+            "--output",
+            str(out),
+            "--name",
+            "tiny",
+            "--version",
+            "0.0.1",
+            "--epochs",
+            "8",
+            "--patience",
+            "8",
+            "--lr",
+            "0.02",
+            "--word-dim",
+            "16",
+            "--char-dim",
+            "8",
+            "--char-filters",
+            "8",
+            "--extra-dim",
+            "4",
+            "--hidden",
+            "16",
+            "--heads",
+            "2",
+            "--max-length",
+            "12",
+            "--batch-tokens",
+            "128",
+            "--threads",
+            "1",
+        ]
+    )
     return d
 
 
@@ -95,7 +130,7 @@ def test_every_span_is_a_valid_slice(tiny, text):
     (spans,) = tiny.tag([text])
     for s in spans:
         assert isinstance(s, Span) and 0 <= s.start < s.end <= len(text)
-        assert s.text == text[s.start:s.end] and 0.0 <= s.score <= 1.0
+        assert s.text == text[s.start : s.end] and 0.0 <= s.score <= 1.0
         assert s.label in tiny.labels
     assert [s.start for s in spans] == sorted(s.start for s in spans)
     assert all(a.end <= b.start for a, b in zip(spans, spans[1:])), "spans do not overlap"
@@ -136,13 +171,21 @@ def test_prepare_then_tag_prepared_equals_tag_and_keeps_order(tiny):
     strip = lambda docs: [[(s.start, s.end, s.label, s.text) for s in spans] for spans in docs]  # noqa: E731
     assert strip(batched) == strip(single), "batching does not change the spans"
     scores = lambda docs: [s.score for spans in docs for s in spans]  # noqa: E731
-    assert scores(batched) == pytest.approx(scores(single), abs=1e-4), "(only float noise in the scores)"
+    assert scores(batched) == pytest.approx(scores(single), abs=1e-4), (
+        "(only float noise in the scores)"
+    )
     assert tiny.tag_prepared([]) == []
 
 
 def test_to_dict(tiny):
     (span,) = [s for s in tiny.tag(["Tokyo ."])[0]] or [Span(0, 5, "LOC", "Tokyo", 1.0)]
-    assert span.to_dict() == {"start": span.start, "end": span.end, "label": span.label, "text": span.text, "score": span.score}
+    assert span.to_dict() == {
+        "start": span.start,
+        "end": span.end,
+        "label": span.label,
+        "text": span.text,
+        "score": span.score,
+    }
 
 
 def test_scripted_artifact_matches_eager_network(tiny):
@@ -158,7 +201,12 @@ def test_scripted_artifact_matches_eager_network(tiny):
     doc = tiny.prepare("Peter Brown visited London and Anna Lee stayed in Paris .")
     feats, chars = tiny._featurizer.encode(doc.text, list(zip(doc.starts, doc.ends)))
     assert feats.t().tolist() == [list(c) for c in doc.ids]
-    args = (feats[None, :, 0], feats[None, :, 1:], chars[None].long(), torch.tensor([doc.num_tokens]))
+    args = (
+        feats[None, :, 0],
+        feats[None, :, 1:],
+        chars[None].long(),
+        torch.tensor([doc.num_tokens]),
+    )
     with torch.inference_mode():
         a, b = eager(*args), tiny.module(*args)
     assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1], atol=1e-5)
@@ -197,7 +245,9 @@ def test_chunk_bounds_cover_every_token_once_within_the_limit():
 
     rng = random.Random(7)
     for _ in range(200):
-        words = [rng.choice(["word", "x", ".", ",", "Paris", "!"]) for _ in range(rng.randint(1, 300))]
+        words = [
+            rng.choice(["word", "x", ".", ",", "Paris", "!"]) for _ in range(rng.randint(1, 300))
+        ]
         text = "".join(w + rng.choice(["", " ", "  "]) for w in words)
         starts, ends = _glued(text)
         limit = rng.randint(1, 40)
@@ -209,7 +259,9 @@ def test_chunk_bounds_cover_every_token_once_within_the_limit():
 
 def _work(tagger, texts):
     docs = [tagger.prepare(t) for t in texts]
-    return docs, sorted(((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True)
+    return docs, sorted(
+        ((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True
+    )
 
 
 def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
@@ -218,7 +270,9 @@ def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
     refilling, score as the network computing every token of the batch."""
     from tagstream.model.token_cache import TokenCache
 
-    texts = HARD_TEXTS + ["Anna Lee lives in London .", "Peter Brown visited Paris and London ."] * 3
+    texts = (
+        HARD_TEXTS + ["Anna Lee lives in London .", "Peter Brown visited Paris and London ."] * 3
+    )
     docs, work = _work(tiny, texts)
     assert tiny._gate_cache is not None and tiny._char_cache is not None
     gate_cache = tiny._gate_cache
@@ -227,7 +281,9 @@ def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
         monkeypatch.setattr(tiny, "_gate_cache", None)
         chars = tiny._emissions(docs, work)
         monkeypatch.setattr(tiny, "_char_cache", None)
-        monkeypatch.setattr(tiny, "_from_ids", False)  # the path that sends every token's characters
+        monkeypatch.setattr(
+            tiny, "_from_ids", False
+        )  # the path that sends every token's characters
         every = tiny._emissions(docs, work)
         monkeypatch.setattr(tiny, "_from_ids", True)
         for name in ("_gate_cache", "_char_cache"):
@@ -243,5 +299,3 @@ def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
     assert torch.allclose(gates, every, atol=1e-4)
     assert torch.allclose(chars, every, atol=1e-4)
     assert gate_cache.computed < sum(n for n, _, _ in work)  # repeated tokens computed once
-
-

@@ -1,4 +1,5 @@
 """The per-token cache: each distinct key computed once, bounded, following the stream."""
+
 import pytest
 import torch
 

@@ -7,10 +7,19 @@ from tagstream.model.tokenize import check_spec, spec, token_separator, tokenize
 @pytest.mark.parametrize(
     "text, tokens",
     [
-        ("Mr. O'Neill's U.S. trip cost $1,000.", ["Mr.", "O'Neill", "'s", "U.S.", "trip", "cost", "$", "1,000", "."]),
-        ("Germany's representative to the European Union", ["Germany", "'s", "representative", "to", "the", "European", "Union"]),
+        (
+            "Mr. O'Neill's U.S. trip cost $1,000.",
+            ["Mr.", "O'Neill", "'s", "U.S.", "trip", "cost", "$", "1,000", "."],
+        ),
+        (
+            "Germany's representative to the European Union",
+            ["Germany", "'s", "representative", "to", "the", "European", "Union"],
+        ),
         ("They don't know (yet)!", ["They", "do", "n't", "know", "(", "yet", ")", "!"]),
-        ("Anglo-Dutch shares rose 3.5 percent on 1996-08-22...", ["Anglo-Dutch", "shares", "rose", "3.5", "percent", "on", "1996-08-22", "..."]),
+        (
+            "Anglo-Dutch shares rose 3.5 percent on 1996-08-22...",
+            ["Anglo-Dutch", "shares", "rose", "3.5", "percent", "on", "1996-08-22", "..."],
+        ),
         ("J. Smith, Reuters", ["J.", "Smith", ",", "Reuters"]),
         ("", []),
         (" \t\n ", []),
@@ -43,21 +52,37 @@ def test_bad_input_raises_value_error():
 
 def test_spec_names_the_rules_version_and_settings():
     en = spec("conll-en")
-    assert en["kind"] == "conll-en" and en["version"] == 1 and "Mr" in en["settings"]["abbreviations"]
+    assert (
+        en["kind"] == "conll-en" and en["version"] == 1 and "Mr" in en["settings"]["abbreviations"]
+    )
     assert en["settings"]["clitics"] == ["'s", "'d", "'m", "'re", "'ve", "'ll", "n't"]
     assert check_spec(en) == "conll-en" and check_spec(spec("char")) == "char"
-    assert check_spec(dict(en, unicode="0.0.0")) == "conll-en", "the Unicode version is informational"
+    assert check_spec(dict(en, unicode="0.0.0")) == "conll-en", (
+        "the Unicode version is informational"
+    )
     assert (token_separator("conll-en"), token_separator("char")) == (" ", "")
 
 
-@pytest.mark.parametrize("stored, message", [
-    ("conll-en", "expected an object"),
-    ({"kind": "conll-en"}, "no rules version"),
-    ({"kind": "bpe", "version": 1}, "unknown kind 'bpe'"),
-    (dict(spec("char"), version=2), "char rules version 2 is not implemented here .*; upgrade tagstream"),
-    (dict(spec("char"), version=0), "char rules version 0 is not implemented here \\(this tagstream has version 1\\)$"),
-    (dict(spec("char"), settings={"split_on": ["whitespace"], "gold_token_separator": ""}), "settings differ .*'split_on'"),
-])
+@pytest.mark.parametrize(
+    "stored, message",
+    [
+        ("conll-en", "expected an object"),
+        ({"kind": "conll-en"}, "no rules version"),
+        ({"kind": "bpe", "version": 1}, "unknown kind 'bpe'"),
+        (
+            dict(spec("char"), version=2),
+            "char rules version 2 is not implemented here .*; upgrade tagstream",
+        ),
+        (
+            dict(spec("char"), version=0),
+            "char rules version 0 is not implemented here \\(this tagstream has version 1\\)$",
+        ),
+        (
+            dict(spec("char"), settings={"split_on": ["whitespace"], "gold_token_separator": ""}),
+            "settings differ .*'split_on'",
+        ),
+    ],
+)
 def test_unimplemented_tokenizer_specs_are_refused(stored, message):
     with pytest.raises(ValueError, match=message):
         check_spec(stored)
@@ -94,5 +119,7 @@ def test_stored_mark_ranges_are_unicodedatas():
     from tagstream.model.tokenize import mark_ranges
 
     if unicodedata.unidata_version != unicode_marks.UNIDATA_VERSION:
-        pytest.skip(f"this Python has Unicode {unicodedata.unidata_version}: the tokenizer scans instead")
+        pytest.skip(
+            f"this Python has Unicode {unicodedata.unidata_version}: the tokenizer scans instead"
+        )
     assert mark_ranges() == mark_ranges(scan=True)

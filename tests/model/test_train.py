@@ -1,4 +1,5 @@
 """Training details: the confidence note, the progress line without tqdm, a missing train extra."""
+
 import io
 import re
 import sys
@@ -11,7 +12,11 @@ from tagstream.model import load
 from tagstream.model.train import PlainProgress
 from tagstream.model.train import main as train_main
 
-SENTENCES = ["John Smith lives in Paris .", "Mary Jones visited London .", "In Berlin , Anna Lee said nothing ."]
+SENTENCES = [
+    "John Smith lives in Paris .",
+    "Mary Jones visited London .",
+    "In Berlin , Anna Lee said nothing .",
+]
 TAGS = ["B-PER I-PER O O B-LOC O", "B-PER I-PER O B-LOC O", "O B-LOC O B-PER I-PER O O O"]
 
 
@@ -26,26 +31,59 @@ def files(tmp_path):
 
 
 def args(d, *extra):
-    return ["--train", str(d / "train.txt"), "--dev", str(d / "dev.txt"), "--output", str(d / "m.pt"), "--epochs", "1",
-            "--word-dim", "8", "--char-dim", "4", "--char-filters", "4", "--extra-dim", "2", "--hidden", "8",
-            "--heads", "2", "--batch-tokens", "32", "--threads", "1", *extra]
+    return [
+        "--train",
+        str(d / "train.txt"),
+        "--dev",
+        str(d / "dev.txt"),
+        "--output",
+        str(d / "m.pt"),
+        "--epochs",
+        "1",
+        "--word-dim",
+        "8",
+        "--char-dim",
+        "4",
+        "--char-filters",
+        "4",
+        "--extra-dim",
+        "2",
+        "--hidden",
+        "8",
+        "--heads",
+        "2",
+        "--batch-tokens",
+        "32",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def test_confidence_note_follows_the_output_layer(files):
     assert train_main(args(files, "--softmax")) == 0
     tagger = load(files / "m.pt")
     assert tagger.info["network"]["crf"] is False
-    assert tagger.info["confidence"] == "mean over the span's tokens of the softmax probability of the predicted tag"
+    assert (
+        tagger.info["confidence"]
+        == "mean over the span's tokens of the softmax probability of the predicted tag"
+    )
     assert all(0 <= s.score <= 1 for s in tagger.tag(["John Smith lives in Paris ."])[0])
 
 
 def test_without_tqdm_a_plain_progress_line_goes_to_stderr(files, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
     assert isinstance(tagstream.model.train.progress(100, "epoch 1"), PlainProgress)
-    monkeypatch.setattr(tagstream.model.train, "PlainProgress", lambda total, desc: PlainProgress(total, desc, interval=0))
+    monkeypatch.setattr(
+        tagstream.model.train,
+        "PlainProgress",
+        lambda total, desc: PlainProgress(total, desc, interval=0),
+    )
     assert train_main(args(files)) == 0
     err = capsys.readouterr().err
-    assert re.search(r"^epoch 1: \d+% \([\d,]+/[\d,]+ tokens\), loss [\d.]+, [\d,]+ tokens/s$", err, re.M)
+    assert re.search(
+        r"^epoch 1: \d+% \([\d,]+/[\d,]+ tokens\), loss [\d.]+, [\d,]+ tokens/s$", err, re.M
+    )
 
 
 def test_plain_progress_line():
@@ -54,8 +92,10 @@ def test_plain_progress_line():
     bar.update(845_312)
     bar.set_postfix(loss="0.019", tok_s="7203", refresh=False)
     bar.update(0)
-    assert re.fullmatch(r"epoch 3: 42% \(845,312/2,000,000 tokens\), loss 0\.019, [\d,]+ tokens/s",
-                        out.getvalue().splitlines()[-1])
+    assert re.fullmatch(
+        r"epoch 3: 42% \(845,312/2,000,000 tokens\), loss 0\.019, [\d,]+ tokens/s",
+        out.getvalue().splitlines()[-1],
+    )
 
 
 def test_chinese_without_wordfreq_names_the_extra(files, monkeypatch, capsys):

@@ -27,8 +27,13 @@ class Journal:
         return [e[0] for e in self.events]
 
 
-def record(topic: str, partition: int, offset: int, value: bytes = b'{"id": "x", "text": "Oslo ."}',
-           key: bytes | None = None) -> SourceRecord:
+def record(
+    topic: str,
+    partition: int,
+    offset: int,
+    value: bytes = b'{"id": "x", "text": "Oslo ."}',
+    key: bytes | None = None,
+) -> SourceRecord:
     return SourceRecord(topic, partition, offset, key, value, (), 1_700_000_000_000)
 
 
@@ -86,7 +91,9 @@ class FakeSource:
     def group_metadata(self) -> object:
         return ("group", self._generation)
 
-    def commit(self, offsets: dict[TopicPartition, int], waiting: Callable[[], float | None] = lambda: None) -> None:
+    def commit(
+        self, offsets: dict[TopicPartition, int], waiting: Callable[[], float | None] = lambda: None
+    ) -> None:
         self.journal.events.append(("commit", dict(offsets)))
         if self.fail_commits:
             self.fail_commits -= 1
@@ -100,12 +107,16 @@ class FakeSource:
         self.journal.events.append(("close-consumer",))
 
     # -- what a test does to it
-    def rebalance(self, revoked: set[TopicPartition], assigned: set[TopicPartition], keep_position: bool) -> None:
+    def rebalance(
+        self, revoked: set[TopicPartition], assigned: set[TopicPartition], keep_position: bool
+    ) -> None:
         """A completed rebalance: ``revoked`` taken, then ``assigned`` given. ``keep_position``:
         the client still holds the revoked partitions' fetch positions (eager protocol)."""
         self._revoked |= revoked
         self._owned = (self._owned - revoked) | assigned
-        self._fetching = (self._fetching | revoked if keep_position else self._fetching - revoked) | assigned
+        self._fetching = (
+            self._fetching | revoked if keep_position else self._fetching - revoked
+        ) | assigned
         self._fetching &= self._owned | (revoked if keep_position else set())
         if assigned:  # kafka-python 3.0.12 reports an assignment only when partitions are added
             self._generation += 1

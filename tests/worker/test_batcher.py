@@ -112,7 +112,11 @@ def test_drop_forgets_revoked_partitions_and_returns_them(clock):
     b.add(text(1, partition=0))  # closes [p1@1, p0@1]
     b.add(text(2, partition=1))  # open
     dropped = b.drop({TopicPartition("in", 1)})
-    assert sorted((e.source.partition, e.source.offset) for e in dropped) == [(1, 0), (1, 1), (1, 2)]
+    assert sorted((e.source.partition, e.source.offset) for e in dropped) == [
+        (1, 0),
+        (1, 1),
+        (1, 2),
+    ]
     assert len(b) == 2
     assert [(e.source.partition, e.source.offset) for e in b.take().entries] == [(0, 0)]
     assert [(e.source.partition, e.source.offset) for e in b.take().entries] == [(0, 1)]
@@ -139,4 +143,7 @@ def test_rejects_nonsense_limits():
 
 def test_next_offsets_per_partition():
     batch = (text(5, partition=0), text(9, partition=1), text(6, partition=0))
-    assert next_offsets(e.source for e in batch) == {TopicPartition("in", 0): 7, TopicPartition("in", 1): 10}
+    assert next_offsets(e.source for e in batch) == {
+        TopicPartition("in", 0): 7,
+        TopicPartition("in", 1): 10,
+    }

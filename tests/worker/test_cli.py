@@ -28,13 +28,18 @@ def test_tag_json_lines_in_order(tmp_path, tiny_model):
         assert doc["model"] == "tiny-random@0.0.0"
         assert doc["source"]["file"].endswith("in.jsonl")
         for span in doc["spans"]:
-            assert text[span["start"]:span["end"]] == span["text"]
+            assert text[span["start"] : span["end"]] == span["text"]
     assert docs[1]["spans"] == []
     assert [d["source"]["line"] for d in docs] == [1, 2, 3, 4]
 
 
 def test_tag_bad_lines_get_an_error_in_place_and_exit_1(tmp_path, tiny_model):
-    lines = [b'{"id": "a", "text": "Rome"}', b"{oops", b'{"id": "c"}', b'{"id": "d", "text": "Oslo"}']
+    lines = [
+        b'{"id": "a", "text": "Rome"}',
+        b"{oops",
+        b'{"id": "c"}',
+        b'{"id": "d", "text": "Oslo"}',
+    ]
     status, docs = run_tag(tmp_path, lines, "--model", str(tiny_model))
     assert status == 1
     assert [d["id"] for d in docs] == ["a", None, None, "d"]
@@ -44,8 +49,13 @@ def test_tag_bad_lines_get_an_error_in_place_and_exit_1(tmp_path, tiny_model):
 
 def test_tag_text_format_with_echo(tmp_path, tiny_model):
     status, docs = run_tag(
-        tmp_path, [b"plain text, no JSON", b"   ", b"", b"fourth line"],
-        "--model", str(tiny_model), "--input-format", "text", "--echo-text",
+        tmp_path,
+        [b"plain text, no JSON", b"   ", b"", b"fourth line"],
+        "--model",
+        str(tiny_model),
+        "--input-format",
+        "text",
+        "--echo-text",
     )
     assert status == 0  # every line is a text, blank ones too: output line N answers input line N
     assert [d["text"] for d in docs] == ["plain text, no JSON", "   ", "", "fourth line"]
@@ -66,8 +76,19 @@ def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"text": "x"}\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "tagstream.worker.cli", "tag", "--model", str(bogus), "--input", str(inp)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "tagstream.worker.cli",
+            "tag",
+            "--model",
+            str(bogus),
+            "--input",
+            str(inp),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "cannot load the model" in proc.stderr and str(bogus) in proc.stderr
@@ -76,8 +97,12 @@ def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):
 def test_run_with_a_missing_model_file_exits_2(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_MODEL__PATH": str(tmp_path / "nope.pt")}
     proc = subprocess.run(
-        [sys.executable, "-m", "tagstream.worker.cli", "run"], env=env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "tagstream.worker.cli", "run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "TAGSTREAM_MODEL__PATH" in proc.stderr and "no such file" in proc.stderr
@@ -91,14 +116,20 @@ def test_no_command_prints_help_and_exits_2(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["tag", "--input", "/nonexistent/in.jsonl"], "--input: /nonexistent/in.jsonl: no such file"),
+        (
+            ["tag", "--input", "/nonexistent/in.jsonl"],
+            "--input: /nonexistent/in.jsonl: no such file",
+        ),
         (["tag", "--threads", "-1"], "--threads: must be >= 0, got -1"),
         (["tag", "--max-text-chars", "0"], "--max-text-chars: must be >= 1, got 0"),
         (["tag", "--batch-size", "x"], "--batch-size: 'x' is not an integer"),
         (["tag", "--model", "/nonexistent/m.pt"], "--model: /nonexistent/m.pt: no such file"),
         (["demo", "--rate", "0"], "--rate: must be > 0, got 0"),
         (["demo", "--partitions", "0"], "--partitions: must be >= 1, got 0"),
-        (["demo", "--sentences", "/nonexistent/s.txt"], "--sentences: /nonexistent/s.txt: no such file"),
+        (
+            ["demo", "--sentences", "/nonexistent/s.txt"],
+            "--sentences: /nonexistent/s.txt: no such file",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_saying_why(args, message, capsys):
@@ -111,8 +142,17 @@ def test_bad_arguments_exit_2_saying_why(args, message, capsys):
 def test_tag_to_an_unwritable_output_exits_2(tmp_path, tiny_model, capsys):
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"text": "Rome"}\n')
-    status = main(["tag", "--model", str(tiny_model), "--input", str(inp),
-                   "--output", str(tmp_path / "missing-dir" / "out.jsonl")])
+    status = main(
+        [
+            "tag",
+            "--model",
+            str(tiny_model),
+            "--input",
+            str(inp),
+            "--output",
+            str(tmp_path / "missing-dir" / "out.jsonl"),
+        ]
+    )
     assert status == 2
     assert "cannot open" in capsys.readouterr().err
 
@@ -122,8 +162,12 @@ def test_models_lists_the_installed_models_and_tag_takes_a_name(tmp_path, capsys
     listing = capsys.readouterr().out
     for name in ("en-news", "en-social", "zh-news"):
         assert f"\n{name} " in "\n" + listing
-    status, docs = run_tag(tmp_path, [json.dumps({"id": "z", "text": "江泽民主席在北京会见了美国总统克林顿。"}).encode()],
-                           "--model", "zh-news")
+    status, docs = run_tag(
+        tmp_path,
+        [json.dumps({"id": "z", "text": "江泽民主席在北京会见了美国总统克林顿。"}).encode()],
+        "--model",
+        "zh-news",
+    )
     assert status == 0 and docs[0]["model"] == "zh-news@1.0.0"
     assert ("北京", "LOC") in {(s["text"], s["label"]) for s in docs[0]["spans"]}
 

@@ -97,7 +97,9 @@ def test_inconsistent_combinations_are_rejected(monkeypatch):
     monkeypatch.setenv("TAGSTREAM_DRAIN_TIMEOUT_S", "400")
     with pytest.raises(ConfigError) as info:
         load_settings()
-    assert "TAGSTREAM_DRAIN_TIMEOUT_S=400.0, TAGSTREAM_KAFKA__MAX_POLL_INTERVAL_MS=300000:" in str(info.value)
+    assert "TAGSTREAM_DRAIN_TIMEOUT_S=400.0, TAGSTREAM_KAFKA__MAX_POLL_INTERVAL_MS=300000:" in str(
+        info.value
+    )
     monkeypatch.delenv("TAGSTREAM_DRAIN_TIMEOUT_S")
     # Valid but risky: a worker blocked on a slow broker may not poll in time. A warning.
     assert load_settings().kafka.warnings() == []
@@ -138,13 +140,18 @@ def test_run_exits_2_naming_the_variable(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_BATCHING__MAX_WAIT_MS": "soon"}
     proc = subprocess.run(
         [sys.executable, "-m", "tagstream.worker.cli", "run"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "TAGSTREAM_BATCHING__MAX_WAIT_MS='soon'" in proc.stderr
 
 
 # -- SASL mechanisms beyond PLAIN/SCRAM ------------------------------------------------------
+
 
 def _sasl(monkeypatch, protocol="SASL_SSL", **values):
     monkeypatch.setenv("TAGSTREAM_KAFKA__SECURITY_PROTOCOL", protocol)
@@ -160,19 +167,26 @@ def _error(monkeypatch=None) -> str:
 
 def test_a_mechanism_without_a_sasl_protocol_is_rejected(monkeypatch):
     _sasl(monkeypatch, "SSL", sasl_mechanism="SCRAM-SHA-512")
-    assert ("TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SSL, TAGSTREAM_KAFKA__SASL_MECHANISM=SCRAM-SHA-512: "
-            "the protocol does not use SASL") in _error()
+    assert (
+        "TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SSL, TAGSTREAM_KAFKA__SASL_MECHANISM=SCRAM-SHA-512: "
+        "the protocol does not use SASL"
+    ) in _error()
 
 
 def test_sasl_without_a_mechanism_names_it(monkeypatch):
     _sasl(monkeypatch, "SASL_PLAINTEXT")
-    assert "TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT needs TAGSTREAM_KAFKA__SASL_MECHANISM" in _error()
+    assert (
+        "TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT needs TAGSTREAM_KAFKA__SASL_MECHANISM"
+        in _error()
+    )
 
 
 def test_oauthbearer_needs_exactly_one_token_source(monkeypatch, tmp_path):
     _sasl(monkeypatch, sasl_mechanism="OAUTHBEARER")
-    assert ("TAGSTREAM_KAFKA__SASL_MECHANISM=OAUTHBEARER needs exactly one of "
-            "TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_FILE, TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_PROVIDER") in _error()
+    assert (
+        "TAGSTREAM_KAFKA__SASL_MECHANISM=OAUTHBEARER needs exactly one of "
+        "TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_FILE, TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_PROVIDER"
+    ) in _error()
     token = tmp_path / "token"
     token.write_text("abc.def.\n")
     monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_FILE", str(token))
@@ -188,26 +202,41 @@ def test_oauthbearer_needs_exactly_one_token_source(monkeypatch, tmp_path):
 
 
 def test_oauthbearer_takes_no_password(monkeypatch):
-    _sasl(monkeypatch, sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider="os:getcwd",
-          sasl_username="alice", sasl_password="hunter2")
+    _sasl(
+        monkeypatch,
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider="os:getcwd",
+        sasl_username="alice",
+        sasl_password="hunter2",
+    )
     message = _error()
-    assert ("TAGSTREAM_KAFKA__SASL_MECHANISM=OAUTHBEARER: TAGSTREAM_KAFKA__SASL_USERNAME, "
-            "TAGSTREAM_KAFKA__SASL_PASSWORD not used by OAUTHBEARER; unset") in message
+    assert (
+        "TAGSTREAM_KAFKA__SASL_MECHANISM=OAUTHBEARER: TAGSTREAM_KAFKA__SASL_USERNAME, "
+        "TAGSTREAM_KAFKA__SASL_PASSWORD not used by OAUTHBEARER; unset"
+    ) in message
     assert "hunter2" not in message
 
 
 def test_token_settings_only_with_oauthbearer(monkeypatch):
-    _sasl(monkeypatch, sasl_mechanism="SCRAM-SHA-256", sasl_username="a", sasl_password="b",
-          sasl_oauth_token_provider="os:getcwd")
+    _sasl(
+        monkeypatch,
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="a",
+        sasl_password="b",
+        sasl_oauth_token_provider="os:getcwd",
+    )
     assert "TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_PROVIDER only used by OAUTHBEARER; unset" in _error()
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("no colon", "expected 'package.module:function'"),
-    ("no_such_module_xyz:f", "cannot import no_such_module_xyz"),
-    ("os:no_such_function", "has no attribute 'no_such_function'"),
-    ("os:sep", "neither a function returning a token nor a token provider"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no colon", "expected 'package.module:function'"),
+        ("no_such_module_xyz:f", "cannot import no_such_module_xyz"),
+        ("os:no_such_function", "has no attribute 'no_such_function'"),
+        ("os:sep", "neither a function returning a token nor a token provider"),
+    ],
+)
 def test_a_bad_token_provider_is_named(monkeypatch, spec, message):
     _sasl(monkeypatch, sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=spec)
     text = _error()
@@ -221,10 +250,14 @@ def test_token_provider_function_and_object(monkeypatch, tmp_path):
         "class P:\n"
         "    def token(self):\n        return 'from-an-object'\n"
         "    def extensions(self):\n        return {'traceId': '42'}\n"
-        "provider = P()\n")
+        "provider = P()\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     _sasl(monkeypatch, sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider="tokens_mod:fn")
-    assert load_settings().kafka.security_configs()["sasl_oauth_token_provider"].token() == "from-a-function"
+    assert (
+        load_settings().kafka.security_configs()["sasl_oauth_token_provider"].token()
+        == "from-a-function"
+    )
     monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_PROVIDER", "tokens_mod:provider")
     provider = load_settings().kafka.security_configs()["sasl_oauth_token_provider"]
     assert (provider.token(), provider.extensions()) == ("from-an-object", {"traceId": "42"})
@@ -239,10 +272,16 @@ def test_gssapi_needs_its_package_and_passes_the_service_name(monkeypatch):
 
     _sasl(monkeypatch, sasl_mechanism="GSSAPI", sasl_kerberos_service_name="kafka-prod")
     if importlib.util.find_spec("gssapi") is None:
-        assert ("TAGSTREAM_KAFKA__SASL_MECHANISM=GSSAPI needs the Python package gssapi, which is "
-                "not installed: pip install 'tagstream[gssapi]'") in _error()
+        assert (
+            "TAGSTREAM_KAFKA__SASL_MECHANISM=GSSAPI needs the Python package gssapi, which is "
+            "not installed: pip install 'tagstream[gssapi]'"
+        ) in _error()
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "gssapi" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "gssapi" else real(name, *a),
+    )
     configs = load_settings().kafka.security_configs()
     assert configs["sasl_mechanism"] == "GSSAPI"
     assert configs["sasl_kerberos_service_name"] == "kafka-prod"
@@ -251,8 +290,10 @@ def test_gssapi_needs_its_package_and_passes_the_service_name(monkeypatch):
 
 def test_aws_msk_iam_needs_tls(monkeypatch):
     _sasl(monkeypatch, "SASL_PLAINTEXT", sasl_mechanism="AWS_MSK_IAM")
-    assert ("TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT, "
-            "TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM: AWS_MSK_IAM needs SASL_SSL") in _error()
+    assert (
+        "TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT, "
+        "TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM: AWS_MSK_IAM needs SASL_SSL"
+    ) in _error()
 
 
 def test_a_model_name_or_a_path_not_both(monkeypatch, tmp_path):
@@ -263,5 +304,7 @@ def test_a_model_name_or_a_path_not_both(monkeypatch, tmp_path):
     assert load_settings(model={"name": "zh-news"}).model.ref == "zh-news"
     assert load_settings(model={"path": str(artifact)}).model.ref == artifact
     assert load_settings().model.ref is None
-    with pytest.raises(ConfigError, match="TAGSTREAM_MODEL__NAME=zh-news and TAGSTREAM_MODEL__PATH="):
+    with pytest.raises(
+        ConfigError, match="TAGSTREAM_MODEL__NAME=zh-news and TAGSTREAM_MODEL__PATH="
+    ):
         load_settings(model={"name": "zh-news", "path": str(artifact)})

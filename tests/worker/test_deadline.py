@@ -45,7 +45,9 @@ def test_an_outside_deadline_that_appears_shortens_the_wait():
         raise TimeoutError
 
     with pytest.raises(TimeoutError):
-        Deadline(30.0, lambda: stop_at[0] if stop_at else None, clock, slice_s=0.25).wait(attempt, (TimeoutError,))
+        Deadline(30.0, lambda: stop_at[0] if stop_at else None, clock, slice_s=0.25).wait(
+            attempt, (TimeoutError,)
+        )
     assert clock.now == pytest.approx(0.7)
 
 

@@ -27,12 +27,21 @@ class Clock:
 
 def make(transactional: bool = False):
     journal = Journal()
-    settings = load_settings(delivery="exactly_once" if transactional else "at_least_once",
-                             kafka={"output_topic": "out", "dead_letter_topic": "dlq", "input_topic": "in"})
+    settings = load_settings(
+        delivery="exactly_once" if transactional else "at_least_once",
+        kafka={"output_topic": "out", "dead_letter_topic": "dlq", "input_topic": "in"},
+    )
     source, sink = FakeSource(journal), FakeSink(journal, transactional=transactional)
     metrics = Metrics(CollectorRegistry(), process_metrics=False)
     clock = Clock()
-    return journal, source, sink, metrics, clock, Delivery(settings, source, sink, metrics, "fake@0", clock)
+    return (
+        journal,
+        source,
+        sink,
+        metrics,
+        clock,
+        Delivery(settings, source, sink, metrics, "fake@0", clock),
+    )
 
 
 def results(offsets: list[tuple[int, int]]):
@@ -42,7 +51,9 @@ def results(offsets: list[tuple[int, int]]):
         if offset % 5 == 4:
             out.append(DeadLetter(src, "invalid_json", "not JSON"))
         else:
-            out.append(LabelledRecord(TextRecord(src, f"id-{partition}-{offset}", "Oslo .", 2, None), ()))
+            out.append(
+                LabelledRecord(TextRecord(src, f"id-{partition}-{offset}", "Oslo .", 2, None), ())
+            )
     return out
 
 

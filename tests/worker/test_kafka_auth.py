@@ -34,13 +34,21 @@ def test_the_reader_fix_is_installed_for_this_kafka_python():
     assert KafkaSSLTransport._read_from_sock is kafka_patches.read_from_sock
 
 
-@pytest.mark.parametrize(("exc", "text"), [
-    (Errors.SaslAuthenticationFailedError("SaslAuthenticationFailedError: bad credentials"),
-     "SaslAuthenticationFailedError: bad credentials"),
-    (Errors.UnsupportedSaslMechanismError(), "UnsupportedSaslMechanismError"),
-    (Errors.KafkaConnectionError("socket disconnected"), "KafkaConnectionError: socket disconnected"),
-    (ValueError("boom"), "ValueError: boom"),
-])
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (
+            Errors.SaslAuthenticationFailedError("SaslAuthenticationFailedError: bad credentials"),
+            "SaslAuthenticationFailedError: bad credentials",
+        ),
+        (Errors.UnsupportedSaslMechanismError(), "UnsupportedSaslMechanismError"),
+        (
+            Errors.KafkaConnectionError("socket disconnected"),
+            "KafkaConnectionError: socket disconnected",
+        ),
+        (ValueError("boom"), "ValueError: boom"),
+    ],
+)
 def test_error_text(exc, text):
     assert kafka_auth.error_text(exc) == text
 
@@ -78,7 +86,8 @@ def test_an_untrusted_certificate_is_definitive(tmp_path):
     assert str(info.value) == (
         "TLS handshake with Kafka at broker:9093 failed: the broker's certificate is not trusted "
         f"(unable to get local issuer certificate); TAGSTREAM_KAFKA__SSL_CAFILE={ca} does not "
-        "hold the CA that signed it")
+        "hold the CA that signed it"
+    )
     err.verify_message = "Hostname mismatch, certificate is not valid for 'broker'."
     with pytest.raises(kafka_auth.ConnectionProblem, match="not for this host name"):
         _classify(_wrapped(err), security_protocol="SSL")
@@ -87,8 +96,12 @@ def test_an_untrusted_certificate_is_definitive(tmp_path):
 def test_transient_failures_are_retried_with_a_hint():
     assert _classify(ConnectionRefusedError(111, "refused")) is None
     assert _classify(Errors.KafkaTimeoutError("Timed out")) is None
-    hint = kafka_auth.classify(Errors.KafkaConnectionError("socket disconnected"), load_settings(),
-                                "broker:9093", answered=False)
+    hint = kafka_auth.classify(
+        Errors.KafkaConnectionError("socket disconnected"),
+        load_settings(),
+        "broker:9093",
+        answered=False,
+    )
     assert "TAGSTREAM_KAFKA__SECURITY_PROTOCOL=PLAINTEXT match that listener" in hint
     eof = _wrapped(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
     assert "closed the connection before answering" in _classify(eof, security_protocol="SSL")
@@ -103,10 +116,17 @@ def test_settings_refused_by_kafka_python_exit_2():
 def test_a_failing_token_provider_is_definitive(tmp_path):
     token = tmp_path / "t"
     token.write_text("x")
-    with pytest.raises(kafka_auth.ConnectionProblem, match=r"SASL OAUTHBEARER to Kafka at "
-                       r"broker:9093 failed: FileNotFoundError"):
-        _classify(FileNotFoundError(2, "No such file"), security_protocol="SASL_SSL",
-                  sasl_mechanism="OAUTHBEARER", sasl_oauth_token_file=str(token))
+    with pytest.raises(
+        kafka_auth.ConnectionProblem,
+        match=r"SASL OAUTHBEARER to Kafka at "
+        r"broker:9093 failed: FileNotFoundError",
+    ):
+        _classify(
+            FileNotFoundError(2, "No such file"),
+            security_protocol="SASL_SSL",
+            sasl_mechanism="OAUTHBEARER",
+            sasl_oauth_token_file=str(token),
+        )
 
 
 def test_an_unreachable_cluster_ends_within_the_request_timeout(monkeypatch):
@@ -119,8 +139,9 @@ def test_an_unreachable_cluster_ends_within_the_request_timeout(monkeypatch):
     with pytest.raises(kafka_auth.ConnectionProblem) as info:
         kafka_auth.preflight(load_settings())
     assert 1.4 < time.monotonic() - started < 5
-    assert str(info.value).startswith("cannot connect to Kafka at 127.0.0.1:1 within "
-                                      "TAGSTREAM_KAFKA__REQUEST_TIMEOUT_MS=1500: ")
+    assert str(info.value).startswith(
+        "cannot connect to Kafka at 127.0.0.1:1 within TAGSTREAM_KAFKA__REQUEST_TIMEOUT_MS=1500: "
+    )
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -161,13 +182,19 @@ def test_unloadable_tls_files_are_a_settings_error(monkeypatch, tmp_path):
     assert info.value.exit_status == 2
     assert str(info.value).startswith(
         f"cannot load the TLS files (TAGSTREAM_KAFKA__SSL_CERTFILE={cert}, "
-        f"TAGSTREAM_KAFKA__SSL_KEYFILE={key}, TAGSTREAM_KAFKA__SSL_PASSWORD): SSLError")
+        f"TAGSTREAM_KAFKA__SSL_KEYFILE={key}, TAGSTREAM_KAFKA__SSL_PASSWORD): SSLError"
+    )
     assert "hunter2" not in str(info.value)
 
 
 def test_a_tls_alert_from_the_broker_is_definitive():
-    alert = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
+    alert = ssl.SSLError(
+        1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required"
+    )
     alert.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
-    with pytest.raises(kafka_auth.ConnectionProblem, match=r"\(TLSV13_ALERT_CERTIFICATE_REQUIRED\); "
-                       r"the broker refused the handshake: does it require a client certificate"):
+    with pytest.raises(
+        kafka_auth.ConnectionProblem,
+        match=r"\(TLSV13_ALERT_CERTIFICATE_REQUIRED\); "
+        r"the broker refused the handshake: does it require a client certificate",
+    ):
         _classify(Errors.KafkaConnectionError(alert), security_protocol="SSL")

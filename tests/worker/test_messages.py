@@ -87,7 +87,7 @@ def test_output_value_schema():
         "source": {"topic": "in", "partition": 3, "offset": 42},
     }
     for s in doc["spans"]:
-        assert text[s["start"]:s["end"]] == s["text"]
+        assert text[s["start"] : s["end"]] == s["text"]
     echoed = json.loads(messages.output_value(record(text), spans, "m@1", echo_text=True))
     assert echoed["text"] == text
 

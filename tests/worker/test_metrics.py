@@ -29,7 +29,10 @@ def test_names_are_prefixed_and_in_base_units():
         "tagstream_model_info",
     }
     text = generate_latest(registry).decode()
-    assert "tagstream_records_consumed_total" in text or "# TYPE tagstream_records_consumed counter" in text
+    assert (
+        "tagstream_records_consumed_total" in text
+        or "# TYPE tagstream_records_consumed counter" in text
+    )
     assert "tagstream_end_to_end_latency_seconds_bucket" in text
 
 
@@ -37,7 +40,10 @@ def test_every_dead_letter_reason_starts_at_zero():
     registry = CollectorRegistry()
     Metrics(registry, process_metrics=False)
     for reason in messages.REASONS:
-        assert registry.get_sample_value("tagstream_records_dead_lettered_total", {"reason": reason}) == 0
+        assert (
+            registry.get_sample_value("tagstream_records_dead_lettered_total", {"reason": reason})
+            == 0
+        )
 
 
 def test_counters_and_histograms_record_what_happened():
@@ -49,7 +55,10 @@ def test_counters_and_histograms_record_what_happened():
     m.batch_records.observe(64)
     assert registry.get_sample_value("tagstream_records_consumed_total", {"topic": "in"}) == 3
     assert registry.get_sample_value("tagstream_end_to_end_latency_seconds_count") == 2
-    assert registry.get_sample_value("tagstream_end_to_end_latency_seconds_bucket", {"le": "0.025"}) == 1
+    assert (
+        registry.get_sample_value("tagstream_end_to_end_latency_seconds_bucket", {"le": "0.025"})
+        == 1
+    )
     assert registry.get_sample_value("tagstream_batch_records_bucket", {"le": "64.0"}) == 1
 
 
@@ -69,9 +78,14 @@ def test_lag_series_go_away_with_their_partitions():
     m = Metrics(registry, process_metrics=False)
     tp = TopicPartition("in", 2)
     m.set_lag(tp, 17)
-    assert registry.get_sample_value("tagstream_consumer_lag", {"topic": "in", "partition": "2"}) == 17
+    assert (
+        registry.get_sample_value("tagstream_consumer_lag", {"topic": "in", "partition": "2"}) == 17
+    )
     m.forget_partitions([tp, TopicPartition("in", 9)])
-    assert registry.get_sample_value("tagstream_consumer_lag", {"topic": "in", "partition": "2"}) is None
+    assert (
+        registry.get_sample_value("tagstream_consumer_lag", {"topic": "in", "partition": "2"})
+        is None
+    )
 
 
 def test_process_metrics_for_sizing():

@@ -22,14 +22,22 @@ P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
 def make(tagger=None, transactional=False, batch=4, wait_ms=1000, drain_s=5.0):
     journal = Journal()
     settings = load_settings(
-        delivery="exactly_once" if transactional else "at_least_once", drain_timeout_s=drain_s,
+        delivery="exactly_once" if transactional else "at_least_once",
+        drain_timeout_s=drain_s,
         kafka={"output_topic": "out", "dead_letter_topic": "dlq", "input_topic": "in"},
         batching={"max_batch_records": batch, "max_wait_ms": wait_ms},
     )
     source, sink = FakeSource(journal), FakeSink(journal, transactional=transactional)
     stop = threading.Event()
-    pipeline = Pipeline(settings, tagger or EchoTagger(), source, sink,
-                        Metrics(CollectorRegistry(), process_metrics=False), Health(60), stop)
+    pipeline = Pipeline(
+        settings,
+        tagger or EchoTagger(),
+        source,
+        sink,
+        Metrics(CollectorRegistry(), process_metrics=False),
+        Health(60),
+        stop,
+    )
     return journal, source, sink, stop, pipeline
 
 
@@ -52,9 +60,14 @@ def test_a_batch_is_delivered_only_after_the_one_before_is_committed():
     turn_until(pipeline, lambda: source.committed.get(P0) == 4)
     names = journal.names()
     first_write, second_write = [i for i, n in enumerate(names) if n == "write"]
-    successful_commit = next(i for i, e in enumerate(journal.events)
-                             if e[0] == "commit" and e[1] == {P0: 2} and i > first_write
-                             and names[:i].count("commit") == 3)
+    successful_commit = next(
+        i
+        for i, e in enumerate(journal.events)
+        if e[0] == "commit"
+        and e[1] == {P0: 2}
+        and i > first_write
+        and names[:i].count("commit") == 3
+    )
     assert first_write < successful_commit < second_write, names
 
 

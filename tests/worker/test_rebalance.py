@@ -107,11 +107,17 @@ def make_pipeline(monkeypatch, tmp_path):
     def make(source: FakeSource) -> Pipeline:
         # Batches never come due: every record consumed stays undelivered.
         settings = load_settings(batching={"max_batch_records": 1000, "max_wait_ms": 3_600_000})
-        tagger = SimpleNamespace(name="fake", version="0", prepare=lambda text: SimpleNamespace(num_tokens=1),
-                                 tag_prepared=lambda docs: [[] for _ in docs])
+        tagger = SimpleNamespace(
+            name="fake",
+            version="0",
+            prepare=lambda text: SimpleNamespace(num_tokens=1),
+            tag_prepared=lambda docs: [[] for _ in docs],
+        )
         sink = SimpleNamespace(transactional=False)
         metrics = Metrics(CollectorRegistry(), process_metrics=False)
-        pipeline = Pipeline(settings, tagger, source, sink, metrics, Health(60.0), threading.Event())
+        pipeline = Pipeline(
+            settings, tagger, source, sink, metrics, Health(60.0), threading.Event()
+        )
         made.append(pipeline)
         return pipeline
 
@@ -156,7 +162,9 @@ def test_cooperative_a_revoke_only_round_then_an_unrelated_assignment(make_pipel
     assert source.sought == {}
 
 
-def test_eager_a_partition_assigned_here_again_is_consumed_again_from_its_first_dropped_record(make_pipeline):
+def test_eager_a_partition_assigned_here_again_is_consumed_again_from_its_first_dropped_record(
+    make_pipeline,
+):
     source = FakeSource(set(P))
     pipeline = make_pipeline(source)
     consume(pipeline, source, record(3, 20), record(3, 21), record(4, 30))
