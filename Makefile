@@ -44,10 +44,11 @@ setup:
 test: setup lint
 	scripts/with-broker $(PY) -m pytest $(PYTEST_ARGS)
 
-# ruff (pyproject.toml's [tool.ruff]); the layer rules (model never imports worker or Kafka) are
-# tests/test_layers.py.
+# ruff (pyproject.toml's [tool.ruff]): the checks, and the format (`ruff format .` applies it);
+# the layer rules (model never imports worker or Kafka) are tests/test_layers.py.
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 unit: venv
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)

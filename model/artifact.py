@@ -8,7 +8,8 @@ entry a line, in id order; ids 0 and 1 are padding and unknown) and ``lexicon.tx
 a line, for the lexicon feature). Large embedding tables are stored as float16.
 
 ``save`` writes one; ``read`` opens one (zip CRCs, TorchScript) and ``check`` validates its
-metadata against the network and the vocabularies. Loading for tagging is ``tagstream.model.tagger.load``.
+metadata against the network and the vocabularies. Loading for tagging is
+``tagstream.model.tagger.load``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def save(
     path: str | os.PathLike,
     lexicon: Sequence[str] | None = None,
 ) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
-    """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to ``path``.
+    """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to
+    ``path``.
 
     Returns the scripted module and the extra files written, for a caller that saves it again
     with other metadata (``save_again``).
@@ -122,7 +124,8 @@ def payload_crcs(path: pathlib.Path) -> dict[str, int]:
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    """An artifact's ``tagstream.json``, read straight from the zip (no checks; use ``load`` for those)."""
+    """An artifact's ``tagstream.json``, read straight from the zip (no checks; use ``load`` for
+    those)."""
     with zipfile.ZipFile(path) as z:
         name = next(n for n in z.namelist() if n.endswith("/extra/" + META_FILE))
         return json.loads(z.read(name))
@@ -185,7 +188,8 @@ def check(
     if version > FORMAT_VERSION:
         raise ArtifactError(
             path,
-            f"format version {version} is newer than this tagstream reads ({FORMAT_VERSION}); upgrade tagstream",
+            f"format version {version} is newer than this tagstream reads ({FORMAT_VERSION}); "
+            "upgrade tagstream",
         )
     required = (
         "name",
@@ -222,8 +226,8 @@ def check(
         raise bad(f"labels must be a non-empty list of distinct names, got {labels!r}")
     if meta["tags"] != bioes_tags(labels):
         raise bad(
-            f"the tags are not the BIOES tags of labels {labels!r}: labels renamed, reordered or dropped "
-            f"without re-training? (tags: {meta['tags']!r})"
+            f"the tags are not the BIOES tags of labels {labels!r}: labels renamed, reordered or "
+            f"dropped without re-training? (tags: {meta['tags']!r})"
         )
     if not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
         raise bad(f"features must be a list of names, got {features!r}")
@@ -252,8 +256,8 @@ def _check_network(
     lines = len(files[WORDS_FILE].split("\n")) if files[WORDS_FILE] else 0
     if lines + 2 != rows or len(words) != rows:
         raise bad(
-            f"{WORDS_FILE} has {lines} lines ({len(words) - 2} distinct) for a word table of {rows} rows "
-            "(2 + one a word)"
+            f"{WORDS_FILE} has {lines} lines ({len(words) - 2} distinct) for a word table of "
+            f"{rows} rows (2 + one a word)"
         )
     vocabs: dict = {"words": words, "bigrams": None, "lexicon": None}
     tables = [emb.weight.size(0) for _, emb in module.extras.named_children()]

@@ -1,7 +1,8 @@
 """Measure end-to-end tagging speed: ``Tagger.tag`` on batches of sentences (tokenisation,
 tensor building, network, Viterbi + marginals and span decoding all included).
 
-    python -m tagstream.model.bench --model model/artifacts/en-news.pt --batch-size 64 --runs 5 --threads 2
+    python -m tagstream.model.bench --model model/artifacts/en-news.pt --batch-size 64 --runs 5 \\
+        --threads 2
 
 Texts are the sentences of a CoNLL file (default: conll2003/valid.txt under the data dir), each
 joined with spaces (no spaces for the char tokenizer), in file order. One warm-up pass, then
@@ -54,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(
-        f"{tagger.name}@{tagger.version}: {len(texts)} texts, batch {args.batch_size}, torch threads "
-        f"{torch.get_num_threads()}: median {statistics.median(rates):,.0f} tokens/s "
+        f"{tagger.name}@{tagger.version}: {len(texts)} texts, batch {args.batch_size}, "
+        f"torch threads {torch.get_num_threads()}: median {statistics.median(rates):,.0f} tokens/s "
         f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
     )
     return 0

@@ -56,7 +56,8 @@ class CpuInfo:
     flags: frozenset[str]
 
     def summary(self) -> str:
-        """The model and the flags that matter for inference speed, e.g. ``AMD EPYC (avx2, fma)``."""
+        """The model and the flags that matter for inference speed, e.g.
+        ``AMD EPYC (avx2, fma)``."""
         keep = sorted(f for f in self.flags if f.startswith(("avx", "amx", "fma")))
         return f"{self.model} ({', '.join(keep) or 'no AVX'})"
 

@@ -1,11 +1,13 @@
 """Span-level precision / recall / F1 with conlleval semantics, and the ``evaluate`` command.
 
 A predicted entity counts as correct only if its start, end and type all equal a gold
-entity's. Chunks are read from tags with ``tagstream.model.spans.tags_to_spans`` (conlleval's rules).
+entity's. Chunks are read from tags with ``tagstream.model.spans.tags_to_spans`` (conlleval's
+rules).
 Precision = correct / predicted, recall = correct / gold, F1 their harmonic mean, per type and
 micro-averaged over all entities, in percent.
 
-    python -m tagstream.model.evaluate --model model/artifacts/en-news.pt --data ../shared/data/conll2003/valid.txt
+    python -m tagstream.model.evaluate --model model/artifacts/en-news.pt \\
+        --data ../shared/data/conll2003/valid.txt
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ SpanSet = Sequence[tuple[int, int, str]]
 
 
 def score(gold: Sequence[SpanSet], pred: Sequence[SpanSet]) -> dict:
-    """``{"micro": {...}, "per_type": {type: {...}}}`` with precision, recall, f1 (percent) and counts."""
+    """``{"micro": {...}, "per_type": {type: {...}}}`` with precision, recall, f1 (percent) and
+    counts."""
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
     tp: Counter = Counter()
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate_tagger(tagger, sents)
     took = time.perf_counter() - t0
     print(
-        f"{tagger.name}@{tagger.version} on {args.data}: {len(sents)} sentences, {sum(len(t) for t, _ in sents)} tokens, {took:.1f} s"
+        f"{tagger.name}@{tagger.version} on {args.data}: {len(sents)} sentences, "
+        f"{sum(len(t) for t, _ in sents)} tokens, {took:.1f} s"
     )
     print(format_report(result))
     return 0

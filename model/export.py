@@ -2,9 +2,9 @@
 scores (the file format itself is ``tagstream.model.artifact``).
 
 Dev scores stored in an artifact are those of the artifact itself (loaded back from disk and
-scored on gold tokens exactly as ``python -m tagstream.model.evaluate`` does, with the numeric path and the
-CPU recorded beside them), not of the float32 network it was exported from. Re-export an
-artifact with this version's network code (same weights) and re-score it::
+scored on gold tokens exactly as ``python -m tagstream.model.evaluate`` does, with the numeric
+path and the CPU recorded beside them), not of the float32 network it was exported from.
+Re-export an artifact with this version's network code (same weights) and re-score it::
 
     python -m tagstream.model.export model/artifacts/en-news.pt model/artifacts/en-news.pt \\
         --data ../shared/data/conll2003/valid.txt
@@ -78,9 +78,9 @@ def export(
     """Save ``net`` with ``meta`` as an artifact at ``path`` (``tagstream.model.artifact.save``).
 
     With ``dev`` (gold sentences), the saved artifact is loaded back, scored on them (as
-    ``python -m tagstream.model.evaluate``) and those scores stored as ``dev_scores``, with the numeric path
-    and CPU they were measured on as ``dev_scored_with``; without, ``meta``'s ``dev_scores`` are
-    stored as given. The file appears at ``path`` only when complete.
+    ``python -m tagstream.model.evaluate``) and those scores stored as ``dev_scores``, with the
+    numeric path and CPU they were measured on as ``dev_scored_with``; without, ``meta``'s
+    ``dev_scores`` are stored as given. The file appears at ``path`` only when complete.
     """
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -103,7 +103,8 @@ _EN_WORDS = (
     "the of and to in a is was for on that with by he it at said as from his be has have an are "
     "but not were which this had been after who they its their will would also or two one new more "
     "first year government president minister police people week monday tuesday wednesday thursday "
-    "friday saturday sunday january june league cup world market shares company bank percent million"
+    "friday saturday sunday january june league cup world market shares company bank percent "
+    "million"
 ).split()
 
 
@@ -137,7 +138,21 @@ def export_random(
             "char",
             ["bigram_left", "bigram_right", "lexicon"],
         )
-        common = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严龙"
+        common = (
+            "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动"
+            "同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自"
+            "二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日"
+            "那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变"
+            "条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总"
+            "次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指"
+            "几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器"
+            "压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安"
+            "场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集"
+            "温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连"
+            "断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精"
+            "值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属"
+            "圆包火住调满县局照参红细引听该铁价严龙"
+        )
         chars = Vocab(chr(c) for c in range(33, 127))
         for ch in common:
             chars.add(ch)

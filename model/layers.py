@@ -67,7 +67,8 @@ class CRF(nn.Module):
         )
 
     def _alphas(self, em: Tensor, mask: Tensor) -> Tensor:
-        # em: (B, T, C) emission scores; mask: (B, T) True for real tokens -> (B, T, C) forward scores
+        # em: (B, T, C) emission scores; mask: (B, T) True for real tokens
+        # -> (B, T, C) forward scores
         trans, start, _ = self._scores()
         alpha = start.unsqueeze(0) + em[:, 0]  # (B, C)
         out = [alpha]

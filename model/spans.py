@@ -124,7 +124,8 @@ def bioes_tags(labels: Sequence[str]) -> list[str]:
 
 
 def bioes_transitions(tags: Sequence[str]) -> tuple[list[list[bool]], list[bool], list[bool]]:
-    """Which BIOES transitions are legal: ``(allowed[i][j] for i -> j, allowed_start, allowed_end)``."""
+    """Which BIOES transitions are legal:
+    ``(allowed[i][j] for i -> j, allowed_start, allowed_end)``."""
     parts = [split_tag(t) for t in tags]
 
     def ok(a: tuple[str, str], b: tuple[str, str]) -> bool:

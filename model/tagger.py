@@ -123,7 +123,10 @@ class Tagger:
         }  # extra ids follow from the token alone
 
     def __repr__(self) -> str:
-        return f"Tagger({self.name}@{self.version}, labels={self.labels}, max_length={self.max_length})"
+        return (
+            f"Tagger({self.name}@{self.version}, labels={self.labels}, "
+            f"max_length={self.max_length})"
+        )
 
     def prepare(self, text: str) -> Prepared:
         """Tokenise ``text`` and cut it into chunks; cheap, pure CPU, never raises for a str."""
@@ -241,7 +244,8 @@ class Tagger:
         return self.module.emissions(ids[:, :, 0], ids[:, :, 1:], chars, lengths)  # (B, T, C)
 
     def _char_features(self, tokens: Sequence[str]) -> torch.Tensor:
-        """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars`` characters)."""
+        """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars``
+        characters)."""
         cut = [t[: self._featurizer.max_word_chars] for t in tokens]
         sizes = torch.tensor([len(t) for t in cut])  # (M,)
         W = max(1, int(sizes.max()))
@@ -294,7 +298,8 @@ _SMOKE_TEXTS = {
 
 
 def _smoke(path: pathlib.Path, tagger: "Tagger") -> None:
-    """Tag one short text and check the network's scores are finite; ArtifactError if anything fails."""
+    """Tag one short text and check the network's scores are finite; ArtifactError if anything
+    fails."""
     text = _SMOKE_TEXTS.get(tagger.tokenizer, "Smoke test .")
     try:
         doc = tagger.prepare(text)
@@ -324,9 +329,9 @@ def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
 def load(
     path: str | os.PathLike | None = None, *, threads: int | None = None, precision: str = "auto"
 ) -> Tagger:
-    """Load a model: an installed model's name (None: en-news; see ``tagstream.model.registry``) or an
-    artifact file; ArtifactError if it cannot be used, UnknownModel (a ValueError) for a name
-    that is not installed.
+    """Load a model: an installed model's name (None: en-news; see ``tagstream.model.registry``)
+    or an artifact file; ArtifactError if it cannot be used, UnknownModel (a ValueError) for a
+    name that is not installed.
 
     Checks: the zip members' CRCs, TorchScript, the metadata against the network and the
     vocabularies, the tokenizer's rules version; then one text is tagged as a smoke test.

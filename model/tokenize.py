@@ -88,7 +88,8 @@ _CONLL_EN = re.compile(
             r"[A-Z]{1,2}\$",  # C$  US$
             _CLITIC,  # 's  n't
             rf"{_W}+?(?=[nN]'[tT](?!\w))",  # "do" of "don't"
-            rf"{_W}+(?:(?:[-.&/]|(?<=\d)[,:](?=\d)|'(?!(?:[sSdDmMtT]|re|ve|ll)(?!\w)))(?:{_W})+)*",  # words
+            # words
+            rf"{_W}+(?:(?:[-.&/]|(?<=\d)[,:](?=\d)|'(?!(?:[sSdDmMtT]|re|ve|ll)(?!\w)))(?:{_W})+)*",
             r"\.{2,}|-{2,}|[\uD800-\uDFFF]|\S",  # ... -- and any other single symbol
         )
     )
@@ -170,7 +171,8 @@ def spec(kind: str) -> dict:
 
 
 def check_spec(stored: object, legacy: bool = False) -> str:
-    """The kind of a stored tokenizer spec, or ValueError saying why this code cannot tokenise for it.
+    """The kind of a stored tokenizer spec, or ValueError saying why this code cannot tokenise for
+    it.
 
     ``legacy``: an artifact of format version 1, which stored only ``{"kind": ...}``; its rules are
     version 1 (the only ones there were).

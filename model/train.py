@@ -1,8 +1,10 @@
 """Train a tagger on CoNLL-style files and save the best artifact (early stopping on dev span F1).
 
-    python -m tagstream.model.train --train ../shared/data/conll2003/train.txt --dev ../shared/data/conll2003/valid.txt \\
+    python -m tagstream.model.train --train ../shared/data/conll2003/train.txt \\
+        --dev ../shared/data/conll2003/valid.txt \\
         --language en --name en-news --version 1.1.0 --output model/artifacts/en-news.pt
-    python -m tagstream.model.train --recipe model/recipes/en-news.toml   # the shipped model's options, as a file
+    # the shipped model's options, as a file:
+    python -m tagstream.model.train --recipe model/recipes/en-news.toml
 
 Files: one token a line, tag in the last column (IOB1, IOB2 or BIOES; detected), ``-DOCSTART-``
 lines ignored, tab or space separated. Without ``--dev``, a seeded ``--dev-fraction`` of the
@@ -11,7 +13,8 @@ training sentences is set aside (see ``tagstream.model.conll.split_dev``). Sente
 a tqdm bar if tqdm (the ``train`` extra) is installed, else a plain line every 30 seconds.
 
 Each time dev F1 improves the network is exported, and the exported artifact itself is scored on
-the dev sentences (gold tokens, as ``python -m tagstream.model.evaluate``): those are the stored scores.
+the dev sentences (gold tokens, as ``python -m tagstream.model.evaluate``): those are the stored
+scores.
 
 This module is the command line and that policy (what is kept, when the learning rate drops,
 when to stop); reading and encoding the data is `tagstream.model.training_data`, and the loop
@@ -52,8 +55,8 @@ log = logging.getLogger(__name__)
 
 
 class PlainProgress:
-    """What train needs of a tqdm bar, as a plain line on ``file`` (stderr) every ``interval`` seconds:
-    ``epoch 3: 41% (845,312/2,061,001 tokens), loss 0.019, 7,203 tokens/s``."""
+    """What train needs of a tqdm bar, as a plain line on ``file`` (stderr) every ``interval``
+    seconds: ``epoch 3: 41% (845,312/2,061,001 tokens), loss 0.019, 7,203 tokens/s``."""
 
     def __init__(self, total: int, desc: str, interval: float = 30.0, file=None) -> None:
         self.total, self.desc, self.interval = total, desc, interval
@@ -77,7 +80,8 @@ class PlainProgress:
         rate = self.n / max(now - self._start, 1e-9)
         loss = f", loss {self.loss}" if self.loss else ""
         print(
-            f"{self.desc}: {pct:.0f}% ({self.n:,}/{self.total:,} tokens){loss}, {rate:,.0f} tokens/s",
+            f"{self.desc}: {pct:.0f}% ({self.n:,}/{self.total:,} tokens){loss}, "
+            f"{rate:,.0f} tokens/s",
             file=self.file,
             flush=True,
         )
@@ -296,8 +300,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "confidence": confidence_note(cfg.crf),
         "pretrained": (pretrained or {}).get("source"),
         "lexicon": (
-            f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, CC-BY-SA 4.0: "
-            f"{len(lexicon)} words"
+            f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, "
+            f"CC-BY-SA 4.0: {len(lexicon)} words"
         )
         if lexicon
         else None,

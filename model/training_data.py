@@ -101,7 +101,8 @@ def build_vocabs(
     pretrained_top: int,
     min_bigram_freq: int,
 ) -> tuple[Vocab, Vocab, Vocab | None]:
-    """Word, character and (for zh) bigram vocabularies from the training sentences (+ pretrained words)."""
+    """Word, character and (for zh) bigram vocabularies from the training sentences (+ pretrained
+    words)."""
     words, chars = Vocab(), Vocab()
     counts = Counter(word_key(t) for tokens, _ in sents for t in tokens)
     for w, _ in counts.most_common():
@@ -182,7 +183,8 @@ def collate(examples: Sequence[Example], idx: Sequence[int]) -> tuple[torch.Tens
 
 
 def load_pretrained(path: str | None) -> dict | None:
-    """``{"words": [...], "vectors": (N, D) tensor, "source": {...}}`` from ``tagstream.model.pretrained``."""
+    """``{"words": [...], "vectors": (N, D) tensor, "source": {...}}`` from
+    ``tagstream.model.pretrained``."""
     if not path:
         return None
     data = torch.load(path, map_location="cpu", weights_only=False)

@@ -1,8 +1,9 @@
 """The combining marks (Unicode general categories Mn, Mc, Me) as code-point ranges, for the
 tokenizer's word pattern: computed once from ``unicodedata`` of Unicode 14.0.0 (Python 3.11),
 because scanning all 1.1 million code points takes about 0.2 s of every start-up.
-``tagstream.model.tokenize`` uses these only when the running Python has the same Unicode version, and
-scans ``unicodedata`` itself otherwise; ``tests/model/test_tokenize.py`` checks they agree.
+``tagstream.model.tokenize`` uses these only when the running Python has the same Unicode
+version, and scans ``unicodedata`` itself otherwise; ``tests/model/test_tokenize.py`` checks they
+agree.
 """
 
 UNIDATA_VERSION = "14.0.0"

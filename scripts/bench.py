@@ -119,8 +119,10 @@ def tagger_rows(work: Path, words: int, tokens: int, runs: int) -> dict[str, flo
             else (" (native)" if native else " (emulated: no bfloat16 instructions)")
         )
         say(
-            f"tagstream {path}{kind}: {rate:,.0f} words/s, {tokens * rate / words:,.0f} tokens/s per thread "
-            f"(whole {whole:.2f} s, start-up {start:.2f} s; runs {', '.join(f'{x:.2f}' for x in big)})"
+            f"tagstream {path}{kind}: {rate:,.0f} words/s, "
+            f"{tokens * rate / words:,.0f} tokens/s per thread "
+            f"(whole {whole:.2f} s, start-up {start:.2f} s; "
+            f"runs {', '.join(f'{x:.2f}' for x in big)})"
         )
     return rates
 
@@ -142,7 +144,8 @@ def peer_row(work: Path, words: int, runs: int) -> float | None:
     one = timed([*cmd, str(work / "one.jsonl"), os.devnull], runs, env)
     rate, whole, start = net_rate(big, one, words)
     say(
-        f"spaCy en_core_web_sm NER only: {rate:,.0f} words/s (whole {whole:.2f} s, start-up {start:.2f} s; "
+        f"spaCy en_core_web_sm NER only: {rate:,.0f} words/s "
+        f"(whole {whole:.2f} s, start-up {start:.2f} s; "
         f"runs {', '.join(f'{x:.2f}' for x in big)})"
     )
     return rate
@@ -204,7 +207,8 @@ def demo_rows(bootstrap: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(
-            f"bench: tagstream demo failed ({proc.returncode}):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+            f"bench: tagstream demo failed ({proc.returncode}):\n"
+            f"{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
         )
     summary = proc.stdout[proc.stdout.find("== summary ==") :]
     for key in ("model", "streamed", "burst", "cpu", "memory"):
@@ -249,7 +253,8 @@ def main() -> int:
             json.dumps({"id": "0", "text": "John Smith lives in Paris ."}) + "\n"
         )
         say(
-            f"texts: {len(sentences):,} CoNLL-2003 train sentences, {words:,} words; {args.runs} runs each"
+            f"texts: {len(sentences):,} CoNLL-2003 train sentences, {words:,} words; "
+            f"{args.runs} runs each"
         )
         rates = tagger_rows(work, words, tokens, args.runs)
         if not args.skip_peer:

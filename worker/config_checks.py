@@ -187,21 +187,27 @@ def check_kafka(k: KafkaSettings) -> None:
             "set both or neither"
         )
     if k.heartbeat_interval_ms * 3 > k.session_timeout_ms:
+        combo = kafka_vars(
+            heartbeat_interval_ms=k.heartbeat_interval_ms, session_timeout_ms=k.session_timeout_ms
+        )
         raise ValueError(
-            f"{kafka_vars(heartbeat_interval_ms=k.heartbeat_interval_ms, session_timeout_ms=k.session_timeout_ms)}: "
-            "the heartbeat interval must be at most a third of the session timeout"
+            f"{combo}: the heartbeat interval must be at most a third of the session timeout"
         )
     if k.delivery_timeout_ms < k.linger_ms + k.request_timeout_ms:
-        raise ValueError(
-            f"{kafka_vars(delivery_timeout_ms=k.delivery_timeout_ms, linger_ms=k.linger_ms, request_timeout_ms=k.request_timeout_ms)}: "
-            "the delivery timeout must be at least linger + request timeout"
+        combo = kafka_vars(
+            delivery_timeout_ms=k.delivery_timeout_ms,
+            linger_ms=k.linger_ms,
+            request_timeout_ms=k.request_timeout_ms,
         )
+        raise ValueError(f"{combo}: the delivery timeout must be at least linger + request timeout")
     topics = [k.input_topic, k.output_topic, k.dead_letter_topic]
     if len(set(topics)) != 3:
-        raise ValueError(
-            f"{kafka_vars(input_topic=k.input_topic, output_topic=k.output_topic, dead_letter_topic=k.dead_letter_topic)}: "
-            "the three topics must differ"
+        combo = kafka_vars(
+            input_topic=k.input_topic,
+            output_topic=k.output_topic,
+            dead_letter_topic=k.dead_letter_topic,
         )
+        raise ValueError(f"{combo}: the three topics must differ")
 
 
 def kafka_warnings(k: KafkaSettings) -> list[str]:
@@ -210,8 +216,13 @@ def kafka_warnings(k: KafkaSettings) -> list[str]:
     # The main thread waits for one batch's acknowledgements (up to the delivery timeout)
     # and then commits (up to the request timeout) between two polls.
     if k.delivery_timeout_ms + k.request_timeout_ms >= k.max_poll_interval_ms:
+        combo = kafka_vars(
+            delivery_timeout_ms=k.delivery_timeout_ms,
+            request_timeout_ms=k.request_timeout_ms,
+            max_poll_interval_ms=k.max_poll_interval_ms,
+        )
         out.append(
-            f"{kafka_vars(delivery_timeout_ms=k.delivery_timeout_ms, request_timeout_ms=k.request_timeout_ms, max_poll_interval_ms=k.max_poll_interval_ms)}: "
+            f"{combo}: "
             "while the broker is slow to acknowledge, the worker may wait longer than the max "
             "poll interval and be thrown out of its group (its batch is then redone)"
         )

@@ -159,12 +159,15 @@ def print_summary(model_ref, args, streamed, burst, cpu_used, rss, dead, labels)
     say("\n== summary ==")
     say(f"model         {model_ref}; 1 worker; {args.partitions} partitions")
     say(
-        f"streamed      {streamed['messages']} messages at {streamed['rate']:g}/s: end-to-end latency "
-        f"p50 {percentile(lat, 0.5) * 1000:.0f} ms, p99 {percentile(lat, 0.99) * 1000:.0f} ms"
+        f"streamed      {streamed['messages']} messages at {streamed['rate']:g}/s: "
+        f"end-to-end latency p50 {percentile(lat, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(lat, 0.99) * 1000:.0f} ms"
     )
     say(
-        f"burst         {burst['messages']} messages in {burst['seconds']:.2f} s: {per_s:,.0f} messages/s; "
-        f"latency p50 {percentile(blat, 0.5) * 1000:.0f} ms, p99 {percentile(blat, 0.99) * 1000:.0f} ms "
+        f"burst         {burst['messages']} messages in {burst['seconds']:.2f} s: "
+        f"{per_s:,.0f} messages/s; "
+        f"latency p50 {percentile(blat, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(blat, 0.99) * 1000:.0f} ms "
         "(includes queueing behind the burst)"
     )
     if cpu_used > 0:

@@ -85,7 +85,8 @@ class CallableTokenProvider(AbstractTokenProvider):
 
 
 def token_provider(token_file: Path | None, spec: str | None) -> AbstractTokenProvider:
-    """What kafka-python's OAUTHBEARER asks for a token (settings checked in tagstream.worker.config)."""
+    """What kafka-python's OAUTHBEARER asks for a token (settings checked in
+    tagstream.worker.config)."""
     if token_file is not None:
         return TokenFileProvider(token_file)
     assert spec is not None

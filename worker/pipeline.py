@@ -53,7 +53,8 @@ _IDLE_POLL_S = 0.2  # longest poll when idle (how fast a stop request is noticed
 
 def load_tagger(ref: str | Path | None, threads: int = 0, precision: str = "auto") -> Tagger:
     """Load a model: an installed model's name (None: the default, en-news) or an artifact
-    file, on the numeric path ``precision`` ("auto": chosen from the CPU, see `tagstream.model.cpu`).
+    file, on the numeric path ``precision`` ("auto": chosen from the CPU, see
+    `tagstream.model.cpu`).
 
     Raises a ValueError (`model.ArtifactError` for a missing, corrupt or incompatible file,
     `model.UnknownModel` for a name that is not installed).
@@ -149,8 +150,9 @@ class Pipeline:
 
     def _waiting(self) -> float | None:
         """Called while the main thread waits on the broker: about every 0.2 s for
-        acknowledgements, every second for a commit. Waiting is not stalling: beat the liveness heartbeat. A stop request starts
-        the drain clock; returns the drain deadline (None: not stopping)."""
+        acknowledgements, every second for a commit. Waiting is not stalling: beat the liveness
+        heartbeat. A stop request starts the drain clock; returns the drain deadline (None: not
+        stopping)."""
         self._health.beat()
         if self._deadline is None and self._stop.is_set():
             self._deadline = self._clock() + self._settings.drain_timeout_s
@@ -241,7 +243,8 @@ class Pipeline:
         return 0
 
     def _wait_for_tagging(self, deadline: float) -> bool:
-        """Wait for the batch being tagged, beating the heartbeat meanwhile; False at the deadline."""
+        """Wait for the batch being tagged, beating the heartbeat meanwhile; False at the
+        deadline."""
         assert self._inflight is not None
         future = self._inflight.future
         wait = Deadline(max(0.0, deadline - self._clock()), self._waiting, self._clock)

@@ -1,8 +1,9 @@
 """The worker's ports: what the loop needs of the model and of Kafka, as small Protocols.
 
-`tagstream.worker.pipeline` and `tagstream.worker.delivery` are written against these, not against
-`tagstream.model.Tagger`, `tagstream.worker.source.Source` or `tagstream.worker.sink.Sink`, so the loop runs in tests with
-fakes (tests/worker/fakes.py) and the model side stays replaceable.
+`tagstream.worker.pipeline` and `tagstream.worker.delivery` are written against these, not
+against `tagstream.model.Tagger`, `tagstream.worker.source.Source` or
+`tagstream.worker.sink.Sink`, so the loop runs in tests with fakes (tests/worker/fakes.py) and
+the model side stays replaceable.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Rebalance callbacks run on kafka-python's IO thread, inside ``poll()``. On a revocation the
 callback commits the offsets of delivered records whose commit had failed (delivered, so
 theirs to commit; the pipeline commits everything else itself, right after delivery); then it
-only records what changed (`tagstream.worker.partitions`). The pipeline reads those changes (`take_revoked`, `take_assigned`)
-right after each poll, before it touches the records the poll returned.
+only records what changed (`tagstream.worker.partitions`). The pipeline reads those changes
+(`take_revoked`, `take_assigned`) right after each poll, before it touches the records the poll
+returned.
 """
 
 from __future__ import annotations

@@ -317,7 +317,8 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
                 str(venv / "bin" / "python"),
                 "-I",
                 "-c",
-                f"import {package_name}, pathlib; print(pathlib.Path({package_name}.__file__).parent)",
+                f"import {package_name}, pathlib; "
+                f"print(pathlib.Path({package_name}.__file__).parent)",
             ],
             cwd=tmp_path,
             capture_output=True,

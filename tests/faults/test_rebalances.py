@@ -28,7 +28,8 @@ def test_rebalance_1_3_1(cluster, start_worker, bootstrap, strategy):
             t.lost,
             t.total_duplicates,
             f"longest commit stall {result.longest_stall_s:.1f} s while resizing",
-            f"{PARTITIONS} partitions, {RATE} inputs/s, {sum(result.moves.values())} partition moves; "
+            f"{PARTITIONS} partitions, {RATE} inputs/s, "
+            f"{sum(result.moves.values())} partition moves; "
             f"committed offsets backwards {len(result.backwards)} times",
             result.seconds,
         )

@@ -247,7 +247,8 @@ class WorkerProcess:
             return ""
 
     def get(self, path: str) -> tuple[int, str]:
-        """(HTTP status, body) of GET path on the worker's HTTP server; status 0 if it does not answer."""
+        """(HTTP status, body) of GET path on the worker's HTTP server; status 0 if it does not
+        answer."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
                 return r.status, r.read().decode()

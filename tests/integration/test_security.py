@@ -287,7 +287,7 @@ def _ts(line: dict) -> float:
     return datetime.strptime(line["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
-# -- the start-up check alone (in this process: no worker to start) ---------------------------------
+# -- the start-up check alone (in this process: no worker to start) --------------------------------
 
 
 def _settings(monkeypatch, bootstrap: str, **values: str):

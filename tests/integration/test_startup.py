@@ -31,7 +31,8 @@ def test_a_codec_without_its_library_is_a_settings_error(topics, bootstrap, tiny
     TAGSTREAM_KAFKA__COMPRESSION_TYPE=lz4: a clear line and exit 2, no traceback."""
     (tmp_path / "sitecustomize.py").write_text(
         "from kafka.producer.kafka import KafkaProducer\n"
-        "KafkaProducer._COMPRESSORS['lz4'] = (lambda: False, KafkaProducer._COMPRESSORS['lz4'][1])\n"
+        "KafkaProducer._COMPRESSORS['lz4'] = "
+        "(lambda: False, KafkaProducer._COMPRESSORS['lz4'][1])\n"
     )
     worker = WorkerProcess(
         bootstrap, topics, tiny_model, tmp_path / "worker.log", kafka__compression_type="lz4"

@@ -80,8 +80,8 @@ def test_a_restarted_static_member_resumes_at_once(cluster, start_worker, bootst
         events = _log_times(a.log(), after=restarted_wall)
         rejoin = events["partitions assigned"] - events["model loaded"]
         print(
-            f"restarted worker: partitions back {rejoin:.2f} s after its model loaded; produced again "
-            f"{since_restart:.1f} s after the restart"
+            f"restarted worker: partitions back {rejoin:.2f} s after its model loaded; "
+            f"produced again {since_restart:.1f} s after the restart"
         )
         assert rejoin < 5.0, f"the restarted static member waited {rejoin:.1f} s for its partitions"
     finally:

@@ -36,7 +36,8 @@ SHIPPED = {
 }
 
 
-# name -> dev data as in the model cards (docs/models.md): (file under the data dir, dev fraction, split seed)
+# name -> dev data as in the model cards (docs/models.md):
+# (file under the data dir, dev fraction, split seed)
 DEV = {
     "en-news": ("conll2003/valid.txt", 0, 0),
     "en-social": ("wnut17/dev.conll", 0, 0),
@@ -82,10 +83,10 @@ def test_default_model_is_en_news():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_stored_dev_scores_are_what_evaluate_gives(name, data_root):
-    """The metadata's dev scores agree with ``python -m tagstream.model.evaluate``'s on the full dev split
-    (gold tokens), on the path this CPU runs: all three artifacts on all of their dev sets, no
-    subsets, about 10 s together with one torch thread. Skipped only without the corpora (set
-    TAGSTREAM_DATA_DIR).
+    """The metadata's dev scores agree with ``python -m tagstream.model.evaluate``'s on the full
+    dev split (gold tokens), on the path this CPU runs: all three artifacts on all of their dev
+    sets, no subsets, about 10 s together with one torch thread. Skipped only without the corpora
+    (set TAGSTREAM_DATA_DIR).
 
     Equal gold counts, but scores only within tolerances: the stored scores were measured on one
     CPU and numeric path (``dev_scored_with``, or bfloat16 on an AMX Xeon for older artifacts),

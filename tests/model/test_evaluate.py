@@ -7,7 +7,8 @@ def test_hand_worked_conlleval_example():
     gold = [["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG"], ["B-MISC", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG", "O", "B-ORG"], ["I-MISC", "B-MISC"]]
     # gold: PER(0,2) LOC(3,4) ORG(5,6) | MISC(0,1)        -> 4
-    # pred: PER(0,2) ORG(3,4) ORG(5,6) | MISC(0,1) MISC(1,2) -> 5, correct PER ORG(5,6) MISC(0,1) = 3
+    # pred: PER(0,2) ORG(3,4) ORG(5,6) | MISC(0,1) MISC(1,2) -> 5,
+    #       correct PER ORG(5,6) MISC(0,1) = 3
     r = score_tags(gold, pred)
     assert r["micro"]["correct"] == 3 and r["micro"]["predicted"] == 5 and r["micro"]["gold"] == 4
     assert r["micro"]["precision"] == 60.0 and r["micro"]["recall"] == 75.0

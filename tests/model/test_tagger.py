@@ -116,7 +116,8 @@ def test_metadata_round_trips(tiny):
 
 
 def test_stored_dev_scores_are_the_artifacts(tiny_dir, tiny):
-    """train stores the scores of the exported artifact (as python -m tagstream.model.evaluate gives them)."""
+    """train stores the scores of the exported artifact (as python -m tagstream.model.evaluate
+    gives them)."""
     assert tiny.info["dev_scores"] == evaluate_tagger(tiny, read_conll(tiny_dir / "dev.txt"))
 
 

@@ -26,7 +26,8 @@ def clean_env(monkeypatch, tmp_path):
 
 def test_the_reader_fix_is_installed_for_this_kafka_python():
     """Written against 3.0.12's transport: on another version, check whether kafka-python
-    still drops a response that arrives with the end of the stream, then adjust kafka_patches.FIXED_VERSIONS."""
+    still drops a response that arrives with the end of the stream, then adjust
+    kafka_patches.FIXED_VERSIONS."""
     assert kafka.__version__ in kafka_patches.FIXED_VERSIONS
     from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
 
@@ -65,7 +66,8 @@ def _classify(exc, **settings):
 
 
 def _wrapped(tls_error: Exception) -> Exception:
-    """As kafka-python raises it: KafkaConnectionError('Handshake failed: ...') from the TLS error."""
+    """As kafka-python raises it: KafkaConnectionError('Handshake failed: ...') from the TLS
+    error."""
     try:
         try:
             raise tls_error
