@@ -290,32 +290,31 @@ class Tagger:
                 score = min(1.0, max(0.0, sum(scores[s:e]) / (e - s)))
                 out[d].append(Span(start, end, label, doc.text[start:end], score))
 
+    def smoke_test(self, path: pathlib.Path) -> None:
+        """Tag one short text and check the network's scores are finite; ArtifactError if anything
+        fails."""
+        text = _SMOKE_TEXTS.get(self.tokenizer, "Smoke test .")
+        try:
+            doc = self.prepare(text)
+            a, b = doc.chunks[0]
+            with torch.inference_mode():
+                em = self._emissions([doc], [(b - a, 0, a)])
+            if not bool(torch.isfinite(em).all()):
+                raise ValueError("the network gives non-finite scores")
+            (spans,) = self.tag([text])
+            if any(s.label not in self.labels or s.text != text[s.start : s.end] for s in spans):
+                raise ValueError(f"bad spans {spans}")
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ArtifactError(
+                path, f"fails a test tagging of {text!r}: {type(e).__name__}: {first}"
+            ) from e
+
 
 _SMOKE_TEXTS = {
     "conll-en": "Smoke test: John Smith met officials of Acme Corp. in Paris on 3 May 2021 .",
     "char": "测试：张三在北京会见了联合国官员。",
 }
-
-
-def _smoke(path: pathlib.Path, tagger: "Tagger") -> None:
-    """Tag one short text and check the network's scores are finite; ArtifactError if anything
-    fails."""
-    text = _SMOKE_TEXTS.get(tagger.tokenizer, "Smoke test .")
-    try:
-        doc = tagger.prepare(text)
-        a, b = doc.chunks[0]
-        with torch.inference_mode():
-            em = tagger._emissions([doc], [(b - a, 0, a)])
-        if not bool(torch.isfinite(em).all()):
-            raise ValueError("the network gives non-finite scores")
-        (spans,) = tagger.tag([text])
-        if any(s.label not in tagger.labels or s.text != text[s.start : s.end] for s in spans):
-            raise ValueError(f"bad spans {spans}")
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ArtifactError(
-            path, f"fails a test tagging of {text!r}: {type(e).__name__}: {first}"
-        ) from e
 
 
 def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
@@ -355,5 +354,5 @@ def load(
         tagger = Tagger(module, meta, vocabs["words"], vocabs["bigrams"], vocabs["lexicon"])
     except (KeyError, TypeError, ValueError) as e:
         raise ArtifactError(path, f"inconsistent metadata: {e}") from e
-    _smoke(path, tagger)
+    tagger.smoke_test(path)
     return tagger
