@@ -1,7 +1,8 @@
 """The tagger network: token representation -> BiLSTM -> masked self-attention -> CRF.
 
-Read top to bottom: the config, then ``TaggerNet``; its leaf modules (the character CNN, the
-CRF) are in ``model.layers``.
+Read top to bottom: ``TaggerNet``; its sizes are ``NetworkConfig`` (``model.network_config``),
+its leaf modules (the character CNN, the CRF) are in ``model.layers``, and the inference
+recurrences of its BiLSTM (dense bfloat16, float32 from input gates) in ``model.recurrence``.
 Shapes: B sentences (chunks) in a batch, T tokens in the longest, W characters per token
 (truncated), D the token representation size, H the LSTM size per direction, C the number of tags.
 
@@ -10,7 +11,6 @@ Everything here compiles with ``torch.jit.script`` and is deterministic in eval 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Tuple
 
 import torch
@@ -19,41 +19,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tagstream.model.layers import CRF, CharCNN
+from tagstream.model.network_config import NetworkConfig
+from tagstream.model.recurrence import cell_scale, dense_bilstm, lstm_steps
 
-
-@dataclass
-class NetworkConfig:
-    """Sizes of the network. The defaults are those of the shipped English model."""
-
-    num_words: int = 2  # rows of the word table (pad, unk, words...)
-    word_dim: int = 100
-    tune_words: bool = True  # fine-tune the word table (training only)
-    num_chars: int = 2  # character vocabulary size (pad, unk, chars...)
-    char_dim: int = 30  # 0 turns the character CNN off (e.g. Chinese: the token is the character)
-    char_filters: int = 50
-    char_kernel: int = 3
-    max_word_chars: int = 20  # longer tokens are cut to this many characters for the CNN
-    extra_sizes: List[int] = field(default_factory=list)  # vocab size of each extra id feature
-    extra_dims: List[int] = field(
-        default_factory=list
-    )  # embedding size of each (casing, bigrams...)
-    hidden: int = 200  # LSTM size per direction
-    lstm_layers: int = 1
-    heads: int = 4  # self-attention heads; 0 turns attention off
-    dropout: float = 0.5
-    crf: bool = True  # False: independent softmax per token
-    num_tags: int = 3
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "NetworkConfig":
-        known = cls.__dataclass_fields__
-        unknown = set(d) - set(known)
-        if unknown:
-            raise ValueError(f"unknown network config keys: {sorted(unknown)}")
-        return cls(**d)
+__all__ = ["NetworkConfig", "TaggerNet"]
 
 
 class TaggerNet(nn.Module):
@@ -126,38 +95,19 @@ class TaggerNet(nn.Module):
         each direction as one dense call in bfloat16 (oneDNN kernels, about twice as fast on CPUs
         with AVX-512/AMX); the backward direction reads every sequence reversed within its length.
         """
-        B, T, _ = x.shape
+        T = x.size(1)
         if self.training or self.lstm.num_layers != 1 or not self.fast_lstm:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)[0]
-        H = self.lstm.hidden_size
-        steps = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
-        rev = torch.where(
-            steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps
-        )  # (B, T)
-        xb = x.to(torch.bfloat16)
-        h0 = torch.zeros(1, B, H, dtype=torch.bfloat16, device=x.device)
-        fw = [
-            self.lstm.weight_ih_l0,
-            self.lstm.weight_hh_l0,
-            self.lstm.bias_ih_l0,
-            self.lstm.bias_hh_l0,
-        ]
+        lstm = self.lstm
+        fw = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
         bw = [
-            self.lstm.weight_ih_l0_reverse,
-            self.lstm.weight_hh_l0_reverse,
-            self.lstm.bias_ih_l0_reverse,
-            self.lstm.bias_hh_l0_reverse,
+            lstm.weight_ih_l0_reverse,
+            lstm.weight_hh_l0_reverse,
+            lstm.bias_ih_l0_reverse,
+            lstm.bias_hh_l0_reverse,
         ]
-        fw = [w.to(torch.bfloat16) for w in fw]
-        bw = [w.to(torch.bfloat16) for w in bw]
-        out_f = torch.lstm(xb, [h0, h0], fw, True, 1, 0.0, False, False, True)[0]  # (B, T, H)
-        x_rev = xb.gather(
-            1, rev.unsqueeze(2).expand(B, T, xb.size(2))
-        )  # (B, T, D) each sequence reversed
-        out_b = torch.lstm(x_rev, [h0, h0], bw, True, 1, 0.0, False, False, True)[0]  # (B, T, H)
-        out_b = out_b.gather(1, rev.unsqueeze(2).expand(B, T, H))  # back to text order
-        return torch.cat([out_f, out_b], dim=2).float()  # (B, T, 2H)
+        return dense_bilstm(x, lengths, fw, bw)  # (B, T, 2H)
 
     @torch.jit.export
     def char_features(self, chars: Tensor) -> Tensor:
@@ -228,17 +178,10 @@ class TaggerNet(nn.Module):
         bias = torch.cat(
             [lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse]
         )
-        scale = self._cell_scale().repeat(2)  # (8H,)
+        scale = cell_scale(lstm.hidden_size, lstm.weight_hh_l0.device).repeat(2)  # (8H,)
         return F.linear(
             torch.cat(parts, dim=1), weight * scale.unsqueeze(1), bias * scale
         )  # (N, 8H)
-
-    def _cell_scale(self) -> Tensor:
-        """(4H,) 1 for the i, f, o gates and 2 for the cell candidate g (see ``token_gates``)."""
-        H = self.lstm.hidden_size
-        scale = torch.ones(4 * H, device=self.lstm.weight_hh_l0.device)
-        scale[2 * H : 3 * H] = 2.0
-        return scale
 
     @torch.jit.export
     def emissions_from_gates(self, gates: Tensor, lengths: Tensor) -> Tensor:
@@ -268,49 +211,12 @@ class TaggerNet(nn.Module):
         if not ordered:  # ... except by finished sequences, whose states are not used either
             x.zero_()
         x.index_copy_(0, fw, gates[:, :G]).index_copy_(0, bw, gates[:, G:])
-        states = self._recurrence(x.reshape(T, 2, B, G), lengths, ordered).reshape(
+        w_hh = torch.stack([self.lstm.weight_hh_l0, self.lstm.weight_hh_l0_reverse])  # (2, 4H, H)
+        states = lstm_steps(x.reshape(T, 2, B, G), w_hh, lengths, ordered).reshape(
             T * 2 * B, -1
         )  # (T*2*B, H)
         hr = torch.cat([states.index_select(0, fw), states.index_select(0, bw)], dim=1)  # (N, 2H)
         return self._head(hr, real, idx, B, T)
-
-    def _recurrence(self, gates: Tensor, lengths: Tensor, ordered: bool) -> Tensor:
-        """gates (T, 2, B, 4H): each direction's input gates in step order -> states (T, 2, B, H).
-
-        The arithmetic of ``nn.LSTM`` (gate order i, f, g, o) with tanh(x) = 2 sigmoid(2x) - 1:
-        on CPUs sigmoid is several times faster than tanh, and the gates take one sigmoid (g
-        arrives doubled). ``ordered``: lengths are sorted longest first, so the sequences running
-        at step t are the first k.
-        """
-        T, _, B, G = gates.shape
-        H = G // 4
-        lstm = self.lstm
-        w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse]).transpose(
-            1, 2
-        )  # (2, H, 4H)
-        w_hh = w_hh * self._cell_scale()
-        counts = torch.full([T], B)
-        if ordered:
-            counts = (lengths.unsqueeze(0) > torch.arange(T, device=gates.device).unsqueeze(1)).sum(
-                dim=1
-            )
-        running: List[int] = counts.tolist()
-        out = torch.empty(
-            T, 2, B, H, dtype=gates.dtype, device=gates.device
-        )  # only real steps are read
-        h = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
-        c = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
-        for t in range(T):
-            k = running[t]
-            if k < h.size(1):
-                h, c = h[:, :k], c[:, :k]
-            i, f, g, o = (
-                torch.baddbmm(gates[t, :, :k], h, w_hh).sigmoid_().chunk(4, dim=2)
-            )  # (2, k, H) each
-            c = torch.addcmul(f * c, i, g * 2 - 1)  # c = f c + i tanh(g)
-            h = o * (torch.sigmoid(c * 2) * 2 - 1)  # h = o tanh(c)
-            out[t, :, :k] = h
-        return out
 
     def _head(self, hr: Tensor, real: Tensor, idx: Tensor, B: int, T: int) -> Tensor:
         """BiLSTM states of the N real tokens (N, 2H) -> tag scores (B, T, C) (0 at padding):

@@ -19,14 +19,16 @@ import os
 import pathlib
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
-from tagstream.model.artifact import ArtifactError, check, read
+from tagstream.model.artifact import ArtifactError, read
+from tagstream.model.artifact_checks import check
+from tagstream.model.chunk_batch import char_grid, gather, token_code_points
 from tagstream.model.chunks import chunk_bounds, sub_batches
 from tagstream.model.cpu import Precision, choose_precision
 from tagstream.model.features import Featurizer
+from tagstream.model.records import Prepared, Span
 from tagstream.model.registry import resolve
 from tagstream.model.spans import tags_to_spans
 from tagstream.model.token_cache import TokenCache
@@ -41,38 +43,6 @@ _CHAR_CACHE_ROWS = (
 _GATE_CACHE_BYTES = (
     32 * 2**20
 )  # the BiLSTM input gates of distinct tokens (8,192 tokens at H = 128)
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """An entity: ``text[start:end]`` (code points, end exclusive) with its label and confidence."""
-
-    start: int
-    end: int
-    label: str
-    text: str
-    score: float
-
-    def to_dict(self) -> dict:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "label": self.label,
-            "text": self.text,
-            "score": self.score,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A text tokenised and cut into chunks, ready for the network (made by ``Tagger.prepare``)."""
-
-    text: str
-    num_tokens: int  # tokens over all chunks
-    starts: tuple[int, ...]  # code-point offset of each token
-    ends: tuple[int, ...]  # end (exclusive) of each token
-    ids: tuple[list[int], ...]  # per feature column (word, extras...), one id per token
-    chunks: tuple[tuple[int, int], ...]  # token ranges [a, b) of at most max_length tokens
 
 
 def default_model_path() -> pathlib.Path:
@@ -182,43 +152,21 @@ class Tagger:
     ) -> torch.Tensor:
         """Emission scores (B, T, C) of chunks ``(length, doc, first token)`` sorted longest first.
 
-        The tensors are built for the whole sub-batch at once: ids from the docs' id lists, the
-        characters gathered from the code points of the docs' texts.
+        The tensors are built for the whole sub-batch at once (``model.chunk_batch``): ids from the
+        docs' id lists, the characters gathered from the code points of the docs' texts.
         """
-        B, T = len(batch), batch[0][0]
-        lengths = torch.tensor([n for n, _, _ in batch])  # (B,)
-        ncols = len(docs[batch[0][1]].ids)
-        cols: list[list[int]] = [[] for _ in range(ncols)]
-        starts: list[int] = []
-        ends: list[int] = []
-        base: dict[int, int] = {}
-        texts: list[str] = []
-        total = 0
-        for n, d, a in batch:
-            doc = docs[d]
-            if d not in base:  # each doc's text once in the code point buffer
-                base[d] = total
-                total += len(doc.text)
-                texts.append(doc.text)
-            for k in range(ncols):
-                cols[k] += doc.ids[k][a : a + n]
-            offset = base[d]
-            starts += [offset + x for x in doc.starts[a : a + n]]
-            ends += [offset + x for x in doc.ends[a : a + n]]
-        real = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
-        ids = torch.zeros(B, T, ncols, dtype=torch.long)
-        ids[real] = torch.tensor(cols).t()  # (B, T, F)
+        c = gather(docs, batch)
+        lengths, ids, cols = c.lengths, c.ids, c.cols
         if self._gate_cache is not None:  # each distinct token's input projection once
-            text = "".join(texts)
-            tokens = [text[a:b] for a, b in zip(starts, ends)]
+            tokens = [c.text[a:b] for a, b in zip(c.starts, c.ends)]
             keys = tokens if self._local_features else list(zip(tokens, *cols[1:]))
             gates = self._gate_cache.lookup(
                 keys, lambda new, first: self._gates(tokens, cols, first)
             )
             return self.module.emissions_from_gates(gates, lengths)  # (B, T, C)
         if self._char_cache is not None:  # each distinct token's character features once
-            text = "".join(texts)
-            keys = [text[a:b][: self._featurizer.max_word_chars] for a, b in zip(starts, ends)]
+            cut = self._featurizer.max_word_chars
+            keys = [c.text[a:b][:cut] for a, b in zip(c.starts, c.ends)]
             feats = self._char_cache.lookup(
                 keys, lambda new, first: self._char_features(new)
             )  # (N, F)
@@ -227,33 +175,15 @@ class Tagger:
             )  # (B, T, C)
         if self._from_ids:  # no character CNN (e.g. Chinese: the token is the character)
             return self.module.emissions_from(
-                ids[:, :, 0], ids[:, :, 1:], torch.zeros(len(starts), 0), lengths
+                ids[:, :, 0], ids[:, :, 1:], torch.zeros(len(c.starts), 0), lengths
             )
-        cps = torch.frombuffer(
-            bytearray("".join(texts).encode("utf-32-le", "surrogatepass")), dtype=torch.int32
-        )
-        first = torch.tensor(starts)  # (N,)
-        size = (torch.tensor(ends) - first).clamp(max=self._featurizer.max_word_chars)  # (N,)
-        W = int(size.max())
-        at = first.unsqueeze(1) + torch.arange(W).unsqueeze(0)  # (N, W)
-        flat = torch.where(
-            at < (first + size).unsqueeze(1), cps[at.clamp(max=cps.numel() - 1)], 0
-        )  # (N, W)
-        chars = torch.zeros(B, T, W, dtype=torch.long)
-        chars[real] = flat.long()  # (B, T, W)
+        chars = char_grid(c, self._featurizer.max_word_chars)  # (B, T, W)
         return self.module.emissions(ids[:, :, 0], ids[:, :, 1:], chars, lengths)  # (B, T, C)
 
     def _char_features(self, tokens: Sequence[str]) -> torch.Tensor:
         """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars``
         characters)."""
-        cut = [t[: self._featurizer.max_word_chars] for t in tokens]
-        sizes = torch.tensor([len(t) for t in cut])  # (M,)
-        W = max(1, int(sizes.max()))
-        flat = torch.frombuffer(
-            bytearray("".join(cut).encode("utf-32-le", "surrogatepass")), dtype=torch.int32
-        )
-        cps = torch.zeros(len(cut), W, dtype=torch.long)  # (M, W) code points, 0 = padding
-        cps[torch.arange(W).unsqueeze(0) < sizes.unsqueeze(1)] = flat.long()
+        cps = token_code_points(tokens, self._featurizer.max_word_chars)  # (M, W)
         return self.module.char_features(cps)  # (M, F)
 
     def _gates(self, tokens: list[str], cols: list[list[int]], rows: list[int]) -> torch.Tensor:

@@ -16,9 +16,10 @@ Each time dev F1 improves the network is exported, and the exported artifact its
 the dev sentences (gold tokens, as ``python -m tagstream.model.evaluate``): those are the stored
 scores.
 
-This module is the command line and that policy (what is kept, when the learning rate drops,
-when to stop); reading and encoding the data is `tagstream.model.training_data`, and the loop
-that trains and yields each evaluation is `tagstream.model.training_loop`.
+This module is that policy (what is kept, when the learning rate drops, when to stop); its command
+line options are `tagstream.model.train_args`, the progress display `tagstream.model.progress`,
+reading and encoding the data is `tagstream.model.training_data`, and the loop that trains and
+yields each evaluation is `tagstream.model.training_loop`.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from tagstream.model.evaluate import format_report
 from tagstream.model.export import build_network, confidence_note, export, read_meta
 from tagstream.model.features import LEXICON_SIZE, Featurizer
 from tagstream.model.network import NetworkConfig
-from tagstream.model.recipe import read_recipe
+from tagstream.model.progress import progress
 from tagstream.model.spans import tags_to_spans
 from tagstream.model.tokenize import spec as tokenizer_spec
+from tagstream.model.train_args import parse_args
 from tagstream.model.training_data import (
     LANGUAGES,
     MissingExtra,
@@ -52,177 +54,6 @@ from tagstream.model.training_loop import LoopOptions, TrainingRun, init_word_ta
 from tagstream.model.vocab import CASES
 
 log = logging.getLogger(__name__)
-
-
-class PlainProgress:
-    """What train needs of a tqdm bar, as a plain line on ``file`` (stderr) every ``interval``
-    seconds: ``epoch 3: 41% (845,312/2,061,001 tokens), loss 0.019, 7,203 tokens/s``."""
-
-    def __init__(self, total: int, desc: str, interval: float = 30.0, file=None) -> None:
-        self.total, self.desc, self.interval = total, desc, interval
-        self.file = file if file is not None else sys.stderr
-        self.n = 0
-        self.loss = ""
-        self._start = self._last = time.perf_counter()
-
-    def update(self, n: int) -> None:
-        self.n += n
-        now = time.perf_counter()
-        if now - self._last >= self.interval:
-            self._last = now
-            self.write(now)
-
-    def set_postfix(self, refresh: bool = False, **values: str) -> None:
-        self.loss = str(values.get("loss", ""))
-
-    def write(self, now: float) -> None:
-        pct = 100.0 * self.n / self.total if self.total else 0.0
-        rate = self.n / max(now - self._start, 1e-9)
-        loss = f", loss {self.loss}" if self.loss else ""
-        print(
-            f"{self.desc}: {pct:.0f}% ({self.n:,}/{self.total:,} tokens){loss}, "
-            f"{rate:,.0f} tokens/s",
-            file=self.file,
-            flush=True,
-        )
-
-    def close(self) -> None:
-        pass
-
-
-def progress(total: int, desc: str):
-    """A tqdm bar on stderr, or without tqdm (the train extra) a PlainProgress line every 30 s."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return PlainProgress(total, desc)
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="tok",
-        unit_scale=True,
-        file=sys.stderr,
-        mininterval=2.0,
-        leave=False,
-    )
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="python -m tagstream.model.train",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    d = NetworkConfig()
-    ap.add_argument(
-        "--recipe",
-        help="a recipe file (model/recipes/*.toml): its values are the defaults of "
-        "these options, and options given here override them",
-    )
-    ap.add_argument(
-        "--train", nargs="+", help="training CoNLL file(s) (required, here or in the recipe)"
-    )
-    ap.add_argument("--dev", help="dev CoNLL file (else a slice of --train is set aside)")
-    ap.add_argument(
-        "--dev-fraction",
-        type=float,
-        default=0.05,
-        help="slice of train used as dev when --dev is not given",
-    )
-    ap.add_argument("--split-seed", type=int, default=13, help="seed of that slice")
-    ap.add_argument("--language", choices=sorted(LANGUAGES), default="en")
-    ap.add_argument("--output", help="artifact path (.pt) (required, here or in the recipe)")
-    ap.add_argument("--name", default="custom")
-    ap.add_argument("--version", default="0.1.0")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=50)
-    ap.add_argument(
-        "--patience", type=int, default=5, help="epochs without a better dev F1 before stopping"
-    )
-    ap.add_argument(
-        "--max-minutes",
-        type=float,
-        default=0,
-        help="stop after this much training time (0: no limit)",
-    )
-    ap.add_argument(
-        "--eval-every",
-        type=int,
-        default=0,
-        help="evaluate every N batches as well as each epoch (0: epochs only)",
-    )
-    ap.add_argument(
-        "--batch-tokens", type=int, default=512, help="tokens per training batch (padded)"
-    )
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument(
-        "--lr-decay",
-        type=float,
-        default=0.5,
-        help="lr factor after an evaluation without improvement",
-    )
-    ap.add_argument("--clip", type=float, default=5.0)
-    ap.add_argument(
-        "--word-dropout",
-        type=float,
-        default=0.05,
-        help="chance to replace a word id by unknown in training",
-    )
-    ap.add_argument("--max-length", type=int, default=128, help="maximum tokens per sequence")
-    ap.add_argument(
-        "--pretrained", help="word vectors file made by python -m tagstream.model.pretrained"
-    )
-    ap.add_argument(
-        "--pretrained-top",
-        type=int,
-        default=50000,
-        help="add this many of the pretrained words to the vocabulary",
-    )
-    ap.add_argument("--min-bigram-freq", type=int, default=2)
-    ap.add_argument(
-        "--lexicon-top",
-        type=int,
-        default=100000,
-        help="zh: lexicon of the N most frequent wordfreq words",
-    )
-    ap.add_argument(
-        "--word-dim",
-        type=int,
-        default=d.word_dim,
-        help="(ignored with --pretrained: its size is used)",
-    )
-    ap.add_argument("--freeze-words", action="store_true", help="do not fine-tune the word table")
-    ap.add_argument("--char-dim", type=int, default=d.char_dim)
-    ap.add_argument("--char-filters", type=int, default=d.char_filters)
-    ap.add_argument(
-        "--extra-dim", type=int, default=16, help="size of the casing / bigram embeddings"
-    )
-    ap.add_argument("--hidden", type=int, default=d.hidden)
-    ap.add_argument("--layers", type=int, default=d.lstm_layers)
-    ap.add_argument("--heads", type=int, default=d.heads)
-    ap.add_argument("--dropout", type=float, default=d.dropout)
-    ap.add_argument(
-        "--softmax", action="store_true", help="softmax output layer instead of the CRF"
-    )
-    ap.add_argument("--threads", type=int, default=None, help="torch threads")
-    ap.add_argument(
-        "--steps",
-        type=int,
-        default=0,
-        help="stop after this many batches (0: no limit); unlike "
-        "--max-minutes, independent of the machine's speed",
-    )
-    given = ap.parse_known_args(argv)[0]  # every option's dest, with its default if not given
-    if given.recipe:
-        try:
-            ap.set_defaults(**read_recipe(given.recipe, set(vars(given))))
-        except (OSError, ValueError) as e:
-            ap.error(str(e))
-    args = ap.parse_args(argv)
-    for name in ("train", "output"):
-        if not getattr(args, name):
-            ap.error(f"--{name} is required (on the command line or in the recipe)")
-    return args
 
 
 def train(args: argparse.Namespace, command: str = "") -> dict:

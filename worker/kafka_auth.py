@@ -1,5 +1,6 @@
-"""Authentication with Kafka: OAUTHBEARER token providers, and a start-up check that tells a
-wrong password, an unoffered SASL mechanism or an untrusted certificate at once.
+"""Authentication with Kafka: a start-up check that tells a wrong password, an unoffered SASL
+mechanism or an untrusted certificate at once. The OAUTHBEARER token providers are
+`tagstream.worker.oauth_tokens` (``token_provider`` is importable from here as well).
 
 kafka-python retries a failed bootstrap until its timeout and then says only "Unable to
 bootstrap", whatever the cause. `preflight` makes one connection to each bootstrap server in
@@ -25,75 +26,20 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from pathlib import Path
 from typing import Any
 
 import kafka.errors as Errors
 from kafka.net.manager import KafkaConnectionManager
-from kafka.net.sasl.oauth import AbstractTokenProvider
 from kafka.net.selector import NetworkSelector
 from kafka.net.transport import KafkaSSLTransport
 
 from tagstream.worker.config import Settings
-from tagstream.worker.config_checks import import_object
 from tagstream.worker.kafka_patches import build_ssl_context, fix_transport
+from tagstream.worker.oauth_tokens import token_provider as token_provider  # re-exported
 
 log = logging.getLogger(__name__)
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
-
-
-# -- OAUTHBEARER ---------------------------------------------------------------------------
-
-
-class TokenFileProvider(AbstractTokenProvider):
-    """The token in a file, read again for every new connection (whatever renews the file
-    needs no restart of the worker)."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = Path(path)
-
-    def token(self) -> str:
-        token = self.path.read_text(encoding="utf-8").strip()
-        if not token:
-            raise ValueError(f"the OAUTHBEARER token file {self.path} is empty")
-        return token
-
-
-class CallableTokenProvider(AbstractTokenProvider):
-    """A function's result for every new connection; `extensions` are SASL extensions (KIP-342)
-    of an object that has them."""
-
-    def __init__(self, source: Any, name: str):
-        super().__init__()
-        self._token = source.token if callable(getattr(source, "token", None)) else source
-        self._extensions = getattr(source, "extensions", None)
-        self._name = name
-
-    def token(self) -> str:
-        token = self._token()
-        if not isinstance(token, str) or not token:
-            raise TypeError(
-                f"the OAUTHBEARER token provider {self._name} returned "
-                f"{type(token).__name__}, not a non-empty token string"
-            )
-        return token
-
-    def extensions(self) -> dict[str, str]:
-        return dict(self._extensions()) if callable(self._extensions) else {}
-
-
-def token_provider(token_file: Path | None, spec: str | None) -> AbstractTokenProvider:
-    """What kafka-python's OAUTHBEARER asks for a token (settings checked in
-    tagstream.worker.config)."""
-    if token_file is not None:
-        return TokenFileProvider(token_file)
-    assert spec is not None
-    source = import_object(spec)
-    if isinstance(source, AbstractTokenProvider):
-        return source
-    return CallableTokenProvider(source, spec)
 
 
 # -- the start-up check --------------------------------------------------------------------

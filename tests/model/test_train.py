@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+import tagstream.model.progress
 import tagstream.model.train
 from tagstream.model import load
-from tagstream.model.train import PlainProgress
+from tagstream.model.progress import PlainProgress
 from tagstream.model.train import main as train_main
 
 SENTENCES = [
@@ -75,7 +76,7 @@ def test_without_tqdm_a_plain_progress_line_goes_to_stderr(files, monkeypatch, c
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
     assert isinstance(tagstream.model.train.progress(100, "epoch 1"), PlainProgress)
     monkeypatch.setattr(
-        tagstream.model.train,
+        tagstream.model.progress,
         "PlainProgress",
         lambda total, desc: PlainProgress(total, desc, interval=0),
     )
