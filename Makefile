@@ -69,8 +69,9 @@ chaos: venv kafka-jars
 demo: venv kafka-jars
 	$(VENV)/bin/tagstream demo
 
-# The generated tables of docs/configuration.md (from worker/config.py) and
-# helm/tagstream/README.md (from values.yaml); tests/test_docs.py fails when they are stale.
+# The generated tables of docs/configuration.md (from worker/config.py and
+# worker/kafka_settings.py) and helm/tagstream/README.md (from values.yaml); tests/test_docs.py
+# fails when they are stale.
 .PHONY: docs
 docs: venv
 	$(PY) scripts/gen_docs.py

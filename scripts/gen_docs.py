@@ -1,8 +1,9 @@
 """`make docs`: regenerate the two generated parts of the documentation.
 
 * docs/configuration.md: the table of every ``TAGSTREAM_*`` setting, read from the settings
-  models in worker/config.py: the variable name, its type (with the allowed values and bounds),
-  its default, and the ``#`` comment lines directly above the field.
+  models in worker/config.py (the kafka group in worker/kafka_settings.py): the variable name,
+  its type (with the allowed values and bounds), its default, and the ``#`` comment lines
+  directly above the field.
 * helm/tagstream/README.md: the table of every chart value, read from helm/tagstream/values.yaml
   in helm-docs style: a ``# --`` comment (continued by further ``#`` lines) directly above a key
   describes it; the default is the value in the file.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_settings import SettingsError
 
 if TYPE_CHECKING:
-    from tagstream.worker.config import KafkaSettings
+    from tagstream.worker.kafka_settings import KafkaSettings
 
 ENV_PREFIX = "TAGSTREAM_"
 ENV_NESTED_DELIMITER = "__"

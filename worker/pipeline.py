@@ -2,9 +2,10 @@
 joins the Kafka side (`worker`) to the model (`model`).
 
 Threads: the main thread owns both Kafka clients and runs the loop below; one inference thread
-runs the tagger. While a batch is being tagged the main thread goes on polling (with the
-partitions paused once the next batch is full), so the consumer keeps its place in the group
-however slow the model is, and the next batch is decoded and tokenised in the meantime.
+runs the tagger, a batch at a time (`tagstream.worker.in_flight`). While a batch is being tagged
+the main thread goes on polling (with the partitions paused once the next batch is full), so the
+consumer keeps its place in the group however slow the model is, and the next batch is decoded
+and tokenised in the meantime.
 
 Delivery of a tagged batch (and the order of its steps) is `tagstream.worker.delivery`; the pipeline
 hands it one batch at a time, and only once the one before it is committed.
@@ -17,29 +18,18 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tagstream.worker import stages
 from tagstream.worker.batcher import Batcher
-from tagstream.worker.deadline import Deadline
-from tagstream.worker.records import (
-    Batch,
-    DeadLetter,
-    Entry,
-    LabelledRecord,
-    SourceRecord,
-    TopicPartition,
-    source_of,
-)
+from tagstream.worker.in_flight import InFlight
+from tagstream.worker.records import Batch, Entry, SourceRecord, TopicPartition, source_of
 from tagstream.worker.rewinds import Rewinds
 
-if (
-    TYPE_CHECKING
-):  # kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
+# kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
+if TYPE_CHECKING:
     from tagstream.worker.config import Settings
     from tagstream.worker.http import Health
     from tagstream.worker.metrics import Metrics
@@ -73,13 +63,6 @@ def installed_models() -> list:
     return cards()
 
 
-@dataclass
-class _InFlight:
-    batch: Batch
-    future: Future[list[LabelledRecord | DeadLetter]]  # one result per entry, in order
-    revoked: set[TopicPartition] = field(default_factory=set)  # results to discard
-
-
 class Pipeline:
     def __init__(
         self,
@@ -110,7 +93,7 @@ class Pipeline:
         self._delivery = Delivery(
             settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock, self._waiting
         )
-        self._inflight: _InFlight | None = None
+        self._inflight: InFlight | None = None
         self._rewinds = Rewinds()  # records dropped by a rebalance, to consume again
         self._deadline: float | None = None  # the drain's, once a stop was requested
         self._aborted = False  # an exactly-once transaction was aborted (and rewound)
@@ -220,7 +203,7 @@ class Pipeline:
                 if batch is None:
                     break
                 self._inflight = self._submit(batch)
-            if not self._wait_for_tagging(deadline):
+            if not self._inflight.wait(deadline, self._waiting, self._clock):
                 return self._drain_timeout("tagging")
             flight, self._inflight = self._inflight, None
             batch = self._batcher.flush()
@@ -241,18 +224,6 @@ class Pipeline:
             return 1
         log.info("drained: everything consumed is delivered and committed")
         return 0
-
-    def _wait_for_tagging(self, deadline: float) -> bool:
-        """Wait for the batch being tagged, beating the heartbeat meanwhile; False at the
-        deadline."""
-        assert self._inflight is not None
-        future = self._inflight.future
-        wait = Deadline(max(0.0, deadline - self._clock()), self._waiting, self._clock)
-        try:
-            wait.wait(lambda seconds: future.result(timeout=seconds), (FutureTimeout,))
-            return True
-        except FutureTimeout:
-            return False
 
     def _drain_timeout(self, doing: str) -> int:
         log.error(
@@ -283,17 +254,13 @@ class Pipeline:
     def _entry(self, record: SourceRecord) -> Entry:
         return stages.decode(record, self._settings, self._tagger)
 
-    def _submit(self, batch: Batch) -> _InFlight:
-        self._metrics.batch_records.observe(len(batch.entries))
-        self._metrics.batch_tokens.observe(batch.tokens)
-        return _InFlight(
-            batch, self._executor.submit(stages.tag_batch, self._tagger, batch, self._metrics)
-        )
+    def _submit(self, batch: Batch) -> InFlight:
+        return InFlight.submit(self._executor, self._tagger, batch, self._metrics)
 
     # -- delivery ------------------------------------------------------------------------
 
-    def _deliver(self, flight: _InFlight) -> None:
-        results = [r for r in flight.future.result() if source_of(r).tp not in flight.revoked]
+    def _deliver(self, flight: InFlight) -> None:
+        results = flight.results()
         if results and not self._delivery.deliver(results):
             self._aborted = True
             self._rewind([source_of(r) for r in results])
@@ -302,8 +269,7 @@ class Pipeline:
         """After an aborted transaction: forget all undelivered work, consume it again."""
         sources = list(aborted)
         if self._inflight is not None:
-            sources.extend(e.source for e in self._inflight.batch.entries)
-            self._inflight.revoked |= {e.source.tp for e in self._inflight.batch.entries}
+            sources.extend(e.source for e in self._inflight.discard_all())
         sources.extend(e.source for e in self._batcher.drop(self._source.owned()))
         first: dict[TopicPartition, int] = {}
         for src in sources:
@@ -318,8 +284,7 @@ class Pipeline:
         if revoked:
             dropped = self._batcher.drop(revoked)
             if self._inflight is not None:
-                dropped.extend(e for e in self._inflight.batch.entries if e.source.tp in revoked)
-                self._inflight.revoked |= revoked
+                dropped.extend(self._inflight.discard(revoked))
             self._rewinds.dropped(dropped)
             self._delivery.forget(revoked)
             log.info(

@@ -1,11 +1,11 @@
 """The input side: a Kafka consumer in a consumer group, committing offsets only when told.
 
-Rebalance callbacks run on kafka-python's IO thread, inside ``poll()``. On a revocation the
-callback commits the offsets of delivered records whose commit had failed (delivered, so
-theirs to commit; the pipeline commits everything else itself, right after delivery); then it
-only records what changed (`tagstream.worker.partitions`). The pipeline reads those changes
-(`take_revoked`, `take_assigned`) right after each poll, before it touches the records the poll
-returned.
+Rebalance callbacks (`tagstream.worker.rebalancing`) run on kafka-python's IO thread, inside
+``poll()``. On a revocation the callback commits the offsets of delivered records whose commit
+had failed (delivered, so theirs to commit; the pipeline commits everything else itself, right
+after delivery); then it only records what changed (`tagstream.worker.partitions`). The
+pipeline reads those changes (`take_revoked`, `take_assigned`) right after each poll, before it
+touches the records the poll returned.
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ from typing import NoReturn
 
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
-from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import CorruptRecordError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.structs import OffsetAndMetadata
 
@@ -29,6 +25,7 @@ from tagstream.worker.deadline import Deadline
 from tagstream.worker.lag import LagMonitor
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.partitions import Partitions
+from tagstream.worker.rebalancing import ASSIGNORS, RebalanceListener
 from tagstream.worker.records import SourceRecord, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -38,13 +35,6 @@ COMMIT_SLICE_S = 1.0  # a commit waits in slices this long, asking whether to gi
 
 class UnreadableInput(Exception):
     """The Kafka client cannot parse the next record of a partition, nor read past it."""
-
-
-_ASSIGNORS = {
-    "range": (RangePartitionAssignor,),
-    "roundrobin": (RoundRobinPartitionAssignor,),
-    "cooperative-sticky": (CooperativeStickyAssignor,),
-}
 
 
 class Source:
@@ -65,7 +55,7 @@ class Source:
             enable_auto_commit=False,  # offsets are committed after delivery, never before
             auto_offset_reset=k.auto_offset_reset,
             isolation_level="read_committed",  # never label an aborted upstream transaction
-            partition_assignment_strategy=_ASSIGNORS[k.assignment_strategy],
+            partition_assignment_strategy=ASSIGNORS[k.assignment_strategy],
             max_poll_records=settings.batching.max_batch_records,
             max_poll_interval_ms=k.max_poll_interval_ms,
             session_timeout_ms=k.session_timeout_ms,
@@ -78,7 +68,7 @@ class Source:
         )
         self._partitions = Partitions(metrics)  # shared with the listener and the lag monitor
         self._commit_timeout_ms = k.request_timeout_ms
-        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        self._consumer.subscribe([self.topic], listener=RebalanceListener(self))
         self.lag_monitor = LagMonitor(
             self, settings
         )  # tagstream_consumer_lag, on a thread of its own
@@ -280,23 +270,6 @@ class Source:
         assigned = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
         self._partitions.assign(assigned)
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
-
-
-class _Listener(AsyncConsumerRebalanceListener):
-    """Async, so that the commit on revocation does not block the IO loop's heartbeats."""
-
-    def __init__(self, source: Source):
-        self._source = source
-
-    async def on_partitions_revoked(self, revoked):  # noqa: ANN001 (kafka-python's signature)
-        await self._source.commit_revoked(revoked)
-        self._source.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned):  # noqa: ANN001
-        self._source.on_assigned(assigned)
-
-    async def on_partitions_lost(self, lost):  # noqa: ANN001
-        self._source.on_revoked(lost)  # no longer in the group: a commit would be refused
 
 
 def _kafka_offsets(

@@ -1,0 +1,168 @@
+"""The ``kafka`` group of the settings tree (`tagstream.worker.config`): the brokers, the
+topics, the consumer group, the clients' timeouts and the TLS and SASL settings, read from
+``TAGSTREAM_KAFKA__*``. As in the rest of the tree, each setting's type, bounds, default and the
+comment above it are its documentation (scripts/gen_docs.py reads them); the checks between these
+settings are `tagstream.worker.config_checks`.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from tagstream.worker.config_checks import check_kafka, kafka_warnings
+
+
+class KafkaSettings(BaseModel):
+    """Where to read, where to write, and how to talk to the brokers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # as every group of the tree
+
+    # Comma-separated host:port list of brokers to bootstrap from.
+    bootstrap_servers: str = "localhost:9092"
+    # Texts are read from here. The three topics must exist and differ: the worker never
+    # creates topics (it checks at start-up and exits 1 naming the missing ones).
+    input_topic: str = "tagstream-input"
+    # Each labelled record goes here.
+    output_topic: str = "tagstream-output"
+    # Each record that cannot be labelled goes here, unchanged, with headers saying why.
+    dead_letter_topic: str = "tagstream-dead-letters"
+    # The consumer group: workers with the same group id share the input topic's partitions.
+    group_id: str = "tagstream"
+    # Client id of the consumer and the producer, as the brokers log it.
+    client_id: str = Field(default_factory=lambda: f"tagstream-{socket.gethostname()}")
+    # Exactly-once only: must be unique per running worker and stable across its restarts
+    # (a restart with the same id fences the crashed instance and aborts its open transaction).
+    # Default: "<group_id>-<hostname>" (the pod name on Kubernetes).
+    transactional_id: str | None = None
+    # Static group membership (KIP-345): a stable identity per worker, e.g. the pod name (the
+    # chart sets it so). A worker that restarts with the same id within the session timeout
+    # gets its partitions back at once, with no rebalance of the others; a worker that stops
+    # for good keeps its partitions unserved until the session timeout (a static member does
+    # not leave the group on shutdown). Unset: dynamic membership.
+    group_instance_id: str | None = Field(
+        default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$"
+    )
+    # Where a group without committed offsets starts reading.
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # Eager ("range") revokes every partition on each rebalance; "cooperative-sticky" moves only
+    # the partitions that change owner (KIP-429). Every worker of a group must use the same one.
+    assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = "range"
+    # A worker that stops heartbeating is removed from the group after this.
+    session_timeout_ms: int = Field(default=45_000, ge=1_000)
+    # At most a third of the session timeout.
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # Longest time between two polls before the group evicts the worker; must exceed the
+    # drain timeout. Polling goes on while a batch is tagged, however long that takes.
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    # Timeout of one broker request; also bounds one offset commit and how long start-up
+    # waits for a broker.
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # Longest wait between two attempts to reconnect to a broker that is down (every client of
+    # the worker: consumer, producer, admin). The wait doubles from 50 ms after each failed
+    # attempt up to this. With kafka-python's own default, 30 s, output resumed 9-49 s after a
+    # restarted broker's port reopened; with 2 s, 1.3-2.9 s (docs/operations.md, "Broker
+    # outages"). A broker that is down gets a connection attempt from each client about this
+    # often.
+    reconnect_backoff_max_ms: int = Field(default=2_000, ge=50, le=300_000)
+    # How often tagstream_consumer_lag is refreshed: each owned partition's end offset, asked
+    # of the broker by a client of its own, minus the group's committed offset.
+    lag_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    # How long the producer keeps retrying one output before the worker gives up and exits
+    # (nothing is committed for an undelivered output, so a restart redoes it).
+    delivery_timeout_ms: int = Field(default=120_000, ge=1_000)
+    # Producer batching delay.
+    linger_ms: int = Field(default=5, ge=0)
+    # Compression of the produced records (outputs and dead letters).
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    # Largest record the producer sends; a larger output is dead-lettered (output_too_large).
+    # The stricter of this and the output and dead-letter topics' max.message.bytes (read at
+    # start-up when the ACLs allow DescribeConfigs) applies.
+    max_request_size: int = Field(default=1_048_576, ge=1_024)
+    # Exactly-once only: the broker aborts a transaction left open longer than this (say, by
+    # a crashed worker whose successor has another transactional id).
+    transaction_timeout_ms: int = Field(default=60_000, ge=1_000)
+
+    # TLS (SSL, SASL_SSL) and SASL authentication (SASL_PLAINTEXT, SASL_SSL).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # With SASL_*: PLAIN or SCRAM-* (a user name and password), OAUTHBEARER (a token from a
+    # file or a function), GSSAPI (Kerberos; extra tagstream[gssapi]) or AWS_MSK_IAM (the AWS
+    # credential chain and AWS_REGION, SASL_SSL only; extra tagstream[aws]). See docs/security.md.
+    sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"]
+        | None
+    ) = None
+    # PLAIN and SCRAM-* only, and required with them: the SASL user.
+    sasl_username: str | None = None
+    # PLAIN and SCRAM-* only, and required with them: the user's password.
+    sasl_password: SecretStr | None = None
+    # OAUTHBEARER: a file holding the token, read again for every new connection, so whatever
+    # renews it (a projected Kubernetes token, a sidecar) needs no restart. Or the next one.
+    sasl_oauth_token_file: Path | None = None
+    # OAUTHBEARER: "package.module:function" returning the token, called for every new
+    # connection (cache inside it); or an object with a token() method. Or the previous one.
+    sasl_oauth_token_provider: str | None = None
+    # GSSAPI: the service name of the brokers' Kerberos principal ("<service>/<host>").
+    sasl_kerberos_service_name: str = Field(default="kafka", min_length=1)
+    # GSSAPI: the host part of the brokers' principal, when it is not the broker's host name.
+    sasl_kerberos_domain_name: str | None = None
+    # CA bundle (PEM file) the brokers' certificates must chain to; unset: the system's CAs.
+    ssl_cafile: Path | None = None
+    # Client certificate (PEM file) for mutual TLS; set together with the key.
+    ssl_certfile: Path | None = None
+    # The client certificate's private key (PEM file); set together with the certificate.
+    ssl_keyfile: Path | None = None
+    # Password of the client private key, if it is encrypted.
+    ssl_password: SecretStr | None = None
+    # Check that the broker's certificate matches its host name.
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        check_kafka(self)
+        return self
+
+    def warnings(self) -> list[str]:
+        """Risky but valid combinations, logged at start-up."""
+        return kafka_warnings(self)
+
+    def effective_transactional_id(self) -> str:
+        return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
+
+    def secret_values(self) -> list[str]:
+        """The passwords, for the log formatter to blank out wherever they would appear."""
+        return [s.get_secret_value() for s in (self.sasl_password, self.ssl_password) if s]
+
+    def security_configs(self) -> dict[str, Any]:
+        """The kafka-python keyword arguments for TLS and SASL (shared by all clients)."""
+        out: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            out["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_password is not None:  # PLAIN, SCRAM-*
+                out.update(
+                    sasl_plain_username=self.sasl_username,
+                    sasl_plain_password=self.sasl_password.get_secret_value(),
+                )
+            if self.sasl_mechanism == "OAUTHBEARER":
+                from tagstream.worker import kafka_auth  # kafka-python: imported only when used
+
+                out["sasl_oauth_token_provider"] = kafka_auth.token_provider(
+                    self.sasl_oauth_token_file, self.sasl_oauth_token_provider
+                )
+            if self.sasl_mechanism == "GSSAPI":
+                out.update(
+                    sasl_kerberos_service_name=self.sasl_kerberos_service_name,
+                    sasl_kerberos_domain_name=self.sasl_kerberos_domain_name,
+                )
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            out.update(
+                ssl_cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+                ssl_certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                ssl_keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                ssl_password=self.ssl_password.get_secret_value() if self.ssl_password else None,
+                ssl_check_hostname=self.ssl_check_hostname,
+            )
+        return out
