@@ -22,8 +22,6 @@ import argparse
 import ast
 import difflib
 import inspect
-import json
-import re
 import socket
 import sys
 import textwrap
@@ -34,8 +32,14 @@ from pathlib import Path
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, Path(__file__).resolve().parent):  # the package; this script's sibling modules
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from docs_chart_values import ValuesDocError, chart_values, chart_values_table  # noqa: E402
+from docs_markdown import cell, code, table  # noqa: E402
+
+__all__ = ["ValuesDocError", "chart_values", "chart_values_table", "settings_rows", "regenerate"]
 
 CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
 CHART_README = ROOT / "helm" / "tagstream" / "README.md"
@@ -43,34 +47,6 @@ VALUES_YAML = ROOT / "helm" / "tagstream" / "values.yaml"
 
 BEGIN = "<!-- BEGIN GENERATED: {name} (scripts/gen_docs.py, `make docs`); do not edit by hand -->"
 END = "<!-- END GENERATED: {name} -->"
-
-
-# -- markdown helpers ------------------------------------------------------------------------------
-
-
-def _cell(text: str) -> str:
-    """Text for a table cell: pipes escaped, and < > outside code spans as entities (GitHub
-    would otherwise take "<hostname>" for an HTML tag and drop it)."""
-    parts = re.split(r"(`[^`]*`)", text)
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:  # outside a code span
-            part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        out.append(part.replace("|", r"\|"))
-    return "".join(out)
-
-
-def _code(text: str) -> str:
-    text = text.replace("|", r"\|")
-    fence = "``" if "`" in text else "`"
-    pad = " " if "`" in text else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # -- the settings (worker/config.py) ---------------------------------------------------------------
@@ -137,7 +113,7 @@ def _type(annotation: object, info: object) -> str:
 
     inner, _ = _strip_optional(annotation)  # None shows as the default "unset"
     if typing.get_origin(inner) is typing.Literal:
-        text = ", ".join(_code(str(choice)) for choice in typing.get_args(inner))
+        text = ", ".join(code(str(choice)) for choice in typing.get_args(inner))
     elif inner is bool:
         text = "`true` or `false`"
     elif inner is int:
@@ -151,7 +127,7 @@ def _type(annotation: object, info: object) -> str:
     elif inner is str:
         text = "string"
     else:
-        text = _cell(getattr(inner, "__name__", str(inner)))
+        text = cell(getattr(inner, "__name__", str(inner)))
     bounds = _bounds(info)
     if bounds:
         text += f", {bounds}"
@@ -173,10 +149,10 @@ def _default(info: object) -> str:
     if value is None:
         return "unset"
     if isinstance(value, bool):
-        return _code(str(value).lower())
+        return code(str(value).lower())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return _code(str(value))
+    return code(str(value))
 
 
 def settings_rows() -> list[tuple[str, str, str, str]]:
@@ -214,93 +190,10 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
 
 def settings_table() -> str:
     rows = [
-        [_code(var), typ, default, _cell(description)]
+        [code(var), typ, default, cell(description)]
         for var, typ, default, description in settings_rows()
     ]
-    return _table(["variable", "type", "default", "description"], rows)
-
-
-# -- the chart's values (helm/tagstream/values.yaml) -----------------------------------------------
-
-_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+|\"[^\"]+\"|'[^']+'):(?:\s|$)")
-
-
-class ValuesDocError(ValueError):
-    """values.yaml breaks the `# --` convention (an undocumented or unparsable key)."""
-
-
-def chart_values(path: Path = VALUES_YAML) -> list[tuple[str, object, str, bool]]:
-    """(key path, default, description, has children) for every key of values.yaml, in file
-    order. Raises `ValuesDocError` for a key without a ``# --`` description."""
-    import yaml
-
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    out: list[tuple[str, object, str, bool]] = []
-    stack: list[tuple[int, str]] = []  # (indent, key) of the enclosing maps
-    skip_deeper_than: int | None = None  # inside a list or a multi-line scalar
-    pending: list[str] | None = None  # the "# --" description being read
-    missing: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip(" "))
-        if skip_deeper_than is not None:
-            if (
-                not stripped
-                or indent > skip_deeper_than
-                or (stripped.startswith("- ") and indent == skip_deeper_than)
-                or stripped == "-"
-            ):
-                continue
-            skip_deeper_than = None
-        if not stripped:
-            pending = None  # a description must sit directly above its key
-            continue
-        if stripped.startswith("#"):
-            body = stripped[1:].strip()
-            if body.startswith("--"):
-                pending = [body[2:].strip()]
-            elif pending is not None:
-                pending.append(body)
-            continue
-        match = _KEY.match(line)
-        if match is None:
-            raise ValuesDocError(f"{path.name}:{number}: cannot read this line: {line!r}")
-        key = match["key"].strip("\"'")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        keys = [k for _, k in stack] + [key]
-        dotted = ".".join(keys)
-        value: object = data
-        for k in keys:
-            value = value[k]  # type: ignore[index]
-        has_children = isinstance(value, dict) and bool(value)
-        description = " ".join(p for p in (pending or []) if p)
-        if not description:
-            missing.append(f"{dotted} (line {number})")
-        out.append((dotted, value, description, has_children))
-        pending = None
-        if has_children:
-            stack.append((indent, key))
-        else:  # a list or a (possibly multi-line) scalar: nothing below it is a key
-            skip_deeper_than = indent
-    if missing:
-        raise ValuesDocError(
-            f"{path.name}: these values have no '# --' description: " + ", ".join(missing)
-        )
-    return out
-
-
-def chart_values_table(path: Path = VALUES_YAML) -> str:
-    rows = []
-    for dotted, value, description, has_children in chart_values(path):
-        default = (
-            ""
-            if has_children
-            else _code(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-        )
-        rows.append([_code(dotted), default, _cell(description)])
-    return _table(["key", "default", "description"], rows)
+    return table(["variable", "type", "default", "description"], rows)
 
 
 # -- the files -------------------------------------------------------------------------------------
