@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from tests.faults.faultkit import FaultResult, Pipeline, report, wait_for
+from tests.faults.faultkit import FaultResult, report, wait_for
+from tests.faults.pipeline import Pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

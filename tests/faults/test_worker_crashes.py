@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.faults.crashpoint import MARKER
-from tests.faults.faultkit import FaultResult, Pipeline, report, wait_for
-from tests.integration.kit import owned, produced
+from tests.faults.faultkit import FaultResult, report, wait_for
+from tests.faults.pipeline import Pipeline
+from tests.integration.kit_stream import owned, produced
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests import kafka_local
 from tests.integration.kit import Cluster, Topics, WorkerProcess
 
 
@@ -55,3 +57,32 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+
+
+# -- the secured broker (tests/integration/test_security*.py) ---------------------------------
+
+
+@dataclass
+class Secure:
+    lines: dict[str, str]
+    plain: str  # the PLAINTEXT listener: topics, producing, reading back
+    password: str
+
+    def __getitem__(self, name: str) -> str:
+        return self.lines[name]
+
+
+@pytest.fixture(scope="module")
+def secure() -> Secure:
+    try:
+        lines = kafka_local.ensure_secure_broker()
+    except kafka_local.KafkaLocalError as exc:
+        pytest.fail(f"no broker with security listeners:\n{exc}")
+    try:
+        yield Secure(
+            lines,
+            lines["KAFKA_BOOTSTRAP_SERVERS"],
+            Path(lines["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip(),
+        )
+    finally:
+        kafka_local.stop_secure_broker()

@@ -12,15 +12,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.kit import (
-    Cluster,
+from tests.integration.kit import Cluster, Topics, read_all
+from tests.integration.kit_stream import (
     CommittedWatch,
     Stream,
     Tally,
-    Topics,
     owned,
     partition_moves,
-    read_all,
     tally,
     wait_until,
 )

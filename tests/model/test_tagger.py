@@ -213,51 +213,6 @@ def test_scripted_artifact_matches_eager_network(tiny):
     assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1], atol=1e-5)
 
 
-def _glued(text: str) -> tuple[list[int], list[int]]:
-    """Offsets of the tokens of `text`: runs of letters, and single other non-space characters."""
-    import re
-
-    spans = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
-    return [a for a, _ in spans], [b for _, b in spans]
-
-
-@pytest.mark.parametrize(
-    ("text", "max_length", "chunks"),
-    [
-        # a sentence end in the second half of the window: cut after it
-        ("a b c . d e f g h", 6, [(0, 4), (4, 9)]),
-        # no sentence end: cut at the last whitespace between tokens in the second half
-        ("aa bb cc dd,ee,ff", 5, [(0, 3), (3, 8)]),
-        # neither: a hard cut at the window's end
-        ("a,b,c,d,e,f,g", 4, [(0, 4), (4, 8), (8, 12), (12, 13)]),
-        # short enough: one chunk
-        ("one two three", 3, [(0, 3)]),
-    ],
-)
-def test_chunk_bounds_prefer_sentence_ends_then_whitespace(text, max_length, chunks):
-    from tagstream.model.tagger import chunk_bounds
-
-    starts, ends = _glued(text)
-    assert chunk_bounds(text, starts, ends, max_length) == chunks
-
-
-def test_chunk_bounds_cover_every_token_once_within_the_limit():
-    from tagstream.model.tagger import chunk_bounds
-
-    rng = random.Random(7)
-    for _ in range(200):
-        words = [
-            rng.choice(["word", "x", ".", ",", "Paris", "!"]) for _ in range(rng.randint(1, 300))
-        ]
-        text = "".join(w + rng.choice(["", " ", "  "]) for w in words)
-        starts, ends = _glued(text)
-        limit = rng.randint(1, 40)
-        chunks = chunk_bounds(text, starts, ends, limit)
-        assert chunks[0][0] == 0 and chunks[-1][1] == len(starts)
-        assert all(a < b <= a + limit for a, b in chunks)
-        assert all(prev[1] == nxt[0] for prev, nxt in zip(chunks, chunks[1:]))
-
-
 def _work(tagger, texts):
     docs = [tagger.prepare(t) for t in texts]
     return docs, sorted(
