@@ -1,7 +1,7 @@
 """The inputs of one sub-batch of chunks, gathered from prepared texts for the network.
 
 A sub-batch is a list of chunks ``(length, doc, first token)`` sorted longest first (see
-``Tagger.tag_prepared``). ``gather`` builds its id tensor and the real tokens' offsets into the
+``Tagger.tag_prepared``). ``gather`` collects its ids and the real tokens' offsets into the
 docs' texts joined (each doc's text once); ``char_grid`` and ``token_code_points`` the Unicode code
 points the character CNN reads. Shapes: B chunks, T tokens in the longest, N real tokens, W
 characters per token.
@@ -23,16 +23,22 @@ class ChunkBatch:
 
     lengths: torch.Tensor  # (B,) tokens per chunk
     real: torch.Tensor  # (B, T) True at the real tokens
-    ids: torch.Tensor  # (B, T, 1 + E) feature ids (word, extras...), 0 at padding
     cols: list[list[int]]  # per feature column, the N real tokens' ids
     text: str  # the docs' texts joined, each doc's once
     starts: list[int]  # (N) each real token's code-point offset in ``text``
     ends: list[int]  # (N) its end (exclusive)
 
+    def id_grid(self) -> torch.Tensor:
+        """(B, T, 1 + E) feature ids (word, extras...), 0 at padding (the float32 path, which
+        reads ``cols`` per distinct token, does not build it)."""
+        ids = torch.zeros(*self.real.shape, len(self.cols), dtype=torch.long)
+        ids[self.real] = torch.tensor(self.cols).t()
+        return ids
+
 
 def gather(docs: Sequence[Prepared], batch: list[tuple[int, int, int]]) -> ChunkBatch:
     """The ChunkBatch of chunks ``(length, doc, first token)`` sorted longest first."""
-    B, T = len(batch), batch[0][0]
+    T = batch[0][0]
     lengths = torch.tensor([n for n, _, _ in batch])  # (B,)
     ncols = len(docs[batch[0][1]].ids)
     cols: list[list[int]] = [[] for _ in range(ncols)]
@@ -53,9 +59,7 @@ def gather(docs: Sequence[Prepared], batch: list[tuple[int, int, int]]) -> Chunk
         starts += [offset + x for x in doc.starts[a : a + n]]
         ends += [offset + x for x in doc.ends[a : a + n]]
     real = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
-    ids = torch.zeros(B, T, ncols, dtype=torch.long)
-    ids[real] = torch.tensor(cols).t()  # (B, T, F)
-    return ChunkBatch(lengths, real, ids, cols, "".join(texts), starts, ends)
+    return ChunkBatch(lengths, real, cols, "".join(texts), starts, ends)
 
 
 def char_grid(batch: ChunkBatch, max_chars: int) -> torch.Tensor:

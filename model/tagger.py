@@ -156,7 +156,7 @@ class Tagger:
         docs' id lists, the characters gathered from the code points of the docs' texts.
         """
         c = gather(docs, batch)
-        lengths, ids, cols = c.lengths, c.ids, c.cols
+        lengths, cols = c.lengths, c.cols
         if self._gate_cache is not None:  # each distinct token's input projection once
             tokens = [c.text[a:b] for a, b in zip(c.starts, c.ends)]
             keys = tokens if self._local_features else list(zip(tokens, *cols[1:]))
@@ -164,6 +164,7 @@ class Tagger:
                 keys, lambda new, first: self._gates(tokens, cols, first)
             )
             return self.module.emissions_from_gates(gates, lengths)  # (B, T, C)
+        ids = c.id_grid()  # (B, T, 1 + E)
         if self._char_cache is not None:  # each distinct token's character features once
             cut = self._featurizer.max_word_chars
             keys = [c.text[a:b][:cut] for a, b in zip(c.starts, c.ends)]
