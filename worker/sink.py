@@ -6,6 +6,7 @@ its consumed offsets in one transaction (`begin`, `write`, `send_offsets`, `comm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -128,6 +129,12 @@ class Sink:
         if not pending:
             return refused
         deadline = Deadline(self._delivery_timeout_s, waiting, self._clock, WAIT_SLICE_S)
+        # Send what is queued now: nothing else joins it before these acknowledgements, so
+        # linger_ms would only add to every batch's latency. Failures show in the futures.
+        with contextlib.suppress(KafkaTimeoutError):
+            deadline.wait(
+                lambda seconds: self._producer.flush(timeout=seconds), (KafkaTimeoutError,)
+            )
         failures: list[tuple[Outgoing, BaseException]] = []
         for item, future in pending:
             try:
