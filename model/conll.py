@@ -70,6 +70,22 @@ def split_dev(
     ]
 
 
+def split_latest(sents: list[Sentence], fraction: float) -> tuple[list[Sentence], list[Sentence]]:
+    """``(earlier, latest)``: the last ``round(fraction * len)`` sentences in file order set aside.
+
+    CoNLL-2003's training file is in time order, and its test split is later than its dev split:
+    the latest training sentences are the nearest thing to text the model will see after it was
+    trained, so they make a held-out slice that dev selection never looks at.
+
+    >>> split_latest([(["a"], ["O"]), (["b"], ["O"]), (["c"], ["O"]), (["d"], ["O"])], 0.25)
+    ([(['a'], ['O']), (['b'], ['O']), (['c'], ['O'])], [(['d'], ['O'])])
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"held-out fraction must be in (0, 1), got {fraction}")
+    cut = len(sents) - round(fraction * len(sents))
+    return sents[:cut], sents[cut:]
+
+
 def data_dir() -> pathlib.Path:
     """The corpora: ``$TAGSTREAM_DATA_DIR``, default ``../shared/data`` beside the repository."""
     env = os.environ.get("TAGSTREAM_DATA_DIR")

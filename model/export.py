@@ -74,13 +74,17 @@ def export(
     *,
     dev: Sequence[Sentence] | None = None,
     dev_desc: str = "",
+    holdout: Sequence[Sentence] = (),
+    holdout_desc: str = "",
 ) -> pathlib.Path:
     """Save ``net`` with ``meta`` as an artifact at ``path`` (``tagstream.model.artifact.save``).
 
     With ``dev`` (gold sentences), the saved artifact is loaded back, scored on them (as
     ``python -m tagstream.model.evaluate``) and those scores stored as ``dev_scores``, with the
     numeric path and CPU they were measured on as ``dev_scored_with``; without, ``meta``'s
-    ``dev_scores`` are stored as given. The file appears at ``path`` only when complete.
+    ``dev_scores`` are stored as given. With ``dev`` and ``holdout`` (a held-out slice of the
+    training data, `tagstream.model.conll.split_latest`), the artifact's scores on it are stored
+    as ``holdout_scores``. The file appears at ``path`` only when complete.
     """
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -94,6 +98,9 @@ def export(
             meta["dev_scored_on"] = (
                 f"{dev_desc}: this artifact on gold tokens (as python -m tagstream.model.evaluate)"
             )
+        if holdout:
+            meta["holdout_scores"] = evaluate_tagger(scorer, holdout)
+            meta["holdout_scored_on"] = f"{holdout_desc}: this artifact on gold tokens"
         save_again(scripted, files, meta, tmp)
     os.replace(tmp, path)
     return path
@@ -195,6 +202,8 @@ def rescript(
     dst: str | os.PathLike,
     dev: Sequence[Sentence] | None = None,
     dev_desc: str = "",
+    holdout: Sequence[Sentence] = (),
+    holdout_desc: str = "",
 ) -> pathlib.Path:
     """Re-export an artifact with this version's network code and metadata format (same weights).
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from tagstream.model.layers import CRF, CharCNN
+from tagstream.model.layers import CRF, CharCNN, add_recall_margin
 from tagstream.model.network_config import NetworkConfig
 from tagstream.model.recurrence import cell_scale, dense_bilstm, lstm_steps
 
@@ -286,12 +286,13 @@ class TaggerNet(nn.Module):
         return [self.word_table] + [emb.weight for emb in self.extras]
 
     @torch.jit.unused
-    def loss(
-        self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor, tags: Tensor
-    ) -> Tensor:
-        """Training loss summed over the batch (CRF NLL, or token cross-entropy)."""
+    def loss(self, words, extras, chars, lengths, tags, recall_margin=0.0, o_tag=-1) -> Tensor:
+        """Training loss summed over the batch (CRF NLL, or token cross-entropy); with
+        ``recall_margin``, softmax-margin (`tagstream.model.layers.add_recall_margin`)."""
         em = self.emissions(words, extras, chars, lengths)
         mask = torch.arange(em.size(1)).unsqueeze(0) < lengths.unsqueeze(1)
+        if recall_margin > 0:
+            em = add_recall_margin(em, tags, mask, recall_margin, o_tag)
         if self.crf is not None:
             return self.crf.nll(em, tags, mask)
         return F.cross_entropy(em[mask], tags[mask], reduction="sum")

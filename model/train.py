@@ -74,7 +74,14 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     )  # fails early
 
     # 1. data
-    corpus = read_corpus(args.train, args.dev, args.dev_fraction, args.split_seed, args.max_length)
+    corpus = read_corpus(
+        args.train,
+        args.dev,
+        args.dev_fraction,
+        args.split_seed,
+        args.max_length,
+        args.holdout_fraction,
+    )
     labels, tags = corpus.labels, corpus.tags
 
     # 2. vocabularies and network
@@ -109,6 +116,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     train_ex = encode(corpus.train, featurizer, corpus.tag_index, sep)
     dev_ex = encode(pieces(corpus.dev, args.max_length), featurizer, corpus.tag_index, sep)
     dev_gold = [tags_to_spans([tags[t] for t in ex[2].tolist()]) for ex in dev_ex]
+    holdout = None
+    if corpus.holdout:
+        held_ex = encode(pieces(corpus.holdout, args.max_length), featurizer, corpus.tag_index, sep)
+        holdout = (held_ex, [tags_to_spans([tags[t] for t in ex[2].tolist()]) for ex in held_ex])
     log.info(
         "vocab: %d words (%d pretrained), %d chars, %s bigrams; %d parameters",
         len(words),
@@ -145,9 +156,11 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         eval_every=args.eval_every,
         steps=args.steps,
         max_minutes=args.max_minutes,
+        average=args.average,
+        recall_margin=args.recall_margin,
     )
     run = TrainingRun(
-        net, train_ex, dev_ex, dev_gold, tags, options, args.lr, rng, t_start, progress
+        net, train_ex, dev_ex, dev_gold, tags, options, args.lr, rng, t_start, progress, holdout
     )
 
     # 3. epochs, and what each evaluation decides
@@ -163,6 +176,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
             ev.f1,
             ev.best_f1,
         )
+        if ev.holdout is not None:
+            log.info("           held-out F1 %.2f", ev.holdout["micro"]["f1"])
         if ev.is_best:  # early stopping follows the network's scores; the artifact's are stored
             best.update(f1=ev.f1, epoch=ev.epoch)
             bad_evals = 0
@@ -173,6 +188,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "train_tokens": run.train_tokens,
                 "scheme": corpus.scheme,
                 "seed": args.seed,
+                "holdout": corpus.holdout_desc or None,
+                "average": args.average or None,
+                "recall_margin": args.recall_margin or None,
                 "best_epoch": round(ev.epoch, 2),
                 "command": command,
                 "train_seconds": round(time.perf_counter() - t_start),
@@ -187,6 +205,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 lexicon,
                 dev=corpus.dev,
                 dev_desc=corpus.dev_desc,
+                holdout=corpus.holdout,
+                holdout_desc=corpus.holdout_desc,
             )
             best["result"] = read_meta(args.output)["dev_scores"]
             if best["result"]["micro"] != micro:
@@ -209,6 +229,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         time.perf_counter() - t_start,
     )
     print(format_report(best["result"]))
+    held = read_meta(args.output).get("holdout_scores")
+    if held:
+        print(f"held-out slice ({corpus.holdout_desc}):")
+        print(format_report(held))
     return best["result"]
 
 

@@ -40,6 +40,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="slice of train used as dev when --dev is not given",
     )
     ap.add_argument("--split-seed", type=int, default=13, help="seed of that slice")
+    ap.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=0.0,
+        help="set the latest (last in file order) training sentences aside as a held-out slice: "
+        "never trained on, never used to select, scored and stored with the artifact (0: none)",
+    )
+    ap.add_argument(
+        "--average",
+        type=float,
+        default=0.0,
+        help="evaluate and export the moving average of the weights with this decay per step, "
+        "e.g. 0.999 (0: the weights as trained)",
+    )
     ap.add_argument("--language", choices=sorted(LANGUAGES), default="en")
     ap.add_argument("--output", help="artifact path (.pt) (required, here or in the recipe)")
     ap.add_argument("--name", default="custom")
@@ -72,6 +86,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="lr factor after an evaluation without improvement",
     )
     ap.add_argument("--clip", type=float, default=5.0)
+    ap.add_argument(
+        "--recall-margin",
+        type=float,
+        default=0.0,
+        help="softmax-margin loss: extra score of the outside tag at gold entity tokens, "
+        "which the network must overcome (raises recall; 0: plain CRF likelihood)",
+    )
     ap.add_argument(
         "--word-dropout",
         type=float,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from tagstream.model.conll import Sentence, read_conll, split_dev
+from tagstream.model.conll import Sentence, read_conll, split_dev, split_latest
 from tagstream.model.features import Featurizer
 from tagstream.model.spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
 from tagstream.model.tokenize import join_tokens
@@ -47,6 +47,8 @@ class Corpus:
     train: list[Sentence]  # cut into pieces of at most max_length tokens
     dev: list[Sentence]  # whole sentences (the artifact's own dev scores read them so)
     dev_desc: str  # where dev came from, for the artifact's metadata
+    holdout: list[Sentence]  # the latest training sentences, never trained on nor selected on
+    holdout_desc: str
     scheme: str  # of the training file's tags: IOB1, IOB2 or BIOES
     labels: list[str]  # entity types, sorted
     tags: list[str]  # the network's BIOES tags of those labels
@@ -62,10 +64,18 @@ def read_corpus(
     dev_fraction: float,
     split_seed: int,
     max_length: int,
+    holdout_fraction: float = 0.0,
 ) -> Corpus:
     """The training sentences of ``train_files`` and the dev sentences of ``dev_file`` (without
-    it, a ``dev_fraction`` of the training sentences, chosen with ``split_seed``)."""
+    it, a ``dev_fraction`` of the training sentences, chosen with ``split_seed``). With
+    ``holdout_fraction``, the latest training sentences (``split_latest``) are set aside first as
+    a held-out slice."""
     train_sents = [s for f in train_files for s in read_conll(f)]
+    holdout: list[Sentence] = []
+    holdout_desc = ""
+    if holdout_fraction:
+        train_sents, holdout = split_latest(train_sents, holdout_fraction)
+        holdout_desc = f"the last {holdout_fraction:g} of {' '.join(train_files)} (split_latest)"
     if dev_file:
         dev_sents, dev_desc = read_conll(dev_file), dev_file
     else:
@@ -75,13 +85,23 @@ def read_corpus(
     labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
     train_sents = pieces(train_sents, max_length)
     log.info(
-        "%d train / %d dev sentences, scheme %s, labels %s",
+        "%d train / %d dev / %d held-out sentences, scheme %s, labels %s",
         len(train_sents),
         len(dev_sents),
+        len(holdout),
         scheme,
         labels,
     )
-    return Corpus(train_sents, dev_sents, dev_desc, scheme, labels, bioes_tags(labels))
+    return Corpus(
+        train_sents,
+        dev_sents,
+        dev_desc,
+        holdout,
+        holdout_desc,
+        scheme,
+        labels,
+        bioes_tags(labels),
+    )
 
 
 def pieces(sents: Sequence[Sentence], max_length: int) -> list[Sentence]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tagstream.model.averaging import WeightAverage
 from tagstream.model.evaluate import score
 from tagstream.model.network import TaggerNet
 from tagstream.model.spans import tags_to_spans
@@ -36,6 +37,7 @@ class Evaluation:
     step: int  # batches trained so far
     scores: dict  # `tagstream.model.evaluate.score` of the dev set
     best_f1: float  # the best micro F1 before this evaluation (-1 before the first)
+    holdout: dict | None = None  # the same scores of the held-out slice, if there is one
 
     @property
     def f1(self) -> float:
@@ -56,6 +58,8 @@ class LoopOptions:
     eval_every: int = 0  # batches between evaluations within an epoch (0: epochs only)
     steps: int = 0  # stop after this many batches (0: no limit)
     max_minutes: float = 0  # stop after this much time since `started` (0: no limit)
+    average: float = 0  # evaluate the moving average of the weights with this decay (0: off)
+    recall_margin: float = 0  # softmax-margin cost of a missed entity token (`TaggerNet.loss`)
 
 
 class NoProgress:
@@ -74,8 +78,10 @@ class NoProgress:
 def predict(
     net: TaggerNet, examples: Sequence[Example], tags: Sequence[str], batch_tokens: int = 8192
 ) -> list[list[tuple[int, int, str]]]:
-    """Entity spans (token indices) the network finds in each example."""
+    """Entity spans (token indices) the network finds in each example (on the float32 path,
+    the reference whatever the CPU)."""
     net.eval()
+    fast, net.fast_lstm = net.fast_lstm, False
     out: list = [None] * len(examples)
     with torch.inference_mode():
         for idx in make_batches(examples, batch_tokens, None):
@@ -83,6 +89,7 @@ def predict(
             best, _ = net(words, extras, chars, lengths)
             for row, i in enumerate(idx):
                 out[i] = tags_to_spans([tags[t] for t in best[row, : lengths[row]].tolist()])
+    net.fast_lstm = fast
     return out
 
 
@@ -104,8 +111,11 @@ def init_word_table(net: TaggerNet, words: Vocab, pretrained: dict | None) -> in
 
 
 class TrainingRun:
-    """One training of ``net`` on ``train_ex``, scored on ``dev_ex`` (gold spans ``dev_gold``).
+    """One training of ``net`` on ``train_ex``, scored on ``dev_ex`` (gold spans ``dev_gold``)
+    and, if given, on a held-out slice ``holdout`` (its examples and gold spans).
 
+    With ``options.average``, what is evaluated (and held between evaluations) is the moving
+    average of the weights (`tagstream.model.averaging`); training goes on from the raw ones.
     The embedding tables get sparse gradients and SparseAdam (a dense Adam step over a 40k-row
     table per batch would dominate the training time); everything else Adam with clipping.
     """
@@ -122,7 +132,10 @@ class TrainingRun:
         rng: random.Random,
         started: float,
         progress: Callable[[int, str], object] = lambda total, desc: NoProgress(),
+        holdout: tuple[Sequence[Example], list] | None = None,
     ):
+        self.holdout = holdout
+        self.o_tag = list(tags).index("O")
         self.net, self.train_ex, self.dev_ex, self.dev_gold, self.tags = (
             net,
             train_ex,
@@ -144,6 +157,7 @@ class TrainingRun:
         self.step = 0
         self.best_f1 = -1.0
         self.stopped = False
+        self.average = WeightAverage(net, options.average) if options.average else None
 
     def scale_lr(self, factor: float) -> None:
         """Multiply the learning rate of every optimizer by ``factor`` (from the next batch on)."""
@@ -157,10 +171,24 @@ class TrainingRun:
         self.stopped = True
 
     def evaluate(self, epoch: float) -> Evaluation:
+        """Scores of the network as it is now (with `average`: swap the average in first)."""
         result = score(self.dev_gold, predict(self.net, self.dev_ex, self.tags))
-        evaluation = Evaluation(epoch, self.step, result, self.best_f1)
+        held = None
+        if self.holdout is not None:
+            held = score(self.holdout[1], predict(self.net, self.holdout[0], self.tags))
+        evaluation = Evaluation(epoch, self.step, result, self.best_f1, held)
         self.best_f1 = max(self.best_f1, evaluation.f1)
         return evaluation
+
+    def _held(self, epoch: float) -> Iterator[Evaluation]:
+        """Yield the evaluation at ``epoch`` with the evaluated weights in the network, then go
+        back to the trained ones in training mode."""
+        if self.average is not None:
+            self.average.swap()
+        yield self.evaluate(epoch)
+        if self.average is not None:
+            self.average.swap()
+        self.net.train()
 
     def _out_of_budget(self) -> bool:
         o = self.options
@@ -172,13 +200,17 @@ class TrainingRun:
         w, extras, chars, lengths, gold = collate(self.train_ex, idx)
         if self.options.word_dropout > 0:
             w = w.masked_fill((torch.rand(w.shape) < self.options.word_dropout) & (w > 1), UNK)
-        loss = self.net.loss(w, extras, chars, lengths, gold)
+        loss = self.net.loss(
+            w, extras, chars, lengths, gold, self.options.recall_margin, self.o_tag
+        )
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         (loss / len(idx)).backward()
         torch.nn.utils.clip_grad_norm_(self.dense_params, self.options.clip)
         for opt in self.optimizers:
             opt.step()
+        if self.average is not None:
+            self.average.update()
         self.step += 1
         return int(lengths.sum()), loss.item()
 
@@ -206,8 +238,7 @@ class TrainingRun:
                     out_of_budget = True
                     break
                 if o.eval_every and self.step % o.eval_every == 0 and b < len(batches):
-                    yield self.evaluate(epoch - 1 + b / len(batches))
-                    self.net.train()
+                    yield from self._held(epoch - 1 + b / len(batches))
                     if self.stopped:
                         break
             bar.close()
@@ -219,7 +250,8 @@ class TrainingRun:
             )
             if self.stopped:
                 return
-            yield self.evaluate(float(epoch) if not out_of_budget else epoch - 1 + b / len(batches))
-            self.net.train()
+            yield from self._held(
+                float(epoch) if not out_of_budget else epoch - 1 + b / len(batches)
+            )
             if out_of_budget or self.stopped:
                 return
