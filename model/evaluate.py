@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from tagstream.model.conll import read_conll, split_dev
+from tagstream.model.conll import read_conll, split_dev, split_latest
 from tagstream.model.spans import tags_to_spans
 from tagstream.model.tagger import load
 
@@ -103,11 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--split-seed", type=int, default=13, help="seed of that dev slice (as given to train)"
     )
+    ap.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=0.0,
+        help="score only the held-out slice set aside by train (the last F of --data)",
+    )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     tagger = load(args.model, threads=args.threads)
     sents = read_conll(args.data)
-    if args.dev_fraction:
+    if args.holdout_fraction:
+        sents = split_latest(sents, args.holdout_fraction)[1]
+    elif args.dev_fraction:
         sents = split_dev(sents, args.dev_fraction, args.split_seed)[1]
     t0 = time.perf_counter()
     result = evaluate_tagger(tagger, sents)

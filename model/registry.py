@@ -73,6 +73,7 @@ class Card:
     dev_f1: float | None
     size_mb: float
     path: pathlib.Path
+    holdout_f1: float | None = None  # on the held-out slice of the latest training sentences
 
 
 def cards() -> list[Card]:
@@ -80,6 +81,7 @@ def cards() -> list[Card]:
     for name, path in installed().items():
         meta = read_meta(path)
         f1 = ((meta.get("dev_scores") or {}).get("micro") or {}).get("f1")
+        held = ((meta.get("holdout_scores") or {}).get("micro") or {}).get("f1")
         out.append(
             Card(
                 name,
@@ -89,6 +91,7 @@ def cards() -> list[Card]:
                 f1,
                 path.stat().st_size / 1e6,
                 path,
+                held,
             )
         )
     return out

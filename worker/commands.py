@@ -148,15 +148,16 @@ def _install_signal_handlers() -> threading.Event:
 def cmd_models(args: argparse.Namespace) -> int:
     from tagstream.worker.pipeline import installed_models
 
-    rows = [("name", "version", "language", "dev F1", "size", "labels", "file")]
+    rows = [("name", "version", "language", "dev F1", "held-out F1", "size", "labels", "file")]
     for card in installed_models():
-        f1 = f"{card.dev_f1:.2f}" if card.dev_f1 is not None else "-"
+        f1, held = (f"{v:.2f}" if v is not None else "-" for v in (card.dev_f1, card.holdout_f1))
         rows.append(
             (
                 card.name,
                 card.version,
                 card.language,
                 f1,
+                held,
                 f"{card.size_mb:.1f} MB",
                 " ".join(card.labels),
                 str(card.path),
