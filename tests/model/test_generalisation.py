@@ -7,9 +7,8 @@ from tagstream.model import load
 from tagstream.model.averaging import WeightAverage
 from tagstream.model.conll import split_latest
 from tagstream.model.train import main as train_main
-
-from .test_network import inputs, make_net
-from .test_train import args, files  # noqa: F401 (a fixture)
+from tests.model.test_network import inputs, make_net
+from tests.model.test_train import args, files  # noqa: F401 (a fixture)
 
 
 def test_the_held_out_slice_is_the_latest_sentences_and_is_scored_not_trained_on(files):  # noqa: F811
