@@ -60,16 +60,19 @@ def test_control_a_consumer_that_stops_polling_is_thrown_out(topics, bootstrap):
         heartbeat_interval_ms=1000,
     )
     consumer.subscribe([topics.input], listener=listener)
+    # Until it owns partitions: a first join can come before the new topic's metadata, assign
+    # nothing ("No partition metadata"), and be followed by a second join (seen in CI).
     deadline = time.monotonic() + 30
-    while not listener.assignments and time.monotonic() < deadline:
+    while not consumer.assignment() and time.monotonic() < deadline:
         consumer.poll(timeout_ms=100)
-    assert listener.assignments == 1
+    assert consumer.assignment(), "the control consumer never got a partition"
+    joined = listener.assignments
     time.sleep(SLOW_S * 2)  # "inference" on the polling thread
-    deadline = time.monotonic() + 30
-    while listener.assignments < 2 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while listener.assignments == joined and time.monotonic() < deadline:
         consumer.poll(timeout_ms=100)
     consumer.close()
-    assert listener.assignments == 2  # it had left the group and had to join again
+    assert listener.assignments > joined  # it had left the group and had to join again
 
 
 def test_slow_batches_keep_the_group_membership(cluster, topics, bootstrap, tiny_model):
