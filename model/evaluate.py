@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
+    if args.holdout_fraction and args.dev_fraction:
+        # train takes its dev slice from what remains after the held-out one: not this file's
+        ap.error("give --holdout-fraction or --dev-fraction, not both")
     tagger = load(args.model, threads=args.threads)
     sents = read_conll(args.data)
     if args.holdout_fraction:

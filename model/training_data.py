@@ -81,6 +81,8 @@ def read_corpus(
     else:
         train_sents, dev_sents = split_dev(train_sents, dev_fraction, split_seed)
         dev_desc = f"{dev_fraction:g} of {' '.join(train_files)} (split_dev seed {split_seed})"
+        if holdout:
+            dev_desc += ", after the held-out slice was set aside"
     scheme = detect_scheme([t for _, t in train_sents])
     labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
     train_sents = pieces(train_sents, max_length)

@@ -83,13 +83,15 @@ def predict(
     net.eval()
     fast, net.fast_lstm = net.fast_lstm, False
     out: list = [None] * len(examples)
-    with torch.inference_mode():
-        for idx in make_batches(examples, batch_tokens, None):
-            words, extras, chars, lengths, _ = collate(examples, idx)
-            best, _ = net(words, extras, chars, lengths)
-            for row, i in enumerate(idx):
-                out[i] = tags_to_spans([tags[t] for t in best[row, : lengths[row]].tolist()])
-    net.fast_lstm = fast
+    try:
+        with torch.inference_mode():
+            for idx in make_batches(examples, batch_tokens, None):
+                words, extras, chars, lengths, _ = collate(examples, idx)
+                best, _ = net(words, extras, chars, lengths)
+                for row, i in enumerate(idx):
+                    out[i] = tags_to_spans([tags[t] for t in best[row, : lengths[row]].tolist()])
+    finally:
+        net.fast_lstm = fast
     return out
 
 

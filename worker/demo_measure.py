@@ -70,17 +70,18 @@ def run_stream(
     producer.partitions_for(topic)
     texts = {f"s{i:04d}": s for i, s in enumerate(sentences)}
     latencies: list[float] = []
+    sent_to_send: list[float] = []  # sent -> the worker's send of its output
     start = time.monotonic()
     for i, (doc_id, text) in enumerate(texts.items()):
         due = start + i / rate
-        while time.monotonic() < due:
-            print_arrivals(outputs, texts, latencies, wait_s=min(0.01, due - time.monotonic()))
+        while (left := due - time.monotonic()) > 0:
+            print_arrivals(outputs, texts, latencies, sent_to_send, min(0.01, left))
         _SENT[doc_id] = time.time()
         producer.send(topic, json.dumps({"id": doc_id, "text": text}).encode())
         producer.flush()
     deadline = time.monotonic() + 60
     while len(latencies) < len(texts) and time.monotonic() < deadline:
-        print_arrivals(outputs, texts, latencies, wait_s=0.05)
+        print_arrivals(outputs, texts, latencies, sent_to_send, 0.05)
     producer.close()
     if len(latencies) < len(texts):
         raise DemoError(f"only {len(latencies)} of {len(texts)} outputs arrived")
@@ -88,28 +89,31 @@ def run_stream(
         "messages": len(texts),
         "rate": rate,
         "latencies": latencies,
-        "worker_latencies": _WORKER_LATENCIES[-len(latencies) :],
+        "worker_latencies": sent_to_send,
     }
 
 
 def print_arrivals(
-    outputs: OutputReader, texts: dict[str, str], latencies: list[float], wait_s: float
+    outputs: OutputReader,
+    texts: dict[str, str],
+    latencies: list[float],
+    sent_to_send: list[float],
+    wait_s: float,
 ) -> None:
+    """Print the next arrival; append its latency, and the part of it up to the worker's send
+    (the output's timestamp: the worker's producer stamps it when it sends)."""
     try:
         arrived, produced_ms, doc = outputs.arrivals.get(timeout=max(0.0, wait_s))
     except queue.Empty:
         return
     text = texts.get(doc["id"], "")
     latencies.append(arrived - _SENT[doc["id"]])
-    _WORKER_LATENCIES.append(produced_ms / 1000 - _SENT[doc["id"]])
+    sent_to_send.append(produced_ms / 1000 - _SENT[doc["id"]])
     say(f"{doc['id']}  {highlight(text, doc['spans'])}")
 
 
 # When each demo message was sent (epoch seconds), by id: latency = arrival - sent.
 _SENT: dict[str, float] = {}
-# Sent -> the output's timestamp (the worker's producer stamps it when it sends the output): the
-# part of the latency up to the worker's send, without the output's way to the demo's reader.
-_WORKER_LATENCIES: list[float] = []
 
 
 def highlight(text: str, spans: list[dict]) -> str:
