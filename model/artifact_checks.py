@@ -18,7 +18,7 @@ from tagstream.model.artifact import (
     WORDS_FILE,
     ArtifactError,
 )
-from tagstream.model.features import FEATURES, LEXICON_SIZE
+from tagstream.model.features import FEATURES, GAZETTEER_SIZE, LEXICON_SIZE, parse_lexicon
 from tagstream.model.spans import bioes_tags, bioes_transitions
 from tagstream.model.tokenize import check_spec
 from tagstream.model.vocab import CASES, Vocab
@@ -132,12 +132,19 @@ def _check_network(
         if not files[BIGRAMS_FILE]:
             raise bad(f"bigram features without a {BIGRAMS_FILE}")
         vocabs["bigrams"] = Vocab.loads(files[BIGRAMS_FILE])
-    if "lexicon" in features:
+    if "lexicon" in features or "gazetteer" in features:
         if not files[LEXICON_FILE]:
-            raise bad(f"the lexicon feature without a {LEXICON_FILE}")
+            raise bad(f"the lexicon or gazetteer feature without a {LEXICON_FILE}")
         vocabs["lexicon"] = frozenset(files[LEXICON_FILE].split("\n"))
+        try:
+            typed = parse_lexicon(vocabs["lexicon"])[1]
+        except ValueError as e:
+            raise bad(f"{LEXICON_FILE}: {e}") from e
+        if "gazetteer" in features and not typed:
+            raise bad(f"the gazetteer feature without typed entries in {LEXICON_FILE}")
+    sizes = {"case": len(CASES), "lexicon": LEXICON_SIZE, "gazetteer": GAZETTEER_SIZE}
     for feature, n in zip(features, tables):
-        want = {"case": len(CASES), "lexicon": LEXICON_SIZE}.get(feature) or len(vocabs["bigrams"])
+        want = sizes.get(feature) or len(vocabs["bigrams"])
         if n != want:
             raise bad(f"feature {feature!r} needs a table of {want} rows, the network's has {n}")
     if module.chars is not None and int(module.char_table.max()) >= module.chars.embed.weight.size(

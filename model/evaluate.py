@@ -107,19 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         "--holdout-fraction",
         type=float,
         default=0.0,
-        help="score only the held-out slice set aside by train (the last F of --data)",
+        help="score only the held-out slice set aside by train (the last F of --data, or with "
+        "--dev-fraction of what the dev slice leaves)",
     )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
-    if args.holdout_fraction and args.dev_fraction:
-        # train takes its dev slice from what remains after the held-out one: not this file's
-        ap.error("give --holdout-fraction or --dev-fraction, not both")
     tagger = load(args.model, threads=args.threads)
     sents = read_conll(args.data)
-    if args.holdout_fraction:
+    if args.dev_fraction:  # as train: the dev slice first, the held-out slice from the rest
+        rest, sents = split_dev(sents, args.dev_fraction, args.split_seed)
+        if args.holdout_fraction:
+            sents = split_latest(rest, args.holdout_fraction)[1]
+    elif args.holdout_fraction:
         sents = split_latest(sents, args.holdout_fraction)[1]
-    elif args.dev_fraction:
-        sents = split_dev(sents, args.dev_fraction, args.split_seed)[1]
     t0 = time.perf_counter()
     result = evaluate_tagger(tagger, sents)
     took = time.perf_counter() - t0

@@ -35,7 +35,7 @@ from tagstream.model.artifact import (
 )
 from tagstream.model.conll import Sentence, read_conll, split_dev
 from tagstream.model.evaluate import evaluate_tagger, format_report
-from tagstream.model.features import LEXICON_SIZE
+from tagstream.model.features import GAZETTEER_SIZE, LEXICON_SIZE
 from tagstream.model.network import NetworkConfig, TaggerNet
 from tagstream.model.spans import bioes_tags, bioes_transitions
 from tagstream.model.tagger import load
@@ -127,7 +127,7 @@ def export_random(
     """Write a tiny, randomly initialised but complete and loadable artifact (for tests).
 
     ``language`` "en": conll-en tokenizer, casing feature, labels PER/LOC/ORG/MISC;
-    "zh": character tokenizer, bigram and lexicon features, labels PER/LOC/ORG.
+    "zh": character tokenizer, bigram, lexicon and gazetteer features, labels PER/LOC/ORG.
     """
     if language not in ("en", "zh"):
         raise ValueError(f"export_random knows languages 'en' and 'zh', not {language!r}")
@@ -143,7 +143,7 @@ def export_random(
         labels, kind, features = (
             ["PER", "LOC", "ORG"],
             "char",
-            ["bigram_left", "bigram_right", "lexicon"],
+            ["bigram_left", "bigram_right", "lexicon", "gazetteer"],
         )
         common = (
             "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动"
@@ -165,8 +165,9 @@ def export_random(
             chars.add(ch)
         words = Vocab(common)
         bigrams = Vocab(a + b for a, b in zip(common, common[1:]))
-        lexicon = ["中国", "北京", "人民", "银行", "中国人民银行"]
-        extra_sizes, extra_dims, char_dim = [len(bigrams), len(bigrams), LEXICON_SIZE], [4, 4, 4], 0
+        lexicon = ["中国\tplace", "北京\tplace", "人民", "银行", "中国人民银行\torganisation"]
+        extra_sizes = [len(bigrams), len(bigrams), LEXICON_SIZE, GAZETTEER_SIZE]
+        extra_dims, char_dim = [4, 4, 4, 4], 0
     cfg = NetworkConfig(
         num_words=len(words),
         word_dim=16,

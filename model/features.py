@@ -3,23 +3,49 @@
 Per token: a word id (lower-cased lookup, then digits -> 0, then unknown), the extra features of
 the artifact (``case``: casing/shape class; ``bigram_left`` / ``bigram_right``: ids of the
 character bigrams ending / starting at the token, for character-level languages; ``lexicon``:
-whether the token begins, is inside or ends a 2-4 token word of the artifact's lexicon), and the
-first ``max_word_chars`` code points of the token for the character CNN.
+whether the token begins, is inside or ends a 2-4 token word of the artifact's lexicon;
+``gazetteer``: the same for the lexicon's typed entries of 2-8 tokens, one bit triple per type of
+``GAZETTEER_TYPES``), and the first ``max_word_chars`` code points of the token for the
+character CNN.
+
+A lexicon is a list of lines: ``word`` or ``word<TAB>type`` (a gazetteer entry, also a word).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
 from tagstream.model.vocab import UNK, Vocab, case_id, digit_key, word_key
 
-FEATURES = ("case", "bigram_left", "bigram_right", "lexicon")
+FEATURES = ("case", "bigram_left", "bigram_right", "lexicon", "gazetteer")
 LEXICON_SIZE = (
     9  # ids of the lexicon feature: 0 padding, 1 + bitmask of (begins, inside, ends) a word
 )
+GAZETTEER_TYPES = ("person", "place", "organisation")
+GAZETTEER_SIZE = 1 + 2 ** (3 * len(GAZETTEER_TYPES))  # 0 padding, 1 + (begins, inside, ends) a type
 _LEXICON_LENGTHS = (2, 3, 4)
+_GAZETTEER_LENGTHS = range(2, 9)
 _CACHE_LIMIT = 500_000
+
+
+def parse_lexicon(lines: Iterable[str]) -> tuple[frozenset[str], dict[str, int]]:
+    """``(words, {word: bitmask of its GAZETTEER_TYPES})`` of lexicon lines; ValueError names
+    an unknown type."""
+    words: set[str] = set()
+    typed: dict[str, int] = {}
+    for line in lines:
+        word, _, kind = line.partition("\t")
+        words.add(word)
+        if kind:
+            if kind not in GAZETTEER_TYPES:
+                raise ValueError(
+                    f"lexicon entry {line!r}: unknown type {kind!r} (known: {GAZETTEER_TYPES})"
+                )
+            typed[word] = typed.get(word, 0) | 1 << GAZETTEER_TYPES.index(kind)
+    return frozenset(words), typed
 
 
 class Featurizer:
@@ -31,16 +57,18 @@ class Featurizer:
         features: list[str],
         bigrams: Vocab | None,
         max_word_chars: int,
-        lexicon: frozenset[str] | None = None,
+        lexicon: Iterable[str] | None = None,
     ) -> None:
         unknown = set(features) - set(FEATURES)
         if unknown:
             raise ValueError(f"unknown features {sorted(unknown)}; known: {FEATURES}")
         if ("bigram_left" in features or "bigram_right" in features) and bigrams is None:
             raise ValueError("bigram features need a bigram vocabulary")
+        self.lexicon, self.gazetteer = parse_lexicon(lexicon or ())
         if "lexicon" in features and lexicon is None:
             raise ValueError("the lexicon feature needs a lexicon")
-        self.lexicon = lexicon or frozenset()
+        if "gazetteer" in features and not self.gazetteer:
+            raise ValueError("the gazetteer feature needs a lexicon with typed entries")
         self.words = words
         self.features = list(features)
         self.bigrams = bigrams
@@ -77,6 +105,8 @@ class Featurizer:
                 cols.append([stoi.get(a + b, UNK) for a, b in zip(tokens, tokens[1:] + ["</s>"])])
             elif f == "lexicon":
                 cols.append(self.lexicon_ids(tokens))
+            elif f == "gazetteer":
+                cols.append(self.gazetteer_ids(tokens))
         return cols
 
     def lexicon_ids(self, tokens: list[str]) -> list[int]:
@@ -93,6 +123,25 @@ class Featurizer:
                     bits[j + length - 1] |= 4
                     for k in range(j + 1, j + length - 1):
                         bits[k] |= 2
+        return [b + 1 for b in bits]
+
+    def gazetteer_ids(self, tokens: list[str]) -> list[int]:
+        """1 + bitmask per token: for the type of index t, bit 3t begins, 3t+1 is inside, 3t+2
+        ends a typed lexicon entry of 2-8 tokens."""
+        n = len(tokens)
+        bits = [0] * n
+        gazetteer = self.gazetteer
+        for j in range(n - 1):
+            for length in _GAZETTEER_LENGTHS:
+                if j + length > n:
+                    break
+                kinds = gazetteer.get("".join(tokens[j : j + length]), 0)
+                for t in range(len(GAZETTEER_TYPES)):
+                    if kinds >> t & 1:
+                        bits[j] |= 1 << 3 * t
+                        bits[j + length - 1] |= 4 << 3 * t
+                        for k in range(j + 1, j + length - 1):
+                            bits[k] |= 2 << 3 * t
         return [b + 1 for b in bits]
 
     def encode(self, text: str, offsets: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:

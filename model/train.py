@@ -34,7 +34,7 @@ import torch
 
 from tagstream.model.evaluate import format_report
 from tagstream.model.export import build_network, confidence_note, export, read_meta
-from tagstream.model.features import LEXICON_SIZE, Featurizer
+from tagstream.model.features import GAZETTEER_SIZE, LEXICON_SIZE, Featurizer
 from tagstream.model.network import NetworkConfig
 from tagstream.model.progress import progress
 from tagstream.model.spans import tags_to_spans
@@ -45,6 +45,7 @@ from tagstream.model.training_data import (
     MissingExtra,
     build_vocabs,
     encode,
+    load_gazetteer,
     load_lexicon,
     load_pretrained,
     pieces,
@@ -72,6 +73,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     lexicon = (
         load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None
     )  # fails early
+    gazetteer = load_gazetteer(args.language) if args.gazetteer else []
+    if gazetteer:
+        features = [*features, "gazetteer"]
+        lexicon = sorted(set(lexicon or ()) | set(gazetteer))
 
     # 1. data
     corpus = read_corpus(
@@ -90,7 +95,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         corpus.train, args.language, pretrained, args.pretrained_top, args.min_bigram_freq
     )
     word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
-    extra_sizes = [len(CASES)] if "case" in features else [len(bigrams), len(bigrams), LEXICON_SIZE]  # type: ignore[arg-type]
+    sizes = {"case": len(CASES), "lexicon": LEXICON_SIZE, "gazetteer": GAZETTEER_SIZE}
+    extra_sizes = [sizes.get(f) or len(bigrams) for f in features]  # type: ignore[arg-type]
     cfg = NetworkConfig(
         num_words=len(words),
         word_dim=word_dim,
@@ -143,7 +149,14 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "pretrained": (pretrained or {}).get("source"),
         "lexicon": (
             f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, "
-            f"CC-BY-SA 4.0: {len(lexicon)} words"
+            "CC-BY-SA 4.0"
+            + (
+                ", and jieba 0.42 dict.txt words of 2-8 characters, MIT (its nr/nrt/nrfg, ns, nt "
+                "names typed person, place, organisation for the gazetteer feature)"
+                if gazetteer
+                else ""
+            )
+            + f": {len(lexicon)} words"
         )
         if lexicon
         else None,

@@ -117,6 +117,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="zh: lexicon of the N most frequent wordfreq words",
     )
     ap.add_argument(
+        "--gazetteer",
+        action="store_true",
+        help="zh: add jieba's dictionary (MIT) to the lexicon, and its person, place and "
+        "organisation names as the gazetteer feature",
+    )
+    ap.add_argument(
         "--word-dim",
         type=int,
         default=d.word_dim,

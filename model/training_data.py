@@ -10,6 +10,7 @@ padded batches of similar length. Nothing here decides how training proceeds
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -68,21 +69,22 @@ def read_corpus(
 ) -> Corpus:
     """The training sentences of ``train_files`` and the dev sentences of ``dev_file`` (without
     it, a ``dev_fraction`` of the training sentences, chosen with ``split_seed``). With
-    ``holdout_fraction``, the latest training sentences (``split_latest``) are set aside first as
-    a held-out slice."""
+    ``holdout_fraction``, the latest of the training sentences left (``split_latest``) are set
+    aside as a held-out slice: the dev slice is chosen first, so it is the same with or without
+    one."""
     train_sents = [s for f in train_files for s in read_conll(f)]
-    holdout: list[Sentence] = []
-    holdout_desc = ""
-    if holdout_fraction:
-        train_sents, holdout = split_latest(train_sents, holdout_fraction)
-        holdout_desc = f"the last {holdout_fraction:g} of {' '.join(train_files)} (split_latest)"
     if dev_file:
         dev_sents, dev_desc = read_conll(dev_file), dev_file
     else:
         train_sents, dev_sents = split_dev(train_sents, dev_fraction, split_seed)
         dev_desc = f"{dev_fraction:g} of {' '.join(train_files)} (split_dev seed {split_seed})"
-        if holdout:
-            dev_desc += ", after the held-out slice was set aside"
+    holdout: list[Sentence] = []
+    holdout_desc = ""
+    if holdout_fraction:
+        train_sents, holdout = split_latest(train_sents, holdout_fraction)
+        holdout_desc = f"the last {holdout_fraction:g} of {' '.join(train_files)} (split_latest)"
+        if not dev_file:
+            holdout_desc += " once the dev slice is set aside"
     scheme = detect_scheme([t for _, t in train_sents])
     labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
     train_sents = pieces(train_sents, max_length)
@@ -213,6 +215,41 @@ def load_pretrained(path: str | None) -> dict | None:
     return data
 
 
+# jieba's part-of-speech tags of names -> the gazetteer feature's types
+_JIEBA_TYPES = {
+    "nr": "person",
+    "nrt": "person",
+    "nrfg": "person",
+    "ns": "place",
+    "nt": "organisation",
+}
+
+
+def load_gazetteer(language: str) -> list[str]:
+    """Lexicon lines from jieba's dictionary (MIT; training-time only): every word of 2-8
+    characters, as ``word<TAB>type`` when jieba tags it as a person, place or organisation name."""
+    import importlib.util
+
+    if language != "zh":
+        raise ValueError(f"--gazetteer has a list for zh only, not {language!r}")
+    spec = importlib.util.find_spec("jieba")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtra(
+            "--gazetteer reads jieba's dictionary, and jieba is not installed: install the train "
+            "extra (pip install -e '.[train]') or pip install 'jieba>=0.42'"
+        )
+    path = os.path.join(spec.submodule_search_locations[0], "dict.txt")
+    lines = set()
+    with open(path, encoding="utf-8") as f:
+        for row in f:
+            parts = row.split()  # word, frequency, part-of-speech tag
+            if len(parts) != 3 or not 2 <= len(parts[0]) <= 8:
+                continue
+            kind = _JIEBA_TYPES.get(parts[2])
+            lines.add(f"{parts[0]}\t{kind}" if kind else parts[0])
+    return sorted(lines)
+
+
 def load_lexicon(language: str, top: int) -> list[str]:
     """Words of 2-4 characters among wordfreq's ``top`` most frequent (training-time only)."""
     try:
@@ -227,6 +264,6 @@ def load_lexicon(language: str, top: int) -> list[str]:
         {
             w
             for w in top_n_list(language, top)
-            if 2 <= len(w) <= 4 and "\n" not in w and not w.isspace()
+            if 2 <= len(w) <= 4 and "\n" not in w and "\t" not in w and not w.isspace()
         }
     )

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tagstream.model.features import Featurizer
+from tagstream.model.features import GAZETTEER_TYPES, Featurizer, parse_lexicon
 from tagstream.model.vocab import CASES, UNK, Vocab, case_id
 
 
@@ -53,6 +53,38 @@ def test_bigrams_and_lexicon():
     assert cols[2] == [bigrams["北京"], bigrams["京大"], UNK, UNK]
     # 北京: begins(1) at 北, ends(4) at 京; 北京大学: begins at 北, inside(2) 京 and 大, ends at 学
     assert cols[3] == [1 + 1, 1 + (4 | 2), 1 + 2, 1 + 4]
+
+
+def test_gazetteer_marks_typed_entries_by_type_and_position():
+    lexicon = ["北京\tplace", "北京大学\torganisation", "大学", "王小明\tperson", "小明\tperson"]
+    f = Featurizer(Vocab(), ["lexicon", "gazetteer"], None, 1, lexicon)
+    place, org, person = (3 * GAZETTEER_TYPES.index(t) for t in ("place", "organisation", "person"))
+    cols = f.columns(list("在北京大学见王小明"))
+    assert cols[2] == [
+        1,
+        1 + (1 << place | 1 << org),  # 北 begins a place and an organisation
+        1 + (4 << place | 2 << org),  # 京 ends the place, is inside the organisation
+        1 + (2 << org),
+        1 + (4 << org),
+        1,
+        1 + (1 << person),  # 王小明 begins; 小明 (a person too) inside it and beginning itself
+        1 + (2 << person | 1 << person),
+        1 + (4 << person),
+    ]
+    # every entry, typed or not, is a word of the lexicon feature (2-4 tokens)
+    assert cols[1][1:5] == [1 + 1, 1 + (4 | 2), 1 + (2 | 1), 1 + 4]
+
+
+def test_untyped_lexicon_lines_make_no_gazetteer():
+    words, typed = parse_lexicon(["北京", "中国\tplace", "中国\tperson"])
+    assert words == {"北京", "中国"}
+    assert typed == {
+        "中国": 1 << GAZETTEER_TYPES.index("place") | 1 << GAZETTEER_TYPES.index("person")
+    }
+    with pytest.raises(ValueError, match="needs a lexicon with typed entries"):
+        Featurizer(Vocab(), ["gazetteer"], None, 1, ["北京"])
+    with pytest.raises(ValueError, match="unknown type 'city'"):
+        parse_lexicon(["北京\tcity"])
 
 
 def test_empty_and_bad_configuration():
