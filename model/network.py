@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tagstream.model.layers import CRF, CharCNN, add_recall_margin
 from tagstream.model.network_config import NetworkConfig
-from tagstream.model.recurrence import cell_scale, dense_bilstm, lstm_steps
+from tagstream.model.recurrence import cell_scale, dense_bilstm, lstm_from_table
 
 __all__ = ["NetworkConfig", "TaggerNet"]
 
@@ -186,37 +186,16 @@ class TaggerNet(nn.Module):
     @torch.jit.export
     def emissions_from_gates(self, gates: Tensor, lengths: Tensor) -> Tensor:
         """``emissions`` from the real tokens' input gates (N, 8H) (``token_gates``), the N real
-        tokens in row order, lengths (B,) of one-layer networks in float32.
+        tokens in row order, lengths (B,) of one-layer networks in float32."""
+        return self.emissions_from_table(gates, torch.arange(gates.size(0)), lengths)
 
-        Both directions run in one loop over time (one batched matrix product per step); with
-        ``lengths`` sorted longest first, each step computes only the sequences still running.
-        """
-        B = lengths.size(0)
-        T = int(lengths.max())
-        G = gates.size(1) // 2  # 4H
-        steps = torch.arange(T, device=gates.device).unsqueeze(0)  # (1, T)
-        inside = steps < lengths.unsqueeze(1)  # (B, T)
-        real = inside.reshape(B * T)
-        idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
-        # where each real token's gates go in the step-major layout (T, 2, B): the forward
-        # direction reads sentence b's token t at step t, the backward one at step length - 1 - t
-        b = idx // T
-        t = idx % T
-        fw = (t * 2) * B + b  # (N,)
-        bw = ((lengths[b] - 1 - t) * 2 + 1) * B + b  # (N,)
-        ordered = bool((lengths[:-1] >= lengths[1:]).all())
-        x = torch.empty(
-            T * 2 * B, G, dtype=gates.dtype, device=gates.device
-        )  # padding is never read
-        if not ordered:  # ... except by finished sequences, whose states are not used either
-            x.zero_()
-        x.index_copy_(0, fw, gates[:, :G]).index_copy_(0, bw, gates[:, G:])
+    @torch.jit.export
+    def emissions_from_table(self, table: Tensor, rows: Tensor, lengths: Tensor) -> Tensor:
+        """``emissions_from_gates`` with the gates of distinct tokens (R, 8H) and the row of each
+        real token (N,): a cache of ``token_gates`` is read in place (``lstm_from_table``)."""
         w_hh = torch.stack([self.lstm.weight_hh_l0, self.lstm.weight_hh_l0_reverse])  # (2, 4H, H)
-        states = lstm_steps(x.reshape(T, 2, B, G), w_hh, lengths, ordered).reshape(
-            T * 2 * B, -1
-        )  # (T*2*B, H)
-        hr = torch.cat([states.index_select(0, fw), states.index_select(0, bw)], dim=1)  # (N, 2H)
-        return self._head(hr, real, idx, B, T)
+        hr, real, idx = lstm_from_table(table, rows, lengths, w_hh)  # (N, 2H)
+        return self._head(hr, real, idx, lengths.size(0), int(lengths.max()))
 
     def _head(self, hr: Tensor, real: Tensor, idx: Tensor, B: int, T: int) -> Tensor:
         """BiLSTM states of the N real tokens (N, 2H) -> tag scores (B, T, C) (0 at padding):

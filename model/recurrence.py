@@ -6,14 +6,15 @@ compiles them along with it. Two paths:
 - ``dense_bilstm``: bfloat16, each direction as one dense ``torch.lstm`` call (oneDNN kernels),
   the backward direction reading every sequence reversed within its length;
 - ``lstm_steps``: float32, both directions in one loop over time from precomputed input gates
-  (``TaggerNet.token_gates``), with the cell candidate g arriving doubled (``cell_scale``).
+  (``TaggerNet.token_gates``), with the cell candidate g arriving doubled (``cell_scale``);
+  ``lstm_from_table`` lays those gates out for it, read from a table of distinct tokens.
 
 Shapes: B sequences, T steps, D inputs, H the LSTM size per direction.
 """
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import Tensor
@@ -88,3 +89,34 @@ def lstm_steps(gates: Tensor, w_hh: Tensor, lengths: Tensor, ordered: bool) -> T
         h = o * (torch.sigmoid(c * 2) * 2 - 1)  # h = o tanh(c)
         out[t, :, :k] = h
     return out
+
+
+def lstm_from_table(
+    table: Tensor, rows: Tensor, lengths: Tensor, w_hh: Tensor
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Both directions' states (N, 2H) of the N real tokens of B sequences, from the input gates
+    of distinct tokens ``table`` (R, 8H: forward i f g o, then backward) and the row of each real
+    token ``rows`` (N,), sequence after sequence; also ``real`` (B*T,) marking the real positions
+    of the (B, T) grid and ``idx`` (N,) their flat positions.
+
+    One gather puts every token's gates where ``lstm_steps`` reads them, the step-major layout
+    (T, 2, B): the forward direction reads sequence b's token t at step t, the backward one at
+    step length - 1 - t. Padding reads some real row, which only finished sequences see.
+    """
+    B = lengths.size(0)
+    T = int(lengths.max())
+    G = table.size(1) // 2  # 4H
+    steps = torch.arange(T, device=table.device).unsqueeze(0)  # (1, T)
+    real = (steps < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
+    idx = real.nonzero().squeeze(1)  # (N,)
+    b = idx // T
+    t = idx % T
+    fw = (t * 2) * B + b  # (N,) each token's place for the forward direction
+    bw = ((lengths[b] - 1 - t) * 2 + 1) * B + b  # (N,) and for the backward one
+    src = torch.full([T * 2 * B], int(rows[0]) * 2, dtype=torch.long, device=table.device)
+    src.index_copy_(0, fw, rows * 2).index_copy_(0, bw, rows * 2 + 1)
+    x = table.reshape(-1, G).index_select(0, src)  # (T*2*B, 4H)
+    ordered = bool((lengths[:-1] >= lengths[1:]).all())
+    states = lstm_steps(x.reshape(T, 2, B, G), w_hh, lengths, ordered).reshape(T * 2 * B, -1)
+    hr = torch.cat([states.index_select(0, fw), states.index_select(0, bw)], dim=1)  # (N, 2H)
+    return hr, real, idx

@@ -54,15 +54,21 @@ class TokenCache:
         ``compute`` gets the new distinct keys and, for each, the position of its first
         occurrence in ``keys`` (to read ids known per position); it returns one row per key.
         """
+        table, rows = self.locate(keys, compute)
+        return table.index_select(0, rows)
+
+    def locate(
+        self, keys: Sequence[Hashable], compute: Compute
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``lookup`` without the copy: ``(table, rows)``, key i's values being ``table[rows[i]]``
+        (the table is the cache's own, valid until the next call)."""
         first: dict[Hashable, int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
         if len(first) > self.rows:  # more distinct keys than the cache holds: compute, keep none
             self.computed += len(first)
             at = {k: j for j, k in enumerate(first)}
-            return compute(list(first), list(first.values())).index_select(
-                0, torch.tensor([at[k] for k in keys])
-            )
+            return compute(list(first), list(first.values())), torch.tensor([at[k] for k in keys])
         index = self._index
         new = [k for k in first if k not in index]
         if new:
@@ -84,7 +90,7 @@ class TokenCache:
             self._keys += new
         rows = torch.tensor([index[k] for k in keys])
         self._uses += torch.bincount(rows, minlength=self.rows)
-        return self._table.index_select(0, rows)
+        return self._table, rows
 
     def _evict(self, needed: list[int], others: int) -> None:
         """Keep rows ``needed`` and the ``others`` most used of the rest, compacted to the front."""

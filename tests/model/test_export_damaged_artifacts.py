@@ -95,7 +95,7 @@ def _set(**kw):
             "zh",
             None,
             lambda f: f.update({"lexicon.txt": "北京\tcity\n中国"}),
-            "lexicon.txt: lexicon entry '北京\\tcity': unknown type 'city'",
+            "lexicon.txt: lexicon entry .*: unknown type 'city'",
         ),
         (
             "zh",

@@ -76,7 +76,8 @@ def test_padding_does_not_change_a_sentence(bfloat16):
 def test_gates_path_gives_what_the_packed_lstm_gives(order, chars):
     """token_gates + emissions_from_gates (input projection per token, both directions in one
     loop, sequences dropping out as they end) score as nn.LSTM on packed sequences, scripted
-    too; without a character CNN as well."""
+    too; without a character CNN as well; emissions_from_table reading the gates from a table
+    gives the same."""
     net = make_net(**({} if chars else {"char_dim": 0}))
     net.fast_lstm = False
     words, extras, chars_, _ = inputs()
@@ -92,6 +93,13 @@ def test_gates_path_gives_what_the_packed_lstm_gives(order, chars):
         assert fast.shape == packed.shape
         assert torch.allclose(fast, packed, atol=1e-4), (fast - packed).abs().max()
         assert fast[~real].abs().max() == 0  # padding scores 0
+        # the same gates as rows of a table of distinct tokens, in another order, some unused
+        order_ = torch.randperm(gates.size(0) + 3, generator=torch.Generator().manual_seed(0))
+        table = torch.randn(gates.size(0) + 3, gates.size(1))
+        table[order_[: gates.size(0)]] = gates
+        with torch.inference_mode():
+            read = module.emissions_from_table(table, order_[: gates.size(0)], lengths)
+        assert torch.equal(read, fast)
 
 
 def test_viterbi_and_marginals_match_brute_force():

@@ -221,9 +221,10 @@ def _work(tagger, texts):
 
 
 def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
-    """Input gates cached per distinct token (float32), character features cached per distinct
-    token (the bfloat16 path's network input), and both caches when too small to hold a batch or
-    refilling, score as the network computing every token of the batch."""
+    """Input gates cached per distinct token (float32; read in place or copied out), character
+    features cached per distinct token (the bfloat16 path's network input), and both caches
+    when too small to hold a batch or refilling, score as the network computing every token of
+    the batch."""
     from tagstream.model.token_cache import TokenCache
 
     texts = (
@@ -234,6 +235,10 @@ def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
     gate_cache = tiny._gate_cache
     with torch.inference_mode():
         gates = tiny._emissions(docs, work)
+        assert tiny._from_table  # the cache's table read in place; an older network copies it
+        monkeypatch.setattr(tiny, "_from_table", False)
+        assert torch.equal(tiny._emissions(docs, work), gates)
+        monkeypatch.setattr(tiny, "_from_table", True)
         monkeypatch.setattr(tiny, "_gate_cache", None)
         chars = tiny._emissions(docs, work)
         monkeypatch.setattr(tiny, "_char_cache", None)
