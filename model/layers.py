@@ -26,19 +26,36 @@ class CharCNN(nn.Module):
         self.conv = nn.Conv1d(dim, filters, kernel, padding=kernel // 2)
 
     def forward(self, chars: Tensor) -> Tensor:
-        # chars: (N, W) character ids, 0 = padding. The convolution is one matrix product over
-        # the unfolded windows (faster than Conv1d for these small shapes; same weights).
+        # chars: (N, W) character ids, 0 = padding
         N, W = chars.shape
         k = self.conv.kernel_size[0]
-        x = F.pad(self.embed(chars), (0, 0, k // 2, k - 1 - k // 2))  # (N, W+k-1, E)
-        windows = x.unfold(1, k, 1).reshape(N, W, -1)  # (N, W, E*k)
-        weight = self.conv.weight.reshape(self.conv.out_channels, -1)  # (F, E*k)
         bias = self.conv.bias
         assert bias is not None
-        y = torch.addmm(bias, windows.reshape(N * W, -1), weight.t()).reshape(N, W, -1)  # (N, W, F)
+        if self.training:  # one matrix product over the unfolded windows (same weights as Conv1d)
+            x = F.pad(self.embed(chars), (0, 0, k // 2, k - 1 - k // 2))  # (N, W+k-1, E)
+            windows = x.unfold(1, k, 1).reshape(N, W, -1)  # (N, W, E*k)
+            weight = self.conv.weight.reshape(self.conv.out_channels, -1)  # (F, E*k)
+            y = torch.addmm(bias, windows.reshape(N * W, -1), weight.t()).reshape(N, W, -1)
+        else:  # a window is k characters: the sum of k rows of per-character tables (V, F)
+            y = self.char_terms(chars, bias)  # (N, W, F)
         pad = (chars == 0).unsqueeze(2)  # (N, W, 1)
         y = y.masked_fill(pad, -10000.0).max(dim=1).values  # (N, F)
         return y.masked_fill(pad.all(dim=1), 0.0)  # tokens without characters -> 0
+
+    def char_terms(self, chars: Tensor, bias: Tensor) -> Tensor:
+        """The convolution (N, W, F) as k table lookups: what character v adds at window offset j
+        is embed(v) times the kernel's slice j, a (V, F) table per offset. No matrix product per
+        token, and the padding character's row is 0 as its embedding is."""
+        N, W = chars.shape
+        k = self.conv.kernel_size[0]
+        E = self.embed.weight.size(1)
+        per_offset = self.conv.weight.permute(1, 2, 0).reshape(E, -1)  # (E, k*F)
+        tables = (self.embed.weight @ per_offset).reshape(-1, k, self.conv.out_channels)
+        padded = F.pad(chars, (k // 2, k - 1 - k // 2))  # (N, W+k-1)
+        y = bias.expand(N, W, self.conv.out_channels)
+        for j in range(k):
+            y = y + F.embedding(padded[:, j : j + W], tables[:, j])  # (N, W, F)
+        return y
 
 
 class CRF(nn.Module):
