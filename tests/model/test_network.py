@@ -149,3 +149,27 @@ def test_training_loss_decreases():
         loss.backward()
         opt.step()
     assert float(loss) < first / 4
+
+
+def test_char_cnn_table_lookups_give_the_convolution():
+    """At inference the character CNN sums per-character, per-offset table rows; in training it
+    is one matrix product over unfolded windows. Both are the same convolution, padding and
+    tokens without characters included."""
+    from tagstream.model.layers import CharCNN
+
+    torch.manual_seed(0)
+    cnn = CharCNN(num_chars=40, dim=6, filters=5, kernel=3)
+    chars = torch.randint(1, 40, (7, 9))
+    chars[1, 4:] = 0  # a shorter token
+    chars[2] = 0  # no characters
+    reference = torch.nn.functional.conv1d(
+        cnn.embed(chars).transpose(1, 2), cnn.conv.weight, cnn.conv.bias, padding=1
+    ).transpose(1, 2)  # (N, W, F)
+    reference = reference.masked_fill((chars == 0).unsqueeze(2), -10000.0).max(dim=1).values
+    reference[2] = 0.0
+    with torch.no_grad():
+        trained = cnn.train()(chars)
+        looked_up = cnn.eval()(chars)
+        scripted = torch.jit.script(cnn).eval()(chars)
+    for out in (trained, looked_up, scripted):
+        assert torch.allclose(out, reference, atol=1e-5), (out - reference).abs().max()
