@@ -171,9 +171,22 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         max_minutes=args.max_minutes,
         average=args.average,
         recall_margin=args.recall_margin,
+        lowercase=args.lowercase,
     )
+    lowered = [([t.lower() for t in tokens], tags) for tokens, tags in corpus.train]
     run = TrainingRun(
-        net, train_ex, dev_ex, dev_gold, tags, options, args.lr, rng, t_start, progress, holdout
+        net,
+        train_ex,
+        dev_ex,
+        dev_gold,
+        tags,
+        options,
+        args.lr,
+        rng,
+        t_start,
+        progress,
+        holdout,
+        encode(lowered, featurizer, corpus.tag_index, sep) if args.lowercase else (),
     )
 
     # 3. epochs, and what each evaluation decides
@@ -204,6 +217,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "holdout": corpus.holdout_desc or None,
                 "average": args.average or None,
                 "recall_margin": args.recall_margin or None,
+                "lowercase": args.lowercase or None,
                 "best_epoch": round(ev.epoch, 2),
                 "command": command,
                 "train_seconds": round(time.perf_counter() - t_start),

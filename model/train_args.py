@@ -94,6 +94,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "which the network must overcome (raises recall; 0: plain CRF likelihood)",
     )
     ap.add_argument(
+        "--lowercase",
+        type=float,
+        default=0.0,
+        help="chance to train on a sentence lower-cased (names without capitals, as social "
+        "media writes them; the word ids are case-blind already, the characters and casing "
+        "features are not)",
+    )
+    ap.add_argument(
         "--word-dropout",
         type=float,
         default=0.05,

@@ -60,6 +60,7 @@ class LoopOptions:
     max_minutes: float = 0  # stop after this much time since `started` (0: no limit)
     average: float = 0  # evaluate the moving average of the weights with this decay (0: off)
     recall_margin: float = 0  # softmax-margin cost of a missed entity token (`TaggerNet.loss`)
+    lowercase: float = 0  # chance to train on a sentence's lower-cased copy (`train_lower`)
 
 
 class NoProgress:
@@ -135,8 +136,12 @@ class TrainingRun:
         started: float,
         progress: Callable[[int, str], object] = lambda total, desc: NoProgress(),
         holdout: tuple[Sequence[Example], list] | None = None,
+        train_lower: Sequence[Example] = (),
     ):
         self.holdout = holdout
+        if options.lowercase and len(train_lower) != len(train_ex):
+            raise ValueError("--lowercase needs a lower-cased copy of every training sentence")
+        self.train_both = list(train_ex) + list(train_lower)  # sentence i's copy is at n + i
         self.o_tag = list(tags).index("O")
         self.net, self.train_ex, self.dev_ex, self.dev_gold, self.tags = (
             net,
@@ -199,7 +204,10 @@ class TrainingRun:
 
     def _train_batch(self, idx: list[int]) -> tuple[int, float]:
         """One optimisation step; returns the batch's tokens and its summed loss."""
-        w, extras, chars, lengths, gold = collate(self.train_ex, idx)
+        if self.options.lowercase:
+            n = len(self.train_ex)
+            idx = [i + n if self.rng.random() < self.options.lowercase else i for i in idx]
+        w, extras, chars, lengths, gold = collate(self.train_both, idx)
         if self.options.word_dropout > 0:
             w = w.masked_fill((torch.rand(w.shape) < self.options.word_dropout) & (w > 1), UNK)
         loss = self.net.loss(

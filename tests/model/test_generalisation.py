@@ -1,5 +1,6 @@
 """The training options for text the model has not seen: the held-out slice of the latest
-training sentences, the moving average of the weights, and the recall margin."""
+training sentences, the moving average of the weights, the recall margin, and lower-cased
+copies."""
 
 import torch
 
@@ -65,3 +66,27 @@ def test_the_recall_margin_costs_entities_only():
         plain = float(net.loss(*x, gold))
         margin = float(net.loss(*x, gold, recall_margin=2.0, o_tag=o_tag))
         assert (margin > plain + 1e-3) is costs, (plain, margin)
+
+
+def test_lowercase_trains_on_the_lower_cased_copies_at_its_rate(files, monkeypatch):  # noqa: F811
+    """--lowercase P: each training sentence is swapped for its lower-cased copy with chance P
+    (the copies' characters are lower case; the gold tags are the sentence's own)."""
+    import tagstream.model.training_loop as loop
+
+    seen: list[torch.Tensor] = []
+    collate = loop.collate
+
+    def spy(examples, idx):
+        batch = collate(examples, idx)
+        if torch.is_grad_enabled():  # a training batch, not an evaluation's
+            seen.append(batch[2])  # (B, T, W) code points
+        return batch
+
+    monkeypatch.setattr(loop, "collate", spy)
+    for rate in ("0", "1"):
+        seen.clear()
+        assert train_main(args(files, "--lowercase", rate, "--epochs", "1")) == 0
+        capitals = {c for c in torch.cat([c.flatten() for c in seen]).tolist() if chr(c).isupper()}
+        info = load(files / "m.pt").info
+        assert info["training"]["lowercase"] == (None if rate == "0" else 1.0)
+        assert bool(capitals) == (rate == "0")  # (B, T, W) code points: capitals, or none
