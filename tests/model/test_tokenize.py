@@ -123,3 +123,31 @@ def test_stored_mark_ranges_are_unicodedatas():
             f"this Python has Unicode {unicodedata.unidata_version}: the tokenizer scans instead"
         )
     assert mark_ranges() == mark_ranges(scan=True)
+
+
+def _full_pattern(text: str) -> list[tuple[int, int]]:
+    """conll-en without its fast paths: every chunk through the full pattern."""
+    from tagstream.model.tokenize import _CHUNK, _CONLL_EN
+
+    out = []
+    for m in _CHUNK.finditer(text):
+        for t in _CONLL_EN.finditer(text, m.start()):
+            if t.start() >= m.end():
+                break
+            out.append(t.span())
+    return out
+
+
+def test_fast_paths_give_what_the_full_pattern_gives(data_root):
+    """Alphanumeric chunks and lone ASCII symbols skip the pattern: on every sentence of the
+    English corpora (tokens joined by a space) and on symbols in odd company, the tokens are the
+    pattern's (CoNLL train: every fourth sentence)."""
+    texts = [
+        "U.S. . ' s don ' t ( 1 ) $ 5 - - ... ' '' \" # @user #tag :) : - ) e.g. .",
+        "Mr . J . Smith , vs . 1996 - 08 - 22 / 1 / 2 n ' t & AT & T _ ~ ^ ` | { } [ ] < = >",
+    ]
+    for name in ("conll2003/valid.txt", "wnut17/dev.conll", "wnut17/train.conll"):
+        texts += [" ".join(tokens) for tokens, _ in read_conll(data_root / name)]
+    texts += [" ".join(t) for t, _ in read_conll(data_root / "conll2003/train.txt")[::4]]
+    for text in texts:
+        assert tokenize_offsets(text, "conll-en") == _full_pattern(text), text[:200]
