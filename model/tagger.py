@@ -24,7 +24,7 @@ import torch
 
 from tagstream.model.artifact import ArtifactError, read
 from tagstream.model.artifact_checks import check
-from tagstream.model.chunk_batch import char_grid, gather, token_code_points
+from tagstream.model.chunk_batch import by_length, char_grid, gather, token_code_points
 from tagstream.model.chunks import chunk_bounds, sub_batches
 from tagstream.model.cpu import Precision, choose_precision
 from tagstream.model.features import Featurizer
@@ -37,7 +37,6 @@ from tagstream.model.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-_CHAR_PIECE = 512  # tokens per character-CNN call
 _CHAR_CACHE_ROWS = (
     65_536  # distinct tokens whose character features are kept (13 MiB at 50 filters)
 )
@@ -188,22 +187,11 @@ class Tagger:
 
     def _char_features(self, tokens: Sequence[str]) -> torch.Tensor:
         """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars``
-        characters). Many tokens go in pieces of similar length: each piece's (n, W, F) tensors
-        stay in the CPU's cache and are padded to its own longest token (four times faster
-        than one call on 12,000 news tokens)."""
+        characters), in length-sorted pieces (``model.chunk_batch.by_length``)."""
         cut = self._featurizer.max_word_chars
-        if len(tokens) <= _CHAR_PIECE:
-            return self.module.char_features(token_code_points(tokens, cut))  # (M, F)
-        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
-        feats = torch.cat(
-            [
-                self.module.char_features(
-                    token_code_points([tokens[i] for i in order[a : a + _CHAR_PIECE]], cut)
-                )
-                for a in range(0, len(order), _CHAR_PIECE)
-            ]
-        )  # (M, F) in length order
-        return torch.empty_like(feats).index_copy_(0, torch.tensor(order), feats)
+        return by_length(
+            tokens, lambda piece: self.module.char_features(token_code_points(piece, cut))
+        )  # (M, F)
 
     def _gates(self, tokens: list[str], cols: list[list[int]], rows: list[int]) -> torch.Tensor:
         """(M, 8H) BiLSTM input gates of the tokens at positions ``rows`` of a batch."""

@@ -48,3 +48,23 @@ def test_chunk_bounds_cover_every_token_once_within_the_limit():
         assert chunks[0][0] == 0 and chunks[-1][1] == len(starts)
         assert all(a < b <= a + limit for a, b in chunks)
         assert all(prev[1] == nxt[0] for prev, nxt in zip(chunks, chunks[1:]))
+
+
+def test_by_length_runs_pieces_of_similar_length_and_keeps_the_order():
+    import torch
+
+    from tagstream.model.chunk_batch import by_length
+
+    tokens = [("x" * n) for n in (5, 1, 9, 3, 3, 7, 2, 8)]
+    pieces = []
+
+    def compute(piece):
+        pieces.append([len(t) for t in piece])
+        return torch.tensor([[float(len(t)), float(ord(t[0]))] for t in piece])
+
+    rows = by_length(tokens, compute, piece=3)
+    assert rows[:, 0].tolist() == [len(t) for t in tokens]  # the tokens' own order
+    assert pieces == [[1, 2, 3], [3, 5, 7], [8, 9]]  # shortest first, at most 3 a call
+    pieces.clear()
+    assert by_length(tokens[:2], compute, piece=3)[:, 0].tolist() == [5.0, 1.0]
+    assert pieces == [[5, 1]]  # few tokens: one call, as given
