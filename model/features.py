@@ -13,7 +13,7 @@ A lexicon is a list of lines: ``word`` or ``word<TAB>type`` (a gazetteer entry, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -65,6 +65,7 @@ class Featurizer:
         if ("bigram_left" in features or "bigram_right" in features) and bigrams is None:
             raise ValueError("bigram features need a bigram vocabulary")
         self.lexicon, self.gazetteer = parse_lexicon(lexicon or ())
+        self._words = dict.fromkeys(self.lexicon, 1)  # every word, of the one untyped kind
         if "lexicon" in features and lexicon is None:
             raise ValueError("the lexicon feature needs a lexicon")
         if "gazetteer" in features and not self.gazetteer:
@@ -111,38 +112,12 @@ class Featurizer:
 
     def lexicon_ids(self, tokens: list[str]) -> list[int]:
         """1 + bitmask per token: 1 begins, 2 is inside, 4 ends a lexicon word of 2-4 tokens."""
-        n = len(tokens)
-        bits = [0] * n
-        lexicon = self.lexicon
-        for j in range(n - 1):
-            for length in _LEXICON_LENGTHS:
-                if j + length > n:
-                    break
-                if "".join(tokens[j : j + length]) in lexicon:
-                    bits[j] |= 1
-                    bits[j + length - 1] |= 4
-                    for k in range(j + 1, j + length - 1):
-                        bits[k] |= 2
-        return [b + 1 for b in bits]
+        return _marks(tokens, self._words, _LEXICON_LENGTHS, 1)
 
     def gazetteer_ids(self, tokens: list[str]) -> list[int]:
         """1 + bitmask per token: for the type of index t, bit 3t begins, 3t+1 is inside, 3t+2
         ends a typed lexicon entry of 2-8 tokens."""
-        n = len(tokens)
-        bits = [0] * n
-        gazetteer = self.gazetteer
-        for j in range(n - 1):
-            for length in _GAZETTEER_LENGTHS:
-                if j + length > n:
-                    break
-                kinds = gazetteer.get("".join(tokens[j : j + length]), 0)
-                for t in range(len(GAZETTEER_TYPES)):
-                    if kinds >> t & 1:
-                        bits[j] |= 1 << 3 * t
-                        bits[j + length - 1] |= 4 << 3 * t
-                        for k in range(j + 1, j + length - 1):
-                            bits[k] |= 2 << 3 * t
-        return [b + 1 for b in bits]
+        return _marks(tokens, self.gazetteer, _GAZETTEER_LENGTHS, len(GAZETTEER_TYPES))
 
     def encode(self, text: str, offsets: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
         """``(features (N, 1+E) int64, chars (N, W) int32 code points, 0-padded)`` for the tokens.
@@ -167,3 +142,24 @@ class Featurizer:
         valid = idx < bounds[:, 1:]  # (N, W)
         chars = torch.where(valid, cps[idx.clamp(max=cps.numel() - 1)], 0)  # (N, W)
         return feats, chars
+
+
+def _marks(
+    tokens: list[str], entries: dict[str, int], lengths: Sequence[int], kinds: int
+) -> list[int]:
+    """1 + bitmask per token: for each kind t (bit t of an entry's value), bit 3t where an entry
+    of ``lengths`` tokens begins, 3t+1 inside it, 3t+2 where it ends."""
+    n = len(tokens)
+    bits = [0] * n
+    for j in range(n - 1):
+        for length in lengths:
+            if j + length > n:
+                break
+            found = entries.get("".join(tokens[j : j + length]), 0)
+            for t in range(kinds):
+                if found >> t & 1:
+                    bits[j] |= 1 << 3 * t
+                    bits[j + length - 1] |= 4 << 3 * t
+                    for k in range(j + 1, j + length - 1):
+                        bits[k] |= 2 << 3 * t
+    return [b + 1 for b in bits]

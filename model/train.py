@@ -48,6 +48,7 @@ from tagstream.model.training_data import (
     load_gazetteer,
     load_lexicon,
     load_pretrained,
+    lower_cased,
     pieces,
     read_corpus,
 )
@@ -73,7 +74,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     lexicon = (
         load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None
     )  # fails early
-    gazetteer = load_gazetteer(args.language) if args.gazetteer else []
+    gazetteer = load_gazetteer() if args.gazetteer else []
     if gazetteer:
         features = [*features, "gazetteer"]
         lexicon = sorted(set(lexicon or ()) | set(gazetteer))
@@ -173,7 +174,6 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         recall_margin=args.recall_margin,
         lowercase=args.lowercase,
     )
-    lowered = [([t.lower() for t in tokens], tags) for tokens, tags in corpus.train]
     run = TrainingRun(
         net,
         train_ex,
@@ -186,7 +186,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         t_start,
         progress,
         holdout,
-        encode(lowered, featurizer, corpus.tag_index, sep) if args.lowercase else (),
+        encode(lower_cased(corpus.train), featurizer, corpus.tag_index, sep)
+        if args.lowercase
+        else (),
     )
 
     # 3. epochs, and what each evaluation decides

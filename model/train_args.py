@@ -167,4 +167,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("train", "output"):
         if not getattr(args, name):
             ap.error(f"--{name} is required (on the command line or in the recipe)")
+    if args.gazetteer and args.language != "zh":
+        ap.error(f"--gazetteer has name lists for --language zh only, not {args.language}")
+    if not 0 <= args.lowercase <= 1:
+        ap.error(f"--lowercase is a chance, from 0 to 1, not {args.lowercase}")
     return args

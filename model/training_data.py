@@ -225,13 +225,16 @@ _JIEBA_TYPES = {
 }
 
 
-def load_gazetteer(language: str) -> list[str]:
-    """Lexicon lines from jieba's dictionary (MIT; training-time only): every word of 2-8
+def lower_cased(sents: Sequence[Sentence]) -> list[Sentence]:
+    """The sentences with every token lower-cased, tags kept (``--lowercase``)."""
+    return [([t.lower() for t in tokens], tags) for tokens, tags in sents]
+
+
+def load_gazetteer() -> list[str]:
+    """Chinese lexicon lines from jieba's dictionary (MIT; training-time only): every word of 2-8
     characters, as ``word<TAB>type`` when jieba tags it as a person, place or organisation name."""
     import importlib.util
 
-    if language != "zh":
-        raise ValueError(f"--gazetteer has a list for zh only, not {language!r}")
     spec = importlib.util.find_spec("jieba")
     if spec is None or not spec.submodule_search_locations:
         raise MissingExtra(

@@ -90,3 +90,15 @@ def test_lowercase_trains_on_the_lower_cased_copies_at_its_rate(files, monkeypat
         info = load(files / "m.pt").info
         assert info["training"]["lowercase"] == (None if rate == "0" else 1.0)
         assert bool(capitals) == (rate == "0")  # (B, T, W) code points: capitals, or none
+
+
+def test_options_that_cannot_work_are_usage_errors(files, capsys):  # noqa: F811
+    import pytest
+
+    for extra, message in (
+        (["--gazetteer"], "--gazetteer has name lists for --language zh only"),
+        (["--lowercase", "1.5"], "--lowercase is a chance, from 0 to 1"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            train_main(args(files, *extra))
+        assert stop.value.code == 2 and message in capsys.readouterr().err
