@@ -155,7 +155,7 @@ class TaggerNet(nn.Module):
             )  # (B, T, De)
         x = self.drop(torch.cat(parts, dim=2))  # (B, T, D)
         h = self.bilstm(x, lengths)  # (B, T, 2H)
-        return self._head(h.reshape(B * T, -1).index_select(0, idx), real, idx, B, T)
+        return self._head(h.reshape(B * T, -1), real, idx, B, T)
 
     @torch.jit.export
     def token_gates(self, words: Tensor, extras: Tensor, char_feats: Tensor) -> Tensor:
@@ -194,25 +194,26 @@ class TaggerNet(nn.Module):
         """``emissions_from_gates`` with the gates of distinct tokens (R, 8H) and the row of each
         real token (N,): a cache of ``token_gates`` is read in place (``lstm_from_table``)."""
         w_hh = torch.stack([self.lstm.weight_hh_l0, self.lstm.weight_hh_l0_reverse])  # (2, 4H, H)
-        hr, real, idx = lstm_from_table(table, rows, lengths, w_hh)  # (N, 2H)
-        return self._head(hr, real, idx, lengths.size(0), int(lengths.max()))
+        B, T = lengths.size(0), int(lengths.max())
+        h = lstm_from_table(table, rows, lengths, w_hh)  # (B*T, 2H)
+        real = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
+        return self._head(h, real, real.nonzero().squeeze(1), B, T)
 
-    def _head(self, hr: Tensor, real: Tensor, idx: Tensor, B: int, T: int) -> Tensor:
-        """BiLSTM states of the N real tokens (N, 2H) -> tag scores (B, T, C) (0 at padding):
-        self-attention over the real tokens, layer norm, output layer. real (B*T,) marks the real
-        tokens, idx (N,) their flat positions.
+    def _head(self, h: Tensor, real: Tensor, idx: Tensor, B: int, T: int) -> Tensor:
+        """BiLSTM states on the (B, T) grid (B*T, 2H), finite at padding -> tag scores (B, T, C)
+        (0 at padding): self-attention over the real tokens, layer norm, output layer. real
+        (B*T,) marks the real tokens, idx (N,) their flat positions.
 
-        Everything here runs on the N real tokens only, except the (B, heads, T, T) attention
-        itself: no work is spent on padding in the projections and the output layer.
+        The attention's input projection runs on the grid (padding is a small share of a
+        length-sorted batch; scattering the projected rows into a grid cost more), everything
+        after the attention on the N real tokens only.
         """
-        D = hr.size(1)
+        D = h.size(1)
+        hr = h.index_select(0, idx)  # (N, 2H)
         attn = self.attn
         if attn is not None:
             nh = attn.num_heads
-            qkv = F.linear(hr, attn.in_proj_weight, attn.in_proj_bias)  # (N, 3*2H): q | k | v
-            qkv = torch.zeros(B * T, 3 * D, dtype=qkv.dtype, device=qkv.device).index_copy(
-                0, idx, qkv
-            )  # (B*T, 3*2H)
+            qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)  # (B*T, 3*2H): q | k | v
             qkv = qkv.reshape(B, T, 3, nh, D // nh).permute(
                 2, 0, 3, 1, 4
             )  # (3, B, heads, T, 2H/heads)

@@ -7,14 +7,14 @@ compiles them along with it. Two paths:
   the backward direction reading every sequence reversed within its length;
 - ``lstm_steps``: float32, both directions in one loop over time from precomputed input gates
   (``TaggerNet.token_gates``), with the cell candidate g arriving doubled (``cell_scale``);
-  ``lstm_from_table`` lays those gates out for it, read from a table of distinct tokens.
+  ``lstm_from_table`` reads those gates from a table of distinct tokens, step by step.
 
 Shapes: B sequences, T steps, D inputs, H the LSTM size per direction.
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 import torch
 from torch import Tensor
@@ -53,70 +53,69 @@ def cell_scale(hidden: int, device: torch.device) -> Tensor:
     return scale
 
 
-def lstm_steps(gates: Tensor, w_hh: Tensor, lengths: Tensor, ordered: bool) -> Tensor:
-    """gates (T, 2, B, 4H): each direction's input gates in step order, g doubled
-    (``cell_scale``) -> states (T, 2, B, H).
+def lstm_steps(table: Tensor, src: Tensor, w_hh: Tensor, running: List[int]) -> Tensor:
+    """Both directions of a BiLSTM over T steps from the input gates of distinct tokens: table
+    (R, 2, 4H) holds each token's forward then backward gates (g doubled, ``cell_scale``), src
+    (T, 2, B) the table row each direction reads at each step, ``running[t]`` how many sequences
+    (the first ones: lengths sorted longest first) still run at step t -> states (T, 2, B, H).
+
+    Each step gathers its own rows (2 x k of them, read while they are in cache; a gather of
+    every step's rows up front writes and reads back a buffer tens of megabytes long).
 
     w_hh (2, 4H, H): the recurrent weights of the forward and the backward direction, as in
     ``nn.LSTM`` (unscaled). The arithmetic of ``nn.LSTM`` (gate order i, f, g, o) with
     tanh(x) = 2 sigmoid(2x) - 1: on CPUs sigmoid is several times faster than tanh, and the gates
-    take one sigmoid (g arrives doubled). ``ordered``: lengths are sorted longest first, so the
-    sequences running at step t are the first k.
+    take one sigmoid (g arrives doubled).
     """
-    T, _, B, G = gates.shape
+    T, _, B = src.shape
+    G = table.size(2)
     H = G // 4
     w = w_hh.transpose(1, 2)  # (2, H, 4H)
     w = w * cell_scale(H, w_hh.device)
-    counts = torch.full([T], B)
-    if ordered:
-        counts = (lengths.unsqueeze(0) > torch.arange(T, device=gates.device).unsqueeze(1)).sum(
-            dim=1
-        )
-    running: List[int] = counts.tolist()
-    out = torch.empty(
-        T, 2, B, H, dtype=gates.dtype, device=gates.device
-    )  # only real steps are read
-    h = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
-    c = torch.zeros(2, B, H, dtype=gates.dtype, device=gates.device)
+    rows = table.reshape(-1, G)  # (2R, 4H): row 2r forward, 2r + 1 backward
+    out = torch.empty(T, 2, B, H, dtype=table.dtype, device=table.device)  # real steps are read
+    h = torch.zeros(2, B, H, dtype=table.dtype, device=table.device)
+    c = torch.zeros(2, B, H, dtype=table.dtype, device=table.device)
     for t in range(T):
         k = running[t]
         if k < h.size(1):
             h, c = h[:, :k], c[:, :k]
-        i, f, g, o = (
-            torch.baddbmm(gates[t, :, :k], h, w).sigmoid_().chunk(4, dim=2)
-        )  # (2, k, H) each
+        x = rows.index_select(0, src[t, :, :k].reshape(-1)).reshape(2, k, G)  # (2, k, 4H)
+        i, f, g, o = torch.baddbmm(x, h, w).sigmoid_().chunk(4, dim=2)  # (2, k, H) each
         c = torch.addcmul(f * c, i, g * 2 - 1)  # c = f c + i tanh(g)
         h = o * (torch.sigmoid(c * 2) * 2 - 1)  # h = o tanh(c)
         out[t, :, :k] = h
     return out
 
 
-def lstm_from_table(
-    table: Tensor, rows: Tensor, lengths: Tensor, w_hh: Tensor
-) -> Tuple[Tensor, Tensor, Tensor]:
-    """Both directions' states (N, 2H) of the N real tokens of B sequences, from the input gates
+def lstm_from_table(table: Tensor, rows: Tensor, lengths: Tensor, w_hh: Tensor) -> Tensor:
+    """Both directions' states (B*T, 2H) on the (B, T) grid of B sequences, from the input gates
     of distinct tokens ``table`` (R, 8H: forward i f g o, then backward) and the row of each real
-    token ``rows`` (N,), sequence after sequence; also ``real`` (B*T,) marking the real positions
-    of the (B, T) grid and ``idx`` (N,) their flat positions.
+    token ``rows`` (N,), sequence after sequence. Fastest with the sequences sorted longest
+    first: then only the sequences still running take each step.
 
-    One gather puts every token's gates where ``lstm_steps`` reads them, the step-major layout
-    (T, 2, B): the forward direction reads sequence b's token t at step t, the backward one at
-    step length - 1 - t. Padding reads some real row, which only finished sequences see.
+    The forward direction reads sequence b's token t at step t, the backward one at step
+    length - 1 - t. Padding positions of the grid repeat their sequence's last token's states:
+    finite values that the attention masks out and that no caller reads.
     """
     B = lengths.size(0)
     T = int(lengths.max())
     G = table.size(1) // 2  # 4H
     steps = torch.arange(T, device=table.device).unsqueeze(0)  # (1, T)
-    real = (steps < lengths.unsqueeze(1)).reshape(B * T)  # (B*T,)
-    idx = real.nonzero().squeeze(1)  # (N,)
-    b = idx // T
-    t = idx % T
-    fw = (t * 2) * B + b  # (N,) each token's place for the forward direction
-    bw = ((lengths[b] - 1 - t) * 2 + 1) * B + b  # (N,) and for the backward one
+    last = lengths.unsqueeze(1) - 1  # (B, 1)
+    idx = (steps <= last).reshape(B * T).nonzero().squeeze(1)  # (N,) the real positions
+    b, t = idx // T, idx % T
     src = torch.full([T * 2 * B], int(rows[0]) * 2, dtype=torch.long, device=table.device)
-    src.index_copy_(0, fw, rows * 2).index_copy_(0, bw, rows * 2 + 1)
-    x = table.reshape(-1, G).index_select(0, src)  # (T*2*B, 4H)
-    ordered = bool((lengths[:-1] >= lengths[1:]).all())
-    states = lstm_steps(x.reshape(T, 2, B, G), w_hh, lengths, ordered).reshape(T * 2 * B, -1)
-    hr = torch.cat([states.index_select(0, fw), states.index_select(0, bw)], dim=1)  # (N, 2H)
-    return hr, real, idx
+    src.index_copy_(0, (t * 2) * B + b, rows * 2)  # forward: token t at step t
+    src.index_copy_(0, ((lengths[b] - 1 - t) * 2 + 1) * B + b, rows * 2 + 1)  # backward
+    running: List[int] = [B] * T  # finished sequences run on (never read) unless sorted
+    if bool((lengths[:-1] >= lengths[1:]).all()):
+        counts: List[int] = (lengths.unsqueeze(0) > steps.t()).sum(dim=1).tolist()
+        running = counts
+    states = lstm_steps(table.reshape(-1, 2, G), src.reshape(T, 2, B), w_hh, running)
+    flat = states.reshape(T * 2 * B, -1)  # (T*2*B, H)
+    grid_b = torch.arange(B, device=table.device).unsqueeze(1)  # (B, 1)
+    grid_t = torch.minimum(steps, last)  # (B, T): padding reads the last real token
+    fw = ((grid_t * 2) * B + grid_b).reshape(-1)  # (B*T,) each position's forward state
+    bw = (((last - grid_t) * 2 + 1) * B + grid_b).reshape(-1)  # and its backward one
+    return torch.cat([flat.index_select(0, fw), flat.index_select(0, bw)], dim=1)  # (B*T, 2H)
