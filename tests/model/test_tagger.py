@@ -260,3 +260,19 @@ def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
     assert torch.allclose(gates, every, atol=1e-4)
     assert torch.allclose(chars, every, atol=1e-4)
     assert gate_cache.computed < sum(n for n, _, _ in work)  # repeated tokens computed once
+
+
+def test_an_entity_that_ends_a_shorter_text_of_a_batch_ends_with_it(tiny):
+    """Decoding repeats a chunk's last tag over its padding: the spans of a short text ending in
+    an entity, tagged beside longer ones, stop at its last token, as when it is tagged alone."""
+    texts = [
+        "Peter Brown visited London and Anna Lee stayed in Paris with Peter Brown in Berlin .",
+        "Anna Lee lives in London",
+        "Paris",
+    ]
+    batched = tiny.tag(texts)
+    strip = lambda docs: [[(s.start, s.end, s.label) for s in spans] for spans in docs]  # noqa: E731
+    assert strip(batched) == strip([tiny.tag([t])[0] for t in texts])
+    assert [(s.text, s.label) for s in batched[1]][-1] == ("London", "LOC")
+    assert [(s.text, s.label) for s in batched[2]] == [("Paris", "LOC")]
+    assert all(s.end <= len(t) for t, spans in zip(texts, batched) for s in spans)
