@@ -12,7 +12,10 @@ Prints, in one run on the same sentences (CoNLL-2003 English news, tokens joined
   (d) kafka-python alone on that broker: produce and consume rates of 100-byte JSON records;
   and the CPU's model and flags.
 
+  and (a) for the other shipped models, en-social and zh-news, on their own training sentences.
+
     .venv/bin/python scripts/bench.py [--sentences 5000] [--runs 3] [--skip-kafka] [--skip-peer]
+        [--skip-models]
 """
 
 from __future__ import annotations
@@ -73,9 +76,10 @@ def timed(cmd: list[str], runs: int, env: dict | None = None) -> list[float]:
 
 
 def net_rate(big: list[float], one: list[float], units: int) -> tuple[float, float, float]:
-    """(units per second net of start-up, median whole seconds, median start-up seconds)."""
+    """(units per second net of start-up, NaN if the run was no longer than start-up; median
+    whole seconds, median start-up seconds)."""
     whole, start = statistics.median(big), statistics.median(one)
-    return units / max(whole - start, 1e-9), whole, start
+    return (units / (whole - start) if whole > start else float("nan")), whole, start
 
 
 def ensure_peer() -> Path | None:
@@ -125,6 +129,29 @@ def tagger_rows(work: Path, words: int, tokens: int, runs: int) -> dict[str, flo
             f"runs {', '.join(f'{x:.2f}' for x in big)})"
         )
     return rates
+
+
+# the other shipped models, each on the first sentences of its own training file: (file, joiner)
+OTHER_MODELS = {"en-social": ("wnut17/train.conll", " "), "zh-news": ("msra/train.bio", "")}
+
+
+def other_model_rows(work: Path, count: int, runs: int) -> None:
+    """(a) for en-social and zh-news: tokens/s per thread, float32, net of start-up."""
+    for name, (file, joiner) in OTHER_MODELS.items():
+        sents = [t for t, _ in read_conll(data_dir() / file)][:count]
+        lines = [json.dumps({"id": str(i), "text": joiner.join(t)}) for i, t in enumerate(sents)]
+        (work / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        cmd = [sys.executable, "-m", "tagstream.worker.cli", "tag", "--threads", "1", "--model"]
+        cmd += [name, "--precision", "float32", "--output", os.devnull, "--input"]
+        big = timed([*cmd, str(work / f"{name}.jsonl")], runs)
+        one = timed([*cmd, str(work / "one.jsonl")], runs)
+        units = sum(len(t) for t in sents)
+        rate, whole, start = net_rate(big, one, units)
+        say(
+            f"tagstream {name} float32: {rate:,.0f} {'characters' if joiner == '' else 'tokens'}"
+            f"/s per thread on {len(sents):,} {file} sentences (whole {whole:.2f} s, "
+            f"start-up {start:.2f} s)"
+        )
 
 
 def peer_row(work: Path, words: int, runs: int) -> float | None:
@@ -224,6 +251,7 @@ def main() -> int:
     )
     ap.add_argument("--runs", type=int, default=3, help="runs of each command (medians)")
     ap.add_argument("--skip-peer", action="store_true", help="do not measure spaCy")
+    ap.add_argument("--skip-models", action="store_true", help="only en-news, not the others")
     ap.add_argument(
         "--skip-kafka", action="store_true", help="no broker: only the tagger and the peer"
     )
@@ -262,6 +290,8 @@ def main() -> int:
             if peer:
                 for path, rate in rates.items():
                     say(f"ratio tagstream {path} / spaCy: {rate / peer:.2f}x")
+        if not args.skip_models:
+            other_model_rows(work, len(sentences), args.runs)
     if args.skip_kafka:
         return 0
     bootstrap, started = broker()
