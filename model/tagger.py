@@ -211,10 +211,11 @@ class Tagger:
     ) -> None:
         # Only tagged tokens are read: conlleval's rules end every chunk before "O" and start none
         # there, so each run of tagged tokens decodes alone as it would within its whole row.
-        hits = (tags != 0).nonzero()  # (K, 2): row, position, in order
+        tagged = tags != 0
+        hits = tagged.nonzero()  # (K, 2): row, position, in row-major order as tags[tagged]
         rows, positions = hits[:, 0].tolist(), hits[:, 1].tolist()
-        names = [self.tags[t] for t in tags[hits[:, 0], hits[:, 1]].tolist()]
-        scores = conf[hits[:, 0], hits[:, 1]].tolist()
+        names = [self.tags[t] for t in tags[tagged].tolist()]
+        scores = conf[tagged].tolist()
         k, K = 0, len(rows)
         while k < K:
             row, first = rows[k], k

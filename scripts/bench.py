@@ -10,9 +10,8 @@ Prints, in one run on the same sentences (CoNLL-2003 English news, tokens joined
   (c) end to end through the real local broker: `tagstream demo`'s burst (messages/s, messages
       per CPU-second) and its p50/p99 latency at 50 messages/s;
   (d) kafka-python alone on that broker: produce and consume rates of 100-byte JSON records;
-  and the CPU's model and flags.
-
-  and (a) for the other shipped models, en-social and zh-news, on their own training sentences.
+  and the CPU's model and flags; and (a) for the other shipped models, en-social and zh-news,
+  on the first sentences of their own training files.
 
     .venv/bin/python scripts/bench.py [--sentences 5000] [--runs 3] [--skip-kafka] [--skip-peer]
         [--skip-models]
@@ -136,7 +135,8 @@ OTHER_MODELS = {"en-social": ("wnut17/train.conll", " "), "zh-news": ("msra/trai
 
 
 def other_model_rows(work: Path, count: int, runs: int) -> None:
-    """(a) for en-social and zh-news: tokens/s per thread, float32, net of start-up."""
+    """(a) for en-social and zh-news: words (characters) per second per thread, float32, net of
+    start-up."""
     for name, (file, joiner) in OTHER_MODELS.items():
         sents = [t for t, _ in read_conll(data_dir() / file)][:count]
         lines = [json.dumps({"id": str(i), "text": joiner.join(t)}) for i, t in enumerate(sents)]
@@ -148,7 +148,7 @@ def other_model_rows(work: Path, count: int, runs: int) -> None:
         units = sum(len(t) for t in sents)
         rate, whole, start = net_rate(big, one, units)
         say(
-            f"tagstream {name} float32: {rate:,.0f} {'characters' if joiner == '' else 'tokens'}"
+            f"tagstream {name} float32: {rate:,.0f} {'characters' if joiner == '' else 'words'}"
             f"/s per thread on {len(sents):,} {file} sentences (whole {whole:.2f} s, "
             f"start-up {start:.2f} s)"
         )
