@@ -38,6 +38,8 @@ from tagstream.model.features import GAZETTEER_SIZE, LEXICON_SIZE, Featurizer
 from tagstream.model.network import NetworkConfig
 from tagstream.model.progress import progress
 from tagstream.model.spans import tags_to_spans
+from tagstream.model.teacher import LAC_TAGS, AuxTask, lac_tags
+from tagstream.model.tokenize import join_tokens
 from tagstream.model.tokenize import spec as tokenizer_spec
 from tagstream.model.train_args import parse_args
 from tagstream.model.training_data import (
@@ -162,6 +164,12 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         if lexicon
         else None,
     }
+    teacher = None
+    if args.teacher:  # LAC's tag of each training token's first character
+        texts = [join_tokens(tokens, sep) for tokens, _ in corpus.train]
+        char_tags = lac_tags([text for text, _ in texts])
+        targets = [tags[[a for a, _ in offsets]] for tags, (_, offsets) in zip(char_tags, texts)]
+        teacher = (AuxTask(net, LAC_TAGS, args.teacher_weight), targets)
     options = LoopOptions(
         epochs=args.epochs,
         batch_tokens=args.batch_tokens,
@@ -189,6 +197,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         encode(lower_cased(corpus.train), featurizer, corpus.tag_index, sep)
         if args.lowercase
         else (),
+        teacher,
     )
 
     # 3. epochs, and what each evaluation decides
@@ -220,6 +229,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "average": args.average or None,
                 "recall_margin": args.recall_margin or None,
                 "lowercase": args.lowercase or None,
+                "teacher": f"{args.teacher} x {args.teacher_weight}" if args.teacher else None,
                 "best_epoch": round(ev.epoch, 2),
                 "command": command,
                 "train_seconds": round(time.perf_counter() - t_start),

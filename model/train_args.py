@@ -131,6 +131,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "organisation names as the gazetteer feature",
     )
     ap.add_argument(
+        "--teacher",
+        choices=("lac",),
+        default=None,
+        help="zh: learn Baidu LAC's word and name tags of the training characters as a second "
+        "target (model.teacher; training only, the artifact is unchanged)",
+    )
+    ap.add_argument(
+        "--teacher-weight", type=float, default=0.3, help="weight of the teacher's loss"
+    )
+    ap.add_argument(
         "--word-dim",
         type=int,
         default=d.word_dim,
@@ -169,6 +179,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ap.error(f"--{name} is required (on the command line or in the recipe)")
     if args.gazetteer and args.language != "zh":
         ap.error(f"--gazetteer has name lists for --language zh only, not {args.language}")
+    if args.teacher and args.language != "zh":
+        ap.error(f"--teacher lac tags Chinese only, not --language {args.language}")
     if not 0 <= args.lowercase <= 1:
         ap.error(f"--lowercase is a chance, from 0 to 1, not {args.lowercase}")
     return args

@@ -23,6 +23,7 @@ from tagstream.model.averaging import WeightAverage
 from tagstream.model.evaluate import score
 from tagstream.model.network import TaggerNet
 from tagstream.model.spans import tags_to_spans
+from tagstream.model.teacher import AuxTask
 from tagstream.model.training_data import Example, collate, make_batches
 from tagstream.model.vocab import UNK, Vocab
 
@@ -137,8 +138,12 @@ class TrainingRun:
         progress: Callable[[int, str], object] = lambda total, desc: NoProgress(),
         holdout: tuple[Sequence[Example], list] | None = None,
         train_lower: Sequence[Example] = (),
+        teacher: tuple[AuxTask, Sequence[torch.Tensor]] | None = None,
     ):
+        """``teacher``: an auxiliary output layer and its targets, one per training sentence
+        (`tagstream.model.teacher`); its loss is added to the tagger's."""
         self.holdout = holdout
+        self.teacher = teacher
         if options.lowercase and len(train_lower) != len(train_ex):
             raise ValueError("--lowercase needs a lower-cased copy of every training sentence")
         self.train_both = list(train_ex) + list(train_lower)  # sentence i's copy is at n + i
@@ -155,7 +160,7 @@ class TrainingRun:
         sparse_ids = {id(p) for p in net.sparse_parameters()}
         self.dense_params = [
             p for p in net.parameters() if p.requires_grad and id(p) not in sparse_ids
-        ]
+        ] + (list(teacher[0].parameters()) if teacher else [])
         sparse_params = [p for p in net.sparse_parameters() if p.requires_grad]
         self.optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(self.dense_params, lr=lr)]
         if sparse_params:
@@ -210,9 +215,17 @@ class TrainingRun:
         w, extras, chars, lengths, gold = collate(self.train_both, idx)
         if self.options.word_dropout > 0:
             w = w.masked_fill((torch.rand(w.shape) < self.options.word_dropout) & (w > 1), UNK)
-        loss = self.net.loss(
-            w, extras, chars, lengths, gold, self.options.recall_margin, self.o_tag
-        )
+        if self.teacher is None:
+            loss = self.net.loss(
+                w, extras, chars, lengths, gold, self.options.recall_margin, self.o_tag
+            )
+        else:  # lower-cased copies (at n + i) have sentence i's targets
+            aux, targets = self.teacher
+            with aux.watching():
+                loss = self.net.loss(
+                    w, extras, chars, lengths, gold, self.options.recall_margin, self.o_tag
+                )
+            loss = loss + aux.loss([targets[i % len(self.train_ex)] for i in idx])
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         (loss / len(idx)).backward()
