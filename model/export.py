@@ -205,6 +205,7 @@ def rescript(
     dev_desc: str = "",
     holdout: Sequence[Sentence] = (),
     holdout_desc: str = "",
+    version: str | None = None,
 ) -> pathlib.Path:
     """Re-export an artifact with this version's network code and metadata format (same weights).
 
@@ -212,7 +213,9 @@ def rescript(
     to bring an older artifact's metadata up to date (the tokenizer spec of this version, for one
     whose rules version is still implemented). ``dev``: re-score the new artifact on these gold
     sentences and store the scores; without it the stored dev scores are dropped, as they were
-    measured on another network code. ``src`` and ``dst`` may be the same file.
+    measured on another network code. ``version``: the artifact's new version (a recipe's
+    run released under the version its recipe now names). ``src`` and ``dst`` may be the same
+    file.
     """
     module, files = read(pathlib.Path(src))
     meta = json.loads(files[META_FILE])
@@ -246,6 +249,8 @@ def rescript(
         meta.pop(key, None)
     meta["tokenizer"] = tokenizer_spec(kind)
     meta["confidence"] = confidence_note(cfg.crf)
+    if version:
+        meta["version"] = version
     if dev is None:
         meta["dev_scores"] = {}
     return export(net, meta, words, bigrams, dst, lexicon, dev=dev, dev_desc=dev_desc)
@@ -268,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--split-seed", type=int, default=13, help="seed of that slice")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    ap.add_argument("--version", default=None, help="set the artifact's version (same weights)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dev_fraction:
         sents = split_dev(sents, args.dev_fraction, args.split_seed)[1]
         desc = f"{args.dev_fraction:g} of {args.data} (split_dev seed {args.split_seed})"
-    path = rescript(args.src, args.dst, dev=sents, dev_desc=desc)
+    path = rescript(args.src, args.dst, dev=sents, dev_desc=desc, version=args.version)
     meta = read_meta(path)
     print(f"{meta['name']}@{meta['version']} -> {path}; dev: {desc}, {len(sents)} sentences")
     print(format_report(meta["dev_scores"]))

@@ -86,6 +86,8 @@ def test_rescript_keeps_weights_and_outputs(tmp_path):
     assert a.info == b.info
     text = "中国人民银行在北京开会。"
     assert a.tag([text]) == b.tag([text])
+    renamed = load(rescript(src, tmp_path / "c.pt", version="9.1.0"))
+    assert renamed.info["version"] == "9.1.0" and renamed.tag([text]) == a.tag([text])
 
 
 def test_artifact_without_the_decode_method_is_incompatible(tmp_path):
