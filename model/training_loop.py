@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -215,16 +216,12 @@ class TrainingRun:
         w, extras, chars, lengths, gold = collate(self.train_both, idx)
         if self.options.word_dropout > 0:
             w = w.masked_fill((torch.rand(w.shape) < self.options.word_dropout) & (w > 1), UNK)
-        if self.teacher is None:
+        with self.teacher[0].watching() if self.teacher else nullcontext():
             loss = self.net.loss(
                 w, extras, chars, lengths, gold, self.options.recall_margin, self.o_tag
             )
-        else:  # lower-cased copies (at n + i) have sentence i's targets
+        if self.teacher:  # lower-cased copies (at n + i) have sentence i's targets
             aux, targets = self.teacher
-            with aux.watching():
-                loss = self.net.loss(
-                    w, extras, chars, lengths, gold, self.options.recall_margin, self.o_tag
-                )
             loss = loss + aux.loss([targets[i % len(self.train_ex)] for i in idx])
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
