@@ -220,13 +220,14 @@ def _work(tagger, texts):
     )
 
 
-def test_token_caches_give_what_every_token_computed_gives(tiny, monkeypatch):
+def test_token_caches_give_what_every_token_computed_gives(tiny_dir, monkeypatch):
     """Input gates cached per distinct token (float32; read in place or copied out), character
     features cached per distinct token (the bfloat16 path's network input), and both caches
     when too small to hold a batch or refilling, score as the network computing every token of
-    the batch."""
+    the batch. On the float32 path whatever this CPU's default (the gate cache is float32's)."""
     from tagstream.model.token_cache import TokenCache
 
+    tiny = load(tiny_dir / "tiny.pt", precision="float32")
     texts = (
         HARD_TEXTS + ["Anna Lee lives in London .", "Peter Brown visited Paris and London ."] * 3
     )
