@@ -99,6 +99,19 @@ class Precision:
     cpu: str  # CpuInfo.summary()
 
 
+def isa_allows_bfloat16(isa_cap: str | None = None) -> bool:
+    """Whether ``ONEDNN_MAX_CPU_ISA`` (``isa_cap``; default: read from the environment) leaves
+    oneDNN its bfloat16 instructions.
+
+    >>> isa_allows_bfloat16(""), isa_allows_bfloat16("avx2"), isa_allows_bfloat16("AVX512_CORE_AMX")
+    (True, False, True)
+    """
+    if isa_cap is None:
+        isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    cap = isa_cap.strip().upper()
+    return not cap or cap in _BF16_ISAS
+
+
 def choose_precision(
     requested: str = "auto", cpu: CpuInfo | None = None, isa_cap: str | None = None
 ) -> Precision:
@@ -126,8 +139,7 @@ def choose_precision(
                 "emulated bfloat16 is several times slower than float32"
             )
         return Precision("float32", reason, cpu.summary())
-    cap = isa_cap.strip().upper()
-    if cap and cap not in _BF16_ISAS:
+    if not isa_allows_bfloat16(isa_cap):
         return Precision(
             "float32",
             f"the CPU has {native[0]}, but ONEDNN_MAX_CPU_ISA={isa_cap} keeps oneDNN from using it",

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tagstream.model.conll import data_dir, read_conll  # noqa: E402
-from tagstream.model.cpu import BF16_FLAGS, cpu_info  # noqa: E402
+from tagstream.model.cpu import BF16_FLAGS, cpu_info, isa_allows_bfloat16  # noqa: E402
 from tagstream.model.tokenize import tokenize_offsets  # noqa: E402
 
 CACHE = Path(os.environ.get("TAGSTREAM_CACHE_DIR") or Path.home() / ".cache" / "tagstream")
@@ -108,7 +108,8 @@ def ensure_peer() -> Path | None:
 def tagger_rows(work: Path, words: int, tokens: int, runs: int) -> dict[str, float]:
     tagstream = [sys.executable, "-m", "tagstream.worker.cli", "tag", "--threads", "1"]
     flags = cpu_info().flags
-    native = any(f in flags for f in BF16_FLAGS)
+    # native: the CPU has the instructions and ONEDNN_MAX_CPU_ISA does not cap them away
+    native = any(f in flags for f in BF16_FLAGS) and isa_allows_bfloat16()
     rates = {}
     for path in ("float32", "bfloat16"):
         cmd = [*tagstream, "--precision", path, "--output", os.devnull, "--input"]
@@ -119,7 +120,7 @@ def tagger_rows(work: Path, words: int, tokens: int, runs: int) -> dict[str, flo
         kind = (
             ""
             if path == "float32"
-            else (" (native)" if native else " (emulated: no bfloat16 instructions)")
+            else (" (native)" if native else " (emulated: no bfloat16 instructions, or capped)")
         )
         say(
             f"tagstream {path}{kind}: {rate:,.0f} words/s, "
