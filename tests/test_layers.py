@@ -103,7 +103,12 @@ OLD_IN_TEXT = re.compile(
     r"""["'](?:model|worker)\.cli["']"""
 )
 # Lines that must keep an old name: a recipe that runs an earlier commit's own code.
-KEEP = {"docs/models.md": ["python -m model.train --train /work/shared/data/msra/train.bio"]}
+KEEP = {
+    "docs/models.md": [
+        "python -m model.train --train /work/shared/data/msra/train.bio",
+        "python -m model.bench --model model/artifacts/en-news.pt",  # at 7fd77e6
+    ]
+}
 
 
 def test_no_text_names_the_old_modules():
