@@ -63,9 +63,9 @@ class ModelSettings(_Group):
     # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
     # more threads than free cores make torch's thread pool much slower, not faster.
     threads: int = Field(default=1, ge=0, le=256)
-    # The network's numeric path. auto: bfloat16 only where the CPU computes it natively (AMX,
-    # AVX512_BF16), else float32 (emulated bfloat16 is several times slower). The choice and
-    # its reason are logged at start-up and are a label of tagstream_model_info.
+    # The network's numeric path. auto: bfloat16 only where the CPU has AMX, else float32
+    # (emulated bfloat16 is several times slower; native AVX512_BF16 alone is not faster). The
+    # choice and its reason are logged at start-up and are a label of tagstream_model_info.
     precision: Literal["auto", "bfloat16", "float32"] = "auto"
 
     @model_validator(mode="after")
