@@ -5,7 +5,9 @@ them here when upgrading kafka-python (the tests pin the version the reader fix 
 * `build_ssl_context`: the TLS context exactly as kafka-python builds it, for the start-up check
   of the certificate files (`tagstream.worker.kafka_auth`);
 * `estimate_size`: the size of a record batch as the producer computes it, to dead-letter an
-  output the broker would refuse (`tagstream.worker.sink`).
+  output the broker would refuse (`tagstream.worker.sink`);
+* `forget_failed_offsets`: offsets a failed transaction leaves in the producer, which its next
+  transaction would otherwise commit (below).
 """
 
 from __future__ import annotations
@@ -34,6 +36,31 @@ def estimate_size(
 ) -> int:
     """The record batch size the broker will check (what kafka-python estimates too)."""
     return producer._estimate_size_in_bytes(key, value, headers)
+
+
+# -- kafka-python 3.0.12: offsets of a failed transaction ride along in the next one ----------
+#
+# The producer's transaction manager gathers the offsets given to send_offsets_to_transaction in
+# one dict and removes a partition's entry only once the group coordinator accepts it. When the
+# coordinator refuses them (ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID while the group rebalances),
+# the transaction is aborted but the entries stay, and the next transaction's TxnOffsetCommit
+# sends them along with its own offsets. For a partition the next batch does not touch, the
+# aborted batch's end offset is then committed although none of its records was delivered; if
+# the partition has meanwhile moved to another worker (the rebalance that caused the refusal),
+# that worker starts past them and they are never labelled.
+
+
+def forget_failed_offsets(producer: KafkaProducer) -> dict:
+    """Drop the offsets a failed transaction left in the producer; call it before a transaction
+    begins (nothing is in flight then). Returns what was dropped, {TopicPartition: offset}."""
+    manager = getattr(producer, "_transaction_manager", None)
+    pending = getattr(manager, "_pending_txn_offset_commits", None)
+    if not pending:
+        return {}
+    with manager._lock:
+        dropped = dict(pending)
+        pending.clear()
+    return dropped
 
 
 # -- kafka-python 3.0.12: a response followed by the end of the stream ----------------------

@@ -25,7 +25,7 @@ from kafka.structs import OffsetAndMetadata
 
 from tagstream.worker.config import Settings
 from tagstream.worker.deadline import Deadline
-from tagstream.worker.kafka_patches import estimate_size
+from tagstream.worker.kafka_patches import estimate_size, forget_failed_offsets
 from tagstream.worker.records import Entry, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,14 @@ class Sink:
     # -- exactly-once --------------------------------------------------------------------
 
     def begin(self) -> None:
+        # A transaction refused by the group coordinator leaves its offsets in kafka-python's
+        # transaction manager, to be committed by the next one (`forget_failed_offsets`).
+        dropped = forget_failed_offsets(self._producer)
+        if dropped:
+            log.info(
+                "offsets of the aborted transaction dropped from the producer",
+                extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in dropped)},
+            )
         self._producer.begin_transaction()
 
     def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: object) -> None:

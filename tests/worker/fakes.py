@@ -10,11 +10,20 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from kafka.errors import CommitFailedError, KafkaError
+from kafka.producer.transaction_manager import (
+    AddOffsetsToTxnHandler,
+    EndTxnHandler,
+    ProducerIdAndEpoch,
+    TransactionManager,
+    TransactionState,
+    TxnOffsetCommitHandler,
+)
 
 from tagstream.worker.records import SourceRecord, TopicPartition
-from tagstream.worker.sink import Outgoing
+from tagstream.worker.sink import Outgoing, Sink
 
 
 @dataclass
@@ -89,7 +98,9 @@ class FakeSource:
             self.sought.update(done)
 
     def group_metadata(self) -> object:
-        return ("group", self._generation)
+        from kafka.structs import ConsumerGroupMetadata
+
+        return ConsumerGroupMetadata("group", self._generation, "member-1")
 
     def commit(
         self, offsets: dict[TopicPartition, int], waiting: Callable[[], float | None] = lambda: None
@@ -122,14 +133,91 @@ class FakeSource:
             self._generation += 1
 
 
+class ScriptedProducer:
+    """The transactional half of a KafkaProducer with no broker behind it: kafka-python's own
+    transaction manager, whose requests a script answers the way the transaction and group
+    coordinators do. The offsets a TxnOffsetCommit carries become the group's committed offsets
+    (`committed`) when the transaction commits, and are discarded when it aborts;
+    `refuse_offsets(error)` answers the next TxnOffsetCommit with that error for every partition
+    (as the group coordinator does when the generation is stale)."""
+
+    def __init__(self) -> None:
+        manager = TransactionManager(
+            transactional_id="tagstream-test", transaction_timeout_ms=60_000, api_version=(4, 0)
+        )
+        manager.set_producer_id_and_epoch(ProducerIdAndEpoch(1, 0))
+        manager._transition_to(TransactionState.INITIALIZING)
+        manager._transition_to(TransactionState.READY)
+        self._transaction_manager = manager
+        self.committed: dict[TopicPartition, int] = {}  # the group's, as the coordinator has it
+        self.offset_commits: list[dict[TopicPartition, int]] = []  # every TxnOffsetCommit sent
+        self._in_transaction: dict[TopicPartition, int] = {}
+        self._refuse: type[KafkaError] | None = None
+
+    def refuse_offsets(self, error: type[KafkaError]) -> None:
+        self._refuse = error
+
+    # KafkaProducer's transactional methods, as kafka-python 3 writes them
+    def begin_transaction(self) -> None:
+        self._transaction_manager.begin_transaction()
+
+    def send_offsets_to_transaction(self, offsets, group_metadata) -> None:
+        result = self._transaction_manager.send_offsets_to_transaction(offsets, group_metadata)
+        self._answer()
+        result.wait(0)
+
+    def commit_transaction(self) -> None:
+        result = self._transaction_manager.begin_commit()
+        self._answer()
+        result.wait(0)
+
+    def abort_transaction(self) -> None:
+        result = self._transaction_manager.begin_abort()
+        self._answer()
+        result.wait(0)
+
+    def _answer(self) -> None:
+        """What the sender thread and the coordinators do with each queued request."""
+        while (handler := self._transaction_manager.next_request_handler(False)) is not None:
+            if isinstance(handler, AddOffsetsToTxnHandler):
+                handler.handle_response(SimpleNamespace(error_code=0))
+            elif isinstance(handler, TxnOffsetCommitHandler):
+                sent = {
+                    TopicPartition(t.name, p.partition_index): p.committed_offset
+                    for t in handler.request.topics
+                    for p in t.partitions
+                }
+                self.offset_commits.append(sent)
+                code = self._refuse.errno if self._refuse else 0
+                self._refuse = None
+                if not code:
+                    self._in_transaction.update(sent)
+                topics: dict[str, list] = {}
+                for tp in sent:
+                    topics.setdefault(tp.topic, []).append((tp.partition, code))
+                handler.handle_response(SimpleNamespace(topics=list(topics.items())))
+            elif isinstance(handler, EndTxnHandler):
+                if handler.request.committed:
+                    self.committed.update(self._in_transaction)
+                self._in_transaction = {}
+                handler.handle_response(SimpleNamespace(error_code=0))
+            else:
+                raise AssertionError(f"no script for {type(handler).__name__}")
+
+
 class FakeSink:
-    """The producer side: writes and transactions, journaled; failures injected."""
+    """The producer side: writes and transactions, journaled; failures injected. A
+    transactional one runs `Sink`'s own transaction steps over a `ScriptedProducer`, whose
+    `committed` is what the group has committed through transactions."""
 
     def __init__(self, journal: Journal, transactional: bool = False):
         self.journal = journal
         self.transactional = transactional
         self.written: list[Outgoing] = []
+        self.delivered: list[Outgoing] = []  # what a read_committed reader sees
+        self._open: list[Outgoing] = []  # written in the open transaction
         self.fail_next: dict[str, BaseException] = {}  # step name -> error raised once
+        self._producer = ScriptedProducer()
 
     def _step(self, name: str, *detail) -> None:
         self.journal.events.append((name, *detail))
@@ -140,19 +228,36 @@ class FakeSink:
     def write(self, items: list[Outgoing], waiting=lambda: None) -> list[tuple[Outgoing, str]]:
         self._step("write", [i.value for i in items])
         self.written.extend(items)
+        (self._open if self.transactional else self.delivered).extend(items)
         return []
 
     def begin(self) -> None:
         self._step("begin")
+        Sink.begin(self)
 
     def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: object) -> None:
         self._step("send_offsets", dict(offsets))
+        Sink.send_offsets(self, offsets, group_metadata)
 
     def commit(self) -> None:
         self._step("commit_transaction")
+        Sink.commit(self)
+        self.delivered.extend(self._open)
+        self._open = []
 
     def abort(self) -> None:
         self._step("abort")
+        self._open = []
+        Sink.abort(self)
+
+    @property
+    def producer(self) -> ScriptedProducer:
+        return self._producer
+
+    @property
+    def group_committed(self) -> dict[TopicPartition, int]:
+        """The group's offsets committed through transactions."""
+        return dict(self._producer.committed)
 
     def close(self, timeout_s: float = 5.0) -> None:
         self.journal.events.append(("close-producer",))
@@ -181,4 +286,12 @@ class _Prepared:
     num_tokens: int
 
 
-__all__ = ["EchoTagger", "FakeSink", "FakeSource", "Journal", "KafkaError", "record"]
+__all__ = [
+    "EchoTagger",
+    "FakeSink",
+    "FakeSource",
+    "Journal",
+    "KafkaError",
+    "ScriptedProducer",
+    "record",
+]

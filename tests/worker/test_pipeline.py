@@ -19,7 +19,7 @@ from tests.worker.fakes import EchoTagger, FakeSink, FakeSource, Journal, record
 P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
 
 
-def make(tagger=None, transactional=False, batch=4, wait_ms=1000, drain_s=5.0):
+def make(tagger=None, transactional=False, batch=4, wait_ms=1000, drain_s=5.0, partitions=2):
     journal = Journal()
     settings = load_settings(
         delivery="exactly_once" if transactional else "at_least_once",
@@ -27,7 +27,8 @@ def make(tagger=None, transactional=False, batch=4, wait_ms=1000, drain_s=5.0):
         kafka={"output_topic": "out", "dead_letter_topic": "dlq", "input_topic": "in"},
         batching={"max_batch_records": batch, "max_wait_ms": wait_ms},
     )
-    source, sink = FakeSource(journal), FakeSink(journal, transactional=transactional)
+    source = FakeSource(journal, partitions=partitions)
+    sink = FakeSink(journal, transactional=transactional)
     stop = threading.Event()
     pipeline = Pipeline(
         settings,
