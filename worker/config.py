@@ -87,7 +87,10 @@ class ModelSettings(_Group):
 
 class HttpSettings(_Group):
     # Address of the HTTP server (/metrics, /healthz, /readyz); an IPv6 address ("::")
-    # serves IPv4 too where the OS allows.
+    # serves IPv4 too where the OS allows. In a Kubernetes pod the kubelet's probes and
+    # Prometheus connect to the pod's IP, so keep all interfaces there (the default); outside a
+    # cluster, 127.0.0.1 keeps the endpoints to the machine itself. Either way the server is
+    # bounded: a fixed pool of threads, a cap on idle connections, 5 s to send a request.
     host: str = "0.0.0.0"
     # Its port; 0 picks a free one.
     port: int = Field(default=8080, ge=0, le=65_535)

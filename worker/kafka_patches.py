@@ -7,7 +7,9 @@ them here when upgrading kafka-python (the tests pin the version the reader fix 
 * `estimate_size`: the size of a record batch as the producer computes it, to dead-letter an
   output the broker would refuse (`tagstream.worker.sink`);
 * `forget_failed_offsets`: offsets a failed transaction leaves in the producer, which its next
-  transaction would otherwise commit (below).
+  transaction would otherwise commit (below);
+* `drop_failed_fetch`: the fetched data a record the consumer cannot parse leaves behind, on
+  which every later poll would spin (below).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import kafka
 import kafka.errors as Errors
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.net.transport import KafkaSSLTransport, KafkaTCPTransport
 
 
@@ -61,6 +63,24 @@ def forget_failed_offsets(producer: KafkaProducer) -> dict:
         dropped = dict(pending)
         pending.clear()
     return dropped
+
+
+# -- kafka-python 3.0.12: a poll after an unparsable record spins forever ---------------------
+#
+# When the consumer cannot parse a record (CorruptRecordError), the fetched data it was reading
+# stays the fetcher's current one, with its record iterator ended by the error. The next poll
+# takes nothing from it, does not drop it, and loops on it without end. The position is still
+# that of the unparsable record, so dropping the data loses nothing: the next poll fetches it
+# again (and fails again, or reads it if the fetch was garbled in transit).
+
+
+def drop_failed_fetch(consumer: KafkaConsumer) -> None:
+    """Drop the fetched data a CorruptRecordError left behind; call it right after one."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    current = getattr(fetcher, "_next_partition_records", None)
+    if current is not None:
+        current.drain()
+        fetcher._next_partition_records = None
 
 
 # -- kafka-python 3.0.12: a response followed by the end of the stream ----------------------

@@ -48,6 +48,14 @@ class KafkaSettings(BaseModel):
     )
     # Where a group without committed offsets starts reading.
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # A record the Kafka client cannot parse (a batch failing its CRC check, a header name that
+    # is not UTF-8). "dead_letter": after two more tries, move past the unreadable offsets and
+    # write one dead letter for them (reason unreadable_record; headers name the partition and
+    # the first and last offset skipped), counted in tagstream_unreadable_offsets_total.
+    # "stop": exit 1 without committing past it; an operator moves the group on by hand
+    # (docs/messages.md). A batch compressed with a codec whose library is missing stops the
+    # worker either way: that is the installation's fault, not the record's.
+    on_unreadable: Literal["dead_letter", "stop"] = "dead_letter"
     # Eager ("range") revokes every partition on each rebalance; "cooperative-sticky" moves only
     # the partitions that change owner (KIP-429). Every worker of a group must use the same one.
     assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = "range"

@@ -27,6 +27,7 @@ INVALID_ID = "invalid_id"
 TEXT_TOO_LONG = "text_too_long"
 OUTPUT_TOO_LARGE = "output_too_large"
 TAGGING_FAILED = "tagging_failed"
+UNREADABLE_RECORD = "unreadable_record"
 REASONS = (
     NULL_VALUE,
     INVALID_UTF8,
@@ -38,6 +39,7 @@ REASONS = (
     TEXT_TOO_LONG,
     OUTPUT_TOO_LARGE,
     TAGGING_FAILED,
+    UNREADABLE_RECORD,
 )
 
 HEADER_ERROR_CLASS = "tagstream.error.class"
@@ -46,6 +48,11 @@ HEADER_SOURCE_TOPIC = "tagstream.source.topic"
 HEADER_SOURCE_PARTITION = "tagstream.source.partition"
 HEADER_SOURCE_OFFSET = "tagstream.source.offset"
 HEADER_SOURCE_TIMESTAMP = "tagstream.source.timestamp"
+# On an unreadable_record dead letter: the first offset skipped (the last is the source offset).
+HEADER_SOURCE_FIRST_OFFSET = "tagstream.source.first_offset"
+# An input's own headers named like tagstream's keep their value under this prefix, so that a
+# producer cannot pass for the worker (`dead_letter_headers`).
+ORIGINAL_PREFIX = "original."
 # Set on a dead letter whose input value was too large to pass on (its coordinates remain).
 HEADER_VALUE_DROPPED = "tagstream.error.value_dropped"
 # Set when even that was too large: the input's key and headers were dropped as well.
@@ -153,8 +160,14 @@ def dumps(doc: Any) -> bytes:
 
 
 def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
-    """The input's own headers, then the error and where the record came from."""
-    return [*dead.source.headers, *error_headers(dead)]
+    """The error and where the record came from, then the input's own headers; those named
+    ``tagstream.*`` are renamed ``original.tagstream.*``, so every ``tagstream.*`` header of a
+    dead letter is the worker's."""
+    own = [
+        (ORIGINAL_PREFIX + name if name.startswith("tagstream.") else name, value)
+        for name, value in dead.source.headers
+    ]
+    return [*error_headers(dead), *own]
 
 
 def error_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
@@ -167,4 +180,9 @@ def error_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
         (HEADER_SOURCE_PARTITION, str(src.partition).encode()),
         (HEADER_SOURCE_OFFSET, str(src.offset).encode()),
         (HEADER_SOURCE_TIMESTAMP, str(src.timestamp_ms).encode()),
+        *(
+            [(HEADER_SOURCE_FIRST_OFFSET, str(src.unreadable.first_offset).encode())]
+            if src.unreadable
+            else []
+        ),
     ]

@@ -99,6 +99,13 @@ class Metrics:
             "Offset commits (or transactions) that failed.",
             registry=registry,
         )
+        self.unreadable_offsets = Counter(
+            "tagstream_unreadable_offsets",
+            "Input offsets the Kafka client could not parse and the worker moved past, each "
+            "range written as one dead letter (TAGSTREAM_KAFKA__ON_UNREADABLE=dead_letter).",
+            ["topic"],
+            registry=registry,
+        )
         self.rebalances = Counter(
             "tagstream_rebalances",
             "Consumer-group rebalances this worker took part in.",

@@ -273,7 +273,7 @@ class Pipeline:
         sources.extend(e.source for e in self._batcher.drop(self._source.owned()))
         first: dict[TopicPartition, int] = {}
         for src in sources:
-            first[src.tp] = min(first.get(src.tp, src.offset), src.offset)
+            first[src.tp] = min(first.get(src.tp, src.first_offset), src.first_offset)
         self._source.seek(first)
 
     def _apply_rebalance(self) -> set[TopicPartition]:

@@ -20,8 +20,21 @@ class TopicPartition(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Offsets of a partition the Kafka client could not parse, from `first_offset` to the
+    standing-in record's offset, and the client's error."""
+
+    first_offset: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """One record as consumed, untouched: what a dead letter carries on unchanged."""
+    """One record as consumed, untouched: what a dead letter carries on unchanged.
+
+    With `unreadable` set it stands for offsets the client could not parse (`Source` moved past
+    them): it has no key, value or headers, and its offset is the last of them, so that the
+    dead letter it becomes commits past them in order."""
 
     topic: str
     partition: int
@@ -30,10 +43,16 @@ class SourceRecord:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int  # the record's timestamp (producer CreateTime or broker LogAppendTime)
+    unreadable: Unreadable | None = None
 
     @property
     def tp(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
+
+    @property
+    def first_offset(self) -> int:
+        """Where to consume again to get this record back (for an unreadable range, its start)."""
+        return self.unreadable.first_offset if self.unreadable else self.offset
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ class Rewinds:
     def dropped(self, entries: Iterable[Entry]) -> None:
         """Remember the first dropped offset of each partition."""
         for entry in entries:
-            tp, offset = entry.source.tp, entry.source.offset
+            tp, offset = entry.source.tp, entry.source.first_offset
             self._to[tp] = min(self._to.get(tp, offset), offset)
 
     def apply(self, source: Source) -> set[TopicPartition]:

@@ -22,15 +22,18 @@ from kafka.structs import OffsetAndMetadata
 
 from tagstream.worker.config import Settings
 from tagstream.worker.deadline import Deadline
+from tagstream.worker.kafka_patches import drop_failed_fetch
 from tagstream.worker.lag import LagMonitor
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.partitions import Partitions
 from tagstream.worker.rebalancing import ASSIGNORS, RebalanceListener
-from tagstream.worker.records import SourceRecord, TopicPartition
+from tagstream.worker.records import SourceRecord, TopicPartition, Unreadable
+from tagstream.worker.unreadable import Probe, Skip, names
 
 log = logging.getLogger(__name__)
 
 COMMIT_SLICE_S = 1.0  # a commit waits in slices this long, asking whether to give up
+UNREADABLE_TRIES = 3  # polls failing on an unreadable record before moving past it
 
 
 class UnreadableInput(Exception):
@@ -66,6 +69,15 @@ class Source:
             allow_auto_create_topics=False,
             **k.security_configs(),
         )
+        self._on_unreadable = k.on_unreadable
+        self._unreadable_tries = 0  # polls in a row that failed on an unreadable record
+        self._probe_configs = {
+            "bootstrap_servers": k.bootstrap_servers.split(","),
+            "client_id": f"{k.client_id}-probe",
+            "request_timeout_ms": k.request_timeout_ms,
+            "reconnect_backoff_max_ms": k.reconnect_backoff_max_ms,
+            **k.security_configs(),
+        }
         self._partitions = Partitions(metrics)  # shared with the listener and the lag monitor
         self._commit_timeout_ms = k.request_timeout_ms
         self._consumer.subscribe([self.topic], listener=RebalanceListener(self))
@@ -89,10 +101,9 @@ class Source:
         """
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except (
-            CorruptRecordError
-        ) as exc:  # kafka-python cannot parse a record (it wraps decode errors)
-            self._unreadable(exc)
+        except CorruptRecordError as exc:  # a record kafka-python cannot parse
+            drop_failed_fetch(self._consumer)
+            return self._past_unreadable(exc)
         except UnsupportedCodecError as exc:  # the codec's library is missing from this install
             log.error(
                 "a batch of the input is compressed with a codec whose library is not "
@@ -101,6 +112,7 @@ class Source:
                 extra={"error": str(exc)},
             )
             self._unreadable(exc)
+        self._unreadable_tries = 0
         out = [
             SourceRecord(
                 topic=r.topic,
@@ -118,6 +130,50 @@ class Source:
             self._metrics.records_consumed.labels(self.topic).inc(len(out))
         return out
 
+    def _past_unreadable(self, exc: CorruptRecordError) -> list[SourceRecord]:
+        """``on_unreadable=dead_letter``: once the same failure has come `UNREADABLE_TRIES`
+        times in a row (a fetch garbled in transit reads fine the next time), find the
+        unreadable offsets (`tagstream.worker.unreadable`), move past them, and return one
+        record standing for each range, to be dead-lettered in order. Stops the worker as
+        ``stop`` does when the failing partition cannot be found."""
+        if self._on_unreadable == "stop":
+            self._unreadable(exc)
+        self._unreadable_tries += 1
+        if self._unreadable_tries < UNREADABLE_TRIES:
+            log.warning(
+                "the Kafka client cannot read a record of the input topic; trying again",
+                extra={"error": repr(exc), "try": self._unreadable_tries},
+            )
+            return []
+        self._unreadable_tries = 0
+        positions = {}
+        for tp in sorted(self.fetching() & self.owned()):
+            try:
+                positions[tp] = self._consumer.position(
+                    KafkaTopicPartition(*tp), timeout_ms=self._commit_timeout_ms
+                )
+            except Exception:  # revoked meanwhile, or no position yet: not the one that failed
+                continue
+        probe = Probe(self._probe_configs)
+        try:
+            skips = probe.find(positions, repr(exc))
+        finally:
+            probe.close()
+        if not skips:
+            self._unreadable(exc)
+        now_ms = int(time.time() * 1000)
+        out = []
+        for skip in skips:
+            self._consumer.seek(KafkaTopicPartition(*skip.tp), skip.resume)
+            self._metrics.unreadable_offsets.labels(self.topic).inc(skip.resume - skip.first)
+            out.append(_standing_for(skip, now_ms))
+        log.error(
+            "moved past input records the Kafka client cannot read; each range goes to the "
+            "dead-letter topic (reason unreadable_record)",
+            extra={"error": repr(exc), "skipped": names(skips)},
+        )
+        return out
+
     def _unreadable(self, exc: Exception) -> NoReturn:  # raises UnreadableInput
         """kafka-python cannot parse a record of the input (a batch failing its CRC, a header
         name that is not UTF-8, which Java clients cannot produce) and cannot read past it: a
@@ -127,14 +183,15 @@ class Source:
         for tp in sorted(self.owned()):
             try:
                 positions[f"{tp.topic}-{tp.partition}"] = self._consumer.position(
-                    KafkaTopicPartition(*tp)
+                    KafkaTopicPartition(*tp), timeout_ms=self._commit_timeout_ms
                 )
             except Exception:  # revoked meanwhile
                 continue
         log.error(
             "the Kafka client cannot read a record of the input topic; stopping without "
             "committing past it. The record is in the batch at the position of one of these "
-            "partitions; to skip it, stop the workers and move the group past that batch "
+            "partitions; TAGSTREAM_KAFKA__ON_UNREADABLE=dead_letter moves past it with a dead "
+            "letter, or stop the workers and move the group past that batch "
             "(kafka-dump-log.sh shows its last offset) with kafka-consumer-groups.sh "
             "--reset-offsets --to-offset",
             extra={"error": repr(exc), "positions": positions},
@@ -270,6 +327,21 @@ class Source:
         assigned = {TopicPartition(tp.topic, tp.partition) for tp in partitions}
         self._partitions.assign(assigned)
         log.info("partitions assigned", extra={"partitions": _names(assigned)})
+
+
+def _standing_for(skip: Skip, timestamp_ms: int) -> SourceRecord:
+    """The record that stands for a skipped range: at its last offset, so that its dead letter
+    commits past the range."""
+    return SourceRecord(
+        skip.tp.topic,
+        skip.tp.partition,
+        skip.resume - 1,
+        None,
+        None,
+        (),
+        timestamp_ms,
+        Unreadable(skip.first, skip.error),
+    )
 
 
 def _kafka_offsets(

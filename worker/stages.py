@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 def decode(record: SourceRecord, settings: Settings, tagger: Tagger) -> Entry:
     """The record's text, tokenised once (`Tagger.prepare`); or why it cannot be labelled."""
+    if record.unreadable is not None:
+        first, last = record.unreadable.first_offset, record.offset
+        return DeadLetter(
+            record,
+            messages.UNREADABLE_RECORD,
+            f"offsets {first}-{last} could not be read and were skipped: {record.unreadable.error}",
+        )
     try:
         doc_id, text = messages.parse_input(
             record.value, settings.input_format, settings.max_text_chars

@@ -20,6 +20,7 @@ ALERTS = {
     "TagstreamEndToEndLatencyHigh",
     "TagstreamNoWorkerUp",
     "TagstreamNoPartitionsAssigned",
+    "TagstreamUnreadableInput",
 }
 
 
@@ -49,7 +50,7 @@ def promtool_test(promtool: str, directory: Path, groups: dict) -> subprocess.Co
     )
 
 
-def test_the_five_alerts_are_rendered(helm: Helm):
+def test_the_six_alerts_are_rendered(helm: Helm):
     names = {r["alert"] for g in rendered_rules(helm)["groups"] for r in g["rules"]}
     assert names == ALERTS
 

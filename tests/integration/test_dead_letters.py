@@ -134,7 +134,7 @@ class _NotUtf8HeaderName(str):
         return b"\xff\xfe-name"
 
 
-def test_a_record_the_client_cannot_parse_stops_the_worker_saying_where(
+def test_with_on_unreadable_stop_a_record_the_client_cannot_parse_stops_the_worker_saying_where(
     cluster, start_worker, bootstrap
 ):
     """kafka-python cannot read such a record, nor past it in its batch: the worker delivers
@@ -147,7 +147,7 @@ def test_a_record_the_client_cannot_parse_stops_the_worker_saying_where(
         ]
         records += [(b"bad", b'{"id": "bad", "text": "Rome"}', [(_NotUtf8HeaderName("x"), b"v")])]
         produce(bootstrap, topics.input, records)
-        worker = start_worker(topics)
+        worker = start_worker(topics, kafka__on_unreadable="stop")
         assert worker.proc.wait(timeout=90) == 1
         assert "cannot read a record of the input topic" in worker.log()
         assert "drained" in worker.log()  # what came before it was delivered and committed
@@ -156,5 +156,48 @@ def test_a_record_the_client_cannot_parse_stops_the_worker_saying_where(
         assert sorted(ids_of(read_all(bootstrap, topics.output, lambda rs: len(rs) >= 5))) == [
             f"a{i}" for i in range(5)
         ]
+    finally:
+        cluster.delete(topics)
+
+
+def test_by_default_the_worker_moves_past_unreadable_records_with_one_dead_letter_naming_them(
+    cluster, start_worker, bootstrap
+):
+    """The same record, with two more after it in its batch (kafka-python cannot read those
+    either) and a batch of good records after that: the worker moves past offsets 5-7 with one
+    dead letter naming them, labels everything else, commits to the end and keeps running."""
+    topics = cluster.create_topics(partitions=1)
+    try:
+
+        def good(name: str):
+            return (None, json.dumps({"id": name, "text": "Madrid ."}).encode(), [])
+
+        bad = (b"bad", b'{"id": "bad", "text": "Rome"}', [(_NotUtf8HeaderName("x"), b"v")])
+        # one produce call, one batch: offsets 0-4 readable, 5 unreadable, 6-7 behind it
+        produce(
+            bootstrap,
+            topics.input,
+            [*(good(f"a{i}") for i in range(5)), bad, good("c0"), good("c1")],
+        )
+        produce(bootstrap, topics.input, [good(f"b{i}") for i in range(5)])  # offsets 8-12
+        worker = start_worker(topics).wait_ready()
+        dead = read_all(bootstrap, topics.dead_letters, lambda rs: len(rs) >= 1, settle_s=1.0)
+        labelled = read_all(bootstrap, topics.output, lambda rs: len(rs) >= 10, settle_s=0.5)
+        assert sorted(ids_of(labelled)) == [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)]
+        assert len(dead) == 1, dead
+        headers = dict(dead[0].headers)
+        assert headers["tagstream.error.class"] == b"unreadable_record"
+        assert headers["tagstream.source.topic"] == topics.input.encode()
+        assert headers["tagstream.source.partition"] == b"0"
+        assert headers["tagstream.source.first_offset"] == b"5"
+        assert headers["tagstream.source.offset"] == b"7"
+        assert b"5-7" in headers["tagstream.error.message"]
+        assert cluster.wait_all_committed(topics.group, topics.input) == {0: 13}
+        assert worker.sample("tagstream_unreadable_offsets_total", topic=topics.input) == 3
+        assert (
+            worker.sample("tagstream_records_dead_lettered_total", reason="unreadable_record") == 1
+        )
+        assert "moved past input records the Kafka client cannot read" in worker.log()
+        assert worker.terminate() == 0
     finally:
         cluster.delete(topics)

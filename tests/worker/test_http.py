@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tagstream.worker.http import Health, HttpServer
+from tagstream.worker.http import HEAD_LIMIT, MAX_PENDING, THREADS, Health, HttpServer
 from tagstream.worker.metrics import Metrics
 
 
@@ -118,3 +123,131 @@ def test_a_client_that_went_away_leaves_no_traceback(caplog):
         except ValueError:
             server.handle_error(None, ("127.0.0.1", 1))
     assert [r.getMessage() for r in caplog.records] == ["serving an HTTP request failed"]
+
+
+# -- what a client can cost: threads, connections, time ---------------------------------------
+
+FLOOD = 200  # idle connections, each opened and never written to
+
+
+def timed_get(port: int, path: str) -> tuple[int, float]:
+    start = time.monotonic()
+    status = get(port, path)[0]
+    return status, time.monotonic() - start
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed this connection (an EOF or a reset is waiting)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(4096) == b""
+    except OSError:
+        return True
+
+
+def wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_flood_of_idle_connections_holds_no_threads_and_locks_out_no_probe():
+    """200 connections that never send a byte: the server's threads stay the fixed few, it
+    keeps at most MAX_PENDING of them (closing the oldest), and the probes and /metrics are
+    answered at once all the while."""
+    registry = CollectorRegistry()
+    Metrics(registry, process_metrics=False)
+    health = Health(max_loop_stall_s=60)
+    health.beat()
+    baseline = threading.active_count()
+    server = HttpServer("127.0.0.1", 0, registry, health).start()
+    clients: list[socket.socket] = []
+    try:
+        started = threading.active_count()
+        assert started - baseline <= 1 + THREADS
+        deadline = time.monotonic() + 60  # loopback connects take milliseconds
+        for _ in range(FLOOD):
+            clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            assert time.monotonic() < deadline, f"{len(clients)} connections in 60 s"
+        assert threading.active_count() <= started, "a thread per connection"
+        for path, expected in (("/healthz", 200), ("/metrics", 200), ("/readyz", 503)):
+            status, seconds = timed_get(server.port, path)
+            assert status == expected and seconds < 2.0, (path, status, seconds)
+        assert threading.active_count() <= started
+
+        # Connections stay bounded: all but MAX_PENDING were closed by the server (the
+        # default timeout, 5 s, may close the rest too on a slow machine).
+        def still_open() -> int:
+            return sum(not closed_by_server(c) for c in clients)
+
+        assert wait_until(lambda: still_open() <= MAX_PENDING, 10), still_open()
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+    assert wait_until(lambda: threading.active_count() <= baseline, 10), "threads left behind"
+
+
+def test_a_silent_or_slow_client_is_dropped_after_the_timeout():
+    """One client sends nothing, one trickles half a request line a byte at a time: both are
+    closed once the timeout has passed since they connected, and others are served meanwhile."""
+    health = Health(max_loop_stall_s=60)
+    health.beat()
+    server = HttpServer("127.0.0.1", 0, CollectorRegistry(), health, timeout_s=1.0).start()
+    try:
+        start = time.monotonic()
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        slow.sendall(b"GET /hea")
+        trickle = iter(b"lthz HTTP/1.1\r\nHost: x\r\nUser-Agent: slow" * 10)
+        closed: dict[str, float] = {}
+        while len(closed) < 2 and time.monotonic() - start < 6:
+            for name, sock in (("silent", silent), ("slow", slow)):
+                if name not in closed and closed_by_server(sock):
+                    closed[name] = time.monotonic() - start
+            if "slow" not in closed:
+                try:
+                    slow.sendall(bytes([next(trickle)]))
+                except OSError:  # closed by the server between two bytes
+                    closed["slow"] = time.monotonic() - start
+            time.sleep(0.1)
+        assert timed_get(server.port, "/healthz")[0] == 200
+        assert set(closed) == {"silent", "slow"}, f"still open after 6 s: {closed}"
+        assert all(0.9 <= seconds < 4.0 for seconds in closed.values()), closed
+        silent.close()
+        slow.close()
+    finally:
+        server.stop()
+
+
+def test_one_request_per_connection():
+    """HTTP/1.0: the answer ends with the connection closed, even when keep-alive is asked."""
+    health = Health(max_loop_stall_s=60)
+    health.beat()
+    server = HttpServer("127.0.0.1", 0, CollectorRegistry(), health).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            answer = b""
+            while chunk := client.recv(4096):  # ends at the server's close, not at 5 s
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.0 200 ") and answer.endswith(b'"reason": "ok"}\n')
+        assert b"\r\nServer: tagstream\r\n" in answer
+    finally:
+        server.stop()
+
+
+def test_a_request_head_too_long_is_closed():
+    server = HttpServer("127.0.0.1", 0, CollectorRegistry(), Health(max_loop_stall_s=60))
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+            with contextlib.suppress(OSError):  # reset by the server while sending
+                client.sendall(b"GET /healthz HTTP/1.1\r\nX-Padding: " + b"x" * HEAD_LIMIT)
+            assert wait_until(lambda: closed_by_server(client), 3)
+    finally:
+        server.stop()

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tagstream.worker import messages
+from tagstream.worker import messages, stages
+from tagstream.worker.config import load_settings
 from tagstream.worker.messages import InvalidMessage, parse_input
-from tagstream.worker.records import DeadLetter, SourceRecord, TextRecord
+from tagstream.worker.records import DeadLetter, SourceRecord, TextRecord, Unreadable
 
 
 @dataclass
@@ -108,3 +109,24 @@ def test_dead_letter_headers_keep_input_headers_and_say_why():
     assert headers[messages.HEADER_SOURCE_PARTITION] == b"1"
     assert headers[messages.HEADER_SOURCE_OFFSET] == b"7"
     assert headers[messages.HEADER_SOURCE_TIMESTAMP] == b"123"
+
+
+def test_the_workers_headers_come_first_and_an_input_cannot_pass_for_them():
+    src = SourceRecord(
+        "in", 1, 7, b"k", b"v", (("tagstream.error.class", b"spoofed"), ("trace", b"abc")), 123
+    )
+    headers = messages.dead_letter_headers(DeadLetter(src, messages.INVALID_JSON, "boom"))
+    assert headers[0] == (messages.HEADER_ERROR_CLASS, b"invalid_json")
+    assert [v for k, v in headers if k == messages.HEADER_ERROR_CLASS] == [b"invalid_json"]
+    assert ("original.tagstream.error.class", b"spoofed") in headers
+    assert headers[-1] == ("trace", b"abc")
+
+
+def test_an_unreadable_range_names_its_first_and_last_offset():
+    src = SourceRecord("in", 2, 41, None, None, (), 5, Unreadable(38, "CorruptRecordError()"))
+    dead = stages.decode(src, load_settings(), None)
+    assert dead.reason == messages.UNREADABLE_RECORD
+    assert "38-41" in dead.message
+    headers = dict(messages.dead_letter_headers(dead))
+    assert headers[messages.HEADER_SOURCE_FIRST_OFFSET] == b"38"
+    assert headers[messages.HEADER_SOURCE_OFFSET] == b"41"

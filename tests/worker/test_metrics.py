@@ -23,6 +23,7 @@ def test_names_are_prefixed_and_in_base_units():
         "tagstream_inference_seconds",
         "tagstream_end_to_end_latency_seconds",
         "tagstream_commit_failures",
+        "tagstream_unreadable_offsets",
         "tagstream_rebalances",
         "tagstream_consumer_lag",
         "tagstream_assigned_partitions",
