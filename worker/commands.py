@@ -16,8 +16,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from typing import IO
+from collections.abc import Callable, Iterator
+from typing import IO, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("tagstream")
 
@@ -32,11 +34,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from tagstream.worker import logs
-    from tagstream.worker.config import ConfigError, load_settings
+    from tagstream.worker.config import ConfigError, check_environment, load_settings
     from tagstream.worker.http import Health, HttpServer
     from tagstream.worker.metrics import Metrics
 
     try:
+        check_environment()
         settings = load_settings()
     except ConfigError as exc:
         print(f"tagstream: {exc}", file=sys.stderr)
@@ -65,14 +68,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tagstream.worker.sink import Sink
     from tagstream.worker.source import Source
 
-    try:
+    def load_and_warm_up():  # noqa: ANN202
         tagger = load_tagger(settings.model.ref, settings.model.threads, settings.model.precision)
+        # The first call of a TorchScript network plans its execution (8x a later call): spent
+        # here, before /readyz, not on the first record a client is waiting for.
+        tagger.tag_prepared([tagger.prepare(WARM_UP_TEXT)])
+        return tagger
+
+    try:
+        tagger = _unless_stopped(load_and_warm_up, stop)
     except ValueError as exc:  # model.ArtifactError
         log.error("cannot load the model: %s", exc)
         return EXIT_USAGE
-    # The first call of a TorchScript network plans its execution (~45 ms on an AMD EPYC, 8x a
-    # later call): spent here, before /readyz, not on the first record a client is waiting for.
-    tagger.tag_prepared([tagger.prepare(WARM_UP_TEXT)])
+    if tagger is None:
+        log.info("stopped during start-up, before joining the group")
+        http.stop()
+        return EXIT_OK
     metrics.set_model(tagger.name, tagger.version, tagger.precision)
     health.model_loaded = True
     log.info(
@@ -85,6 +96,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConnectionProblem as exc:
         log.error("%s", exc)
         return exc.exit_status
+    if stop.is_set():
+        log.info("stopped during start-up, before joining the group")
+        http.stop()
+        return EXIT_OK
 
     try:
         source = Source(settings, metrics)
@@ -124,6 +139,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os._exit(status)  # do not wait for the inference thread
     return status
+
+
+def _unless_stopped(work: Callable[[], T], stop: threading.Event) -> T | None:
+    """``work()`` on a thread of its own, while this (the main) thread stays free to take
+    signals: a SIGTERM during a long start-up step (loading the model) is acted on at once.
+    Returns None, leaving the step to the daemon thread, if a stop was requested first; raises
+    what ``work`` raised."""
+    done = threading.Event()
+    result: list = []
+
+    def run() -> None:
+        try:
+            result.append(("ok", work()))
+        except BaseException as exc:  # noqa: BLE001 (re-raised on the main thread)
+            result.append(("error", exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="tagstream-start-up", daemon=True).start()
+    while not done.wait(0.1):
+        if stop.is_set():
+            return None
+    kind, value = result[0]
+    if kind == "error":
+        raise value
+    return value
 
 
 def _install_signal_handlers() -> threading.Event:

@@ -13,6 +13,10 @@ the wording of the errors are `tagstream.worker.config_checks`.
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,6 +165,45 @@ def env_names() -> set[str]:
         else:
             names.add(env_name((field,)))
     return names
+
+
+# TAGSTREAM_* variables that are not settings: the project's own tools (the corpora, caches, the
+# local broker, the fault suite, the image test) and the variables Kubernetes sets in every pod
+# for each Service of its namespace (a release named "tagstream" makes TAGSTREAM_SERVICE_HOST,
+# TAGSTREAM_PORT=tcp://..., TAGSTREAM_PORT_8080_TCP_ADDR and so on).
+_TOOLS = re.compile(
+    r"TAGSTREAM_(?:DATA_DIR|CACHE_DIR|FAULTS|FAULTS?_\w+|IMAGE_TEST_\w+"
+    r"|KAFKA_(?:STATE|HEAP_OPTS|UP_TIMEOUT)|KAFKA_SECURITY\w*)"
+)
+_SERVICE_LINK = re.compile(
+    r"TAGSTREAM_(?:\w+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_\w+)?|PORT_\d+_(?:TCP|UDP|SCTP)\w*)"
+)
+_SERVICE_PORT = re.compile(r"TAGSTREAM_(?:\w+_)?PORT")  # its value: tcp://10.0.0.1:8080
+
+
+def _not_a_setting(name: str, value: str) -> bool:
+    return bool(
+        _TOOLS.fullmatch(name)
+        or _SERVICE_LINK.fullmatch(name)
+        or (_SERVICE_PORT.fullmatch(name) and re.match(r"(tcp|udp|sctp)://", value))
+    )
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``TAGSTREAM_*`` variable that is no setting (a misspelt name would otherwise be
+    ignored, and its setting keep its default), naming the nearest real one. Raises
+    `ConfigError`."""
+    environ = os.environ if environ is None else environ
+    known = env_names()
+    problems = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in known or _not_a_setting(name, value):
+            continue
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        problems.append(f"{name}: not a setting{hint} (docs/configuration.md lists them)")
+    if problems:
+        raise ConfigError(problems)
 
 
 def load_settings(**overrides: Any) -> Settings:

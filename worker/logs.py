@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -97,6 +98,29 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     scram = logging.getLogger("kafka.net.sasl.scram")
     if not any(isinstance(f, _Once) for f in scram.filters):
         scram.addFilter(_Once())
+    # A thread that dies on an exception (the inference thread, the lag monitor, kafka-python's
+    # IO thread) and an exception nothing caught: logged through this format and its scrubbing
+    # of secrets, not printed raw to stderr.
+    threading.excepthook = _log_thread_exception
+    sys.excepthook = _log_uncaught
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    logging.getLogger("tagstream").error(
+        "thread %s died", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )
+
+
+def _log_uncaught(exc_type, exc_value, traceback) -> None:  # noqa: ANN001 (sys.excepthook)
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc_value, traceback)
+        return
+    logging.getLogger("tagstream").critical(
+        "uncaught exception", exc_info=(exc_type, exc_value, traceback)
+    )
 
 
 class RateLimitedLog:

@@ -241,7 +241,9 @@ class Source:
         kafka-python asks again, so an exactly-once previous owner's offsets are included."""
         out = {}
         for tp in partitions:
-            committed = self._consumer.committed(KafkaTopicPartition(*tp))
+            committed = self._consumer.committed(
+                KafkaTopicPartition(*tp), timeout_ms=self._commit_timeout_ms
+            )
             if committed is not None:
                 out[tp] = committed
         return out

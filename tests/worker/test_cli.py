@@ -177,3 +177,53 @@ def test_an_unknown_model_name_is_exit_2_naming_the_installed_ones(tmp_path, cap
     inp.write_text('{"id": "1", "text": "Oslo"}\n')
     assert main(["tag", "--input", str(inp), "--model", "fr-news"]) == 2
     assert "no model named 'fr-news'; installed: en-news" in capsys.readouterr().err
+
+
+def test_a_stop_requested_during_a_long_start_up_step_is_acted_on_at_once():
+    import threading
+    import time
+
+    from tagstream.worker.commands import _unless_stopped
+
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    assert _unless_stopped(lambda: time.sleep(30), stop) is None
+    assert time.monotonic() - started < 2
+    assert _unless_stopped(lambda: 42, threading.Event()) == 42
+    with pytest.raises(ValueError, match="bad model"):
+        _unless_stopped(lambda: (_ for _ in ()).throw(ValueError("bad model")), threading.Event())
+
+
+def test_sigterm_while_the_model_loads_stops_the_worker_before_it_joins_the_group(tmp_path):
+    import signal
+    import time
+
+    log = tmp_path / "worker.log"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TAGSTREAM_HTTP__HOST": "127.0.0.1",
+        "TAGSTREAM_HTTP__PORT": "0",
+        "TAGSTREAM_LOG__FORMAT": "json",
+        "TAGSTREAM_MODEL__NAME": "zh-news",  # the largest: its load takes longest
+    }
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tagstream.worker.cli", "run"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "serving /metrics" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "stopped during start-up, before joining the group" in text, text
+    assert "partitions assigned" not in text

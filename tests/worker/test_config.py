@@ -162,3 +162,58 @@ def test_a_model_name_or_a_path_not_both(monkeypatch, tmp_path):
         ConfigError, match="TAGSTREAM_MODEL__NAME=zh-news and TAGSTREAM_MODEL__PATH="
     ):
         load_settings(model={"name": "zh-news", "path": str(artifact)})
+
+
+def test_a_misspelt_variable_is_refused_naming_the_nearest_setting():
+    from tagstream.worker.config import ConfigError, check_environment
+
+    with pytest.raises(ConfigError) as err:
+        check_environment(
+            {"TAGSTREAM_DELIVERYY": "exactly_once", "TAGSTREAM_KAFKA__BOOTSTRAP_SERVER": "b:9092"}
+        )
+    assert err.value.problems == [
+        "TAGSTREAM_DELIVERYY: not a setting; did you mean TAGSTREAM_DELIVERY? "
+        "(docs/configuration.md lists them)",
+        "TAGSTREAM_KAFKA__BOOTSTRAP_SERVER: not a setting; did you mean "
+        "TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS? (docs/configuration.md lists them)",
+    ]
+    with pytest.raises(ConfigError, match="TAGSTREAM_HTTP_PORT: not a setting; did you mean"):
+        check_environment({"TAGSTREAM_HTTP_PORT": "9000"})
+
+
+def test_settings_kubernetes_service_links_and_the_projects_tools_pass():
+    from tagstream.worker.config import check_environment, env_names
+
+    check_environment(dict.fromkeys(env_names(), "x"))
+    check_environment(
+        {
+            # what Kubernetes sets for a Service named "tagstream" or "tagstream-metrics"
+            "TAGSTREAM_SERVICE_HOST": "10.0.0.7",
+            "TAGSTREAM_SERVICE_PORT": "8080",
+            "TAGSTREAM_SERVICE_PORT_HTTP": "8080",
+            "TAGSTREAM_PORT": "tcp://10.0.0.7:8080",
+            "TAGSTREAM_PORT_8080_TCP": "tcp://10.0.0.7:8080",
+            "TAGSTREAM_PORT_8080_TCP_ADDR": "10.0.0.7",
+            "TAGSTREAM_METRICS_SERVICE_HOST": "10.0.0.8",
+            "TAGSTREAM_METRICS_PORT": "tcp://10.0.0.8:8080",
+            # the project's own tools
+            "TAGSTREAM_DATA_DIR": "/data",
+            "TAGSTREAM_KAFKA_STATE": "/tmp/k",
+            "TAGSTREAM_FAULT_COMMIT_DELAY_S": "0.6",
+            "OTHER": "ignored",
+        }
+    )
+
+
+def test_run_refuses_a_misspelt_variable_with_status_2(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_DELIVERYY": "exactly_once"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tagstream.worker.cli", "run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "did you mean TAGSTREAM_DELIVERY?" in proc.stderr
