@@ -162,6 +162,18 @@ def check_sasl(k: KafkaSettings) -> None:
             f"{', '.join(env_name(('kafka', n)) for n in given)} only used by "
             "OAUTHBEARER; unset"
         )
+    if (
+        k.security_protocol == "SASL_PLAINTEXT"
+        and mechanism in ("PLAIN", "OAUTHBEARER")
+        and not k.allow_plaintext_credentials
+    ):
+        secret = "password" if mechanism == "PLAIN" else "bearer token"
+        raise ValueError(
+            f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)}: the {secret} would cross the "
+            "network unencrypted; use SASL_SSL (or SCRAM), or set "
+            f"{env_name(('kafka', 'allow_plaintext_credentials'))}=true if the network is "
+            "trusted"
+        )
     if mechanism == "AWS_MSK_IAM" and k.security_protocol != "SASL_SSL":
         raise ValueError(
             f"{protocol}, {kafka_vars(sasl_mechanism=mechanism)}: AWS_MSK_IAM needs SASL_SSL"

@@ -103,6 +103,10 @@ class KafkaSettings(BaseModel):
         Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"]
         | None
     ) = None
+    # PLAIN sends the password, and OAUTHBEARER the bearer token, as they are: over
+    # SASL_PLAINTEXT anyone on the network path reads them, so the worker refuses that pair
+    # unless this is true (SCRAM never sends the password; SASL_SSL encrypts the connection).
+    allow_plaintext_credentials: bool = False
     # PLAIN and SCRAM-* only, and required with them: the SASL user.
     sasl_username: str | None = None
     # PLAIN and SCRAM-* only, and required with them: the user's password.

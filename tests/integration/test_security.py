@@ -112,6 +112,7 @@ HAPPY = {
         {
             "kafka__security_protocol": "SASL_PLAINTEXT",
             "kafka__sasl_mechanism": "OAUTHBEARER",
+            "kafka__allow_plaintext_credentials": "true",
             "kafka__sasl_oauth_token_file": str(_write(tmp / "token", unsigned_jwt("tagstream"))),
         },
     ),
@@ -179,7 +180,7 @@ REJECTED = {
     ),
     "mechanism the listener does not offer": lambda s, tmp: (
         "KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS",
-        scram(s, "SASL_PLAINTEXT", "PLAIN"),
+        {**scram(s, "SASL_PLAINTEXT", "PLAIN"), "kafka__allow_plaintext_credentials": "true"},
         r"UnsupportedSaslMechanismError: the listener does not offer "
         r"TAGSTREAM_KAFKA__SASL_MECHANISM=PLAIN",
     ),

@@ -59,7 +59,11 @@ def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_p
         "def bad():\n    return 'not-a-jwt'\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    oauth = {"kafka__security_protocol": "SASL_PLAINTEXT", "kafka__sasl_mechanism": "OAUTHBEARER"}
+    oauth = {
+        "kafka__security_protocol": "SASL_PLAINTEXT",
+        "kafka__sasl_mechanism": "OAUTHBEARER",
+        "kafka__allow_plaintext_credentials": "true",
+    }
     bootstrap = secure["KAFKA_SASL_PLAINTEXT_BOOTSTRAP_SERVERS"]
     preflight(
         _settings(

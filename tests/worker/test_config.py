@@ -76,6 +76,7 @@ def test_secrets_never_reach_the_dump(monkeypatch):
     monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_MECHANISM", "PLAIN")
     monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_USERNAME", "alice")
     monkeypatch.setenv("TAGSTREAM_KAFKA__SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("TAGSTREAM_KAFKA__ALLOW_PLAINTEXT_CREDENTIALS", "true")
     s = load_settings()
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.redacted())
     assert s.kafka.security_configs()["sasl_plain_password"] == "hunter2"

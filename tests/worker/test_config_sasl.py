@@ -152,3 +152,35 @@ def test_aws_msk_iam_needs_tls(monkeypatch):
         "TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT, "
         "TAGSTREAM_KAFKA__SASL_MECHANISM=AWS_MSK_IAM: AWS_MSK_IAM needs SASL_SSL"
     ) in _error()
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "values", "secret"),
+    [
+        ("PLAIN", {"sasl_username": "u", "sasl_password": "p"}, "password"),
+        ("OAUTHBEARER", {"sasl_oauth_token_file": __file__}, "bearer token"),
+    ],
+)
+def test_credentials_in_clear_are_refused_unless_allowed(monkeypatch, mechanism, values, secret):
+    _sasl(monkeypatch, "SASL_PLAINTEXT", sasl_mechanism=mechanism, **values)
+    assert (
+        f"TAGSTREAM_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT, "
+        f"TAGSTREAM_KAFKA__SASL_MECHANISM={mechanism}: the {secret} would cross the network "
+        "unencrypted"
+    ) in _error()
+    monkeypatch.setenv("TAGSTREAM_KAFKA__ALLOW_PLAINTEXT_CREDENTIALS", "true")
+    assert load_settings().kafka.allow_plaintext_credentials
+    _sasl(monkeypatch, "SASL_SSL", sasl_mechanism=mechanism, **values)
+    monkeypatch.delenv("TAGSTREAM_KAFKA__ALLOW_PLAINTEXT_CREDENTIALS")
+    load_settings()  # encrypted: fine
+
+
+def test_scram_in_clear_is_fine(monkeypatch):
+    _sasl(
+        monkeypatch,
+        "SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="u",
+        sasl_password="p",
+    )
+    load_settings()
