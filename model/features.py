@@ -14,10 +14,12 @@ A lexicon is a list of lines: ``word`` or ``word<TAB>type`` (a gazetteer entry, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from sys import getsizeof
 
 import torch
 from torch import Tensor
 
+from tagstream.model.token_cache import LONGEST
 from tagstream.model.vocab import UNK, Vocab, case_id, digit_key, word_key
 
 FEATURES = ("case", "bigram_left", "bigram_right", "lexicon", "gazetteer")
@@ -28,7 +30,10 @@ GAZETTEER_TYPES = ("person", "place", "organisation")
 GAZETTEER_SIZE = 1 + 2 ** (3 * len(GAZETTEER_TYPES))  # 0 padding, 1 + (begins, inside, ends) a type
 _LEXICON_LENGTHS = (2, 3, 4)
 _GAZETTEER_LENGTHS = range(2, 9)
-_CACHE_LIMIT = 500_000
+# the (word id, case id) of distinct tokens, kept: at most this many bytes of keys and entries
+# (some 90,000 words; then emptied). Tokens longer than LONGEST code points are never kept.
+CACHE_BYTES = 16 * 2**20
+WORD_ENTRY_BYTES = 128  # besides the key: the (word id, case id) tuple, its ints, the dict slot
 
 
 def parse_lexicon(lines: Iterable[str]) -> tuple[frozenset[str], dict[str, int]]:
@@ -76,6 +81,7 @@ class Featurizer:
         self.max_word_chars = max_word_chars
         self._use_case = "case" in features
         self._cache: dict[str, tuple[int, int]] = {}
+        self.cache_bytes = 0  # the cache's keys and entries, at most CACHE_BYTES
         self._span = torch.arange(max_word_chars)  # (W,)
 
     def _word(self, tok: str) -> tuple[int, int]:
@@ -86,9 +92,13 @@ class Featurizer:
             if wid is None:
                 wid = stoi.get(digit_key(tok), UNK)
             hit = (wid, case_id(tok))
-            if len(self._cache) > _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[tok] = hit
+            if len(tok) <= LONGEST:
+                size = getsizeof(tok) + WORD_ENTRY_BYTES
+                if self.cache_bytes + size > CACHE_BYTES:
+                    self._cache.clear()
+                    self.cache_bytes = 0
+                self._cache[tok] = hit
+                self.cache_bytes += size
         return hit
 
     def columns(self, tokens: list[str]) -> list[list[int]]:

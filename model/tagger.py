@@ -37,6 +37,8 @@ from tagstream.model.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
+# Each cache is bounded in bytes (``tagstream.model.token_cache``): its table of values, and its
+# keys at most KEY_BYTES_PER_ROW a row on average; tokens longer than LONGEST are never kept.
 _CHAR_CACHE_ROWS = 65_536  # distinct tokens whose character features are kept (13 MiB at F 50)
 # the BiLSTM input gates of distinct tokens: 21,845 at H = 96 (en-news). 5,000 news sentences
 # hold some 12,000 distinct tokens; at 32 MiB (10,922) a stream of news kept evicting and

@@ -1,7 +1,11 @@
+import sys
+
 import pytest
 import torch
 
+from tagstream.model import features
 from tagstream.model.features import GAZETTEER_TYPES, Featurizer, parse_lexicon
+from tagstream.model.token_cache import LONGEST
 from tagstream.model.vocab import CASES, UNK, Vocab, case_id
 
 
@@ -96,3 +100,48 @@ def test_empty_and_bad_configuration():
     with pytest.raises(ValueError):
         Featurizer(Vocab(), ["shoe_size"], None, 5)
     assert torch.is_tensor(feats)
+
+
+def _uncached(words: Vocab, tokens: list[str]) -> list[list[int]]:
+    """The ids of each token from a featurizer of its own (nothing cached before)."""
+    return [Featurizer(words, ["case"], None, 4).columns([t]) for t in tokens]
+
+
+def test_the_word_id_cache_keeps_no_long_token_and_gives_what_computing_gives():
+    long_word = "w" * (LONGEST + 10)
+    words = Vocab(["paris", "0" * 100, long_word])
+    f = Featurizer(words, ["case"], None, max_word_chars=4)
+    tokens = ["Paris", "1" * 100, long_word.upper(), "Paris" + "x" * 200, "x" * LONGEST] * 2
+    cols = f.columns(tokens)
+    assert cols[0][:5] == [words["paris"], words["0" * 100], words[long_word], UNK, UNK]
+    assert [[c[i] for c in cols] for i in range(len(tokens))] == [
+        [c[0] for c in one] for one in _uncached(words, tokens)
+    ]
+    assert f.cache_bytes == sum(
+        sys.getsizeof(t) + features.WORD_ENTRY_BYTES for t in ("Paris", "x" * LONGEST)
+    )
+
+
+def test_a_stream_of_distinct_tokens_keeps_the_word_id_cache_within_its_budget(monkeypatch):
+    """2,000 distinct tokens of 20,000 characters keep nothing; distinct words fill the cache up
+    to its byte budget, then it starts again."""
+    import tracemalloc
+
+    words = Vocab(["paris"])
+    f = Featurizer(words, ["case"], None, max_word_chars=4)
+    f.columns(["Paris"])
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for b in range(40):
+            cols = f.columns([f"{b * 50 + i:05d}" + "x" * 19_995 for i in range(50)])
+            assert cols == [[UNK] * 50, [CASES.index("lower")] * 50]
+        grown = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000 and f.cache_bytes == sys.getsizeof("Paris") + features.WORD_ENTRY_BYTES
+    monkeypatch.setattr(features, "CACHE_BYTES", 20_000)
+    for b in range(20):
+        tokens = [f"t{b}-{i}" for i in range(50)] + ["Paris"]
+        assert f.columns(tokens)[0] == [UNK] * 50 + [words["paris"]]
+        assert 0 < f.cache_bytes <= 20_000

@@ -8,6 +8,7 @@ import torch
 from tagstream.model import Prepared, Span, load
 from tagstream.model.conll import read_conll
 from tagstream.model.evaluate import evaluate_tagger
+from tagstream.model.token_cache import LONGEST
 from tagstream.model.train import main as train_main
 
 # names with a combining mark (decomposed é and ü) and in another script, to check offsets there
@@ -220,6 +221,11 @@ def _work(tagger, texts):
     )
 
 
+def _longest(docs, chunk):
+    n, d, a = chunk
+    return max(e - s for s, e in zip(docs[d].starts[a : a + n], docs[d].ends[a : a + n]))
+
+
 def test_token_caches_give_what_every_token_computed_gives(tiny_dir, monkeypatch):
     """Input gates cached per distinct token (float32; read in place or copied out), character
     features cached per distinct token (the bfloat16 path's network input), and both caches
@@ -238,7 +244,12 @@ def test_token_caches_give_what_every_token_computed_gives(tiny_dir, monkeypatch
         gates = tiny._emissions(docs, work)
         assert tiny._from_table  # the cache's table read in place; an older network copies it
         monkeypatch.setattr(tiny, "_from_table", False)
-        assert torch.equal(tiny._emissions(docs, work), gates)
+        copied = tiny._emissions(docs, work)
+        # a token longer than LONGEST ("x" * 5000) is computed on every call, never kept: its
+        # chunk's scores agree to rounding (another batch of new tokens), every other exactly
+        held = [r for r, chunk in enumerate(work) if _longest(docs, chunk) <= LONGEST]
+        assert len(held) < len(work) and torch.equal(copied[held], gates[held])
+        assert torch.allclose(copied, gates, atol=1e-5)
         monkeypatch.setattr(tiny, "_from_table", True)
         monkeypatch.setattr(tiny, "_gate_cache", None)
         chars = tiny._emissions(docs, work)
@@ -261,6 +272,77 @@ def test_token_caches_give_what_every_token_computed_gives(tiny_dir, monkeypatch
     assert torch.allclose(gates, every, atol=1e-4)
     assert torch.allclose(chars, every, atol=1e-4)
     assert gate_cache.computed < sum(n for n, _, _ in work)  # repeated tokens computed once
+
+
+LONG_TEXTS = [
+    "Anna Lee met " + "Q" * 5000 + " in Paris .",
+    "Anna Lee met " + "Q" * 5000 + " in London .",  # the same long token again
+    "Peter Brown visited London" + "x" * 300 + " and Berlin .",  # a word's long extension
+    "John Smith " + "z" * LONGEST + " " + "z" * (LONGEST + 1) + " in Tokyo .",
+    "Mary Jones " + "\U0001f600" * 2000 + " Москва" + "я" * 100 + " .",
+] + [f"Anna Lee in Paris {i:04d}" + "y" * 2000 + " ." for i in range(20)]
+
+
+def test_long_tokens_are_tagged_the_same_with_and_without_the_caches(tiny_dir, monkeypatch):
+    """Tokens longer than LONGEST are computed on every call and never kept: the scores and
+    spans are those of the network computing every token, on either cache's path."""
+    tiny = load(tiny_dir / "tiny.pt", precision="float32")
+    docs, work = _work(tiny, LONG_TEXTS)
+    gate_cache, char_cache = tiny._gate_cache, tiny._char_cache
+    strip = lambda docs: [[(s.start, s.end, s.label) for s in spans] for spans in docs]  # noqa: E731
+    results = []
+    for gates, chars, from_ids in [(True, True, True), (False, True, True), (False, False, False)]:
+        monkeypatch.setattr(tiny, "_gate_cache", gate_cache if gates else None)
+        monkeypatch.setattr(tiny, "_char_cache", char_cache if chars else None)
+        monkeypatch.setattr(tiny, "_from_ids", from_ids)
+        with torch.inference_mode():
+            twice = [tiny._emissions(docs, work) for _ in range(2)]  # the second from the cache
+        assert torch.allclose(twice[0], twice[1], atol=1e-5)
+        results.append((twice[1], tiny.tag(LONG_TEXTS)))
+    every, spans = results[-1]
+    for em, tagged in results[:-1]:
+        assert torch.allclose(em, every, atol=1e-4) and strip(tagged) == strip(spans)
+    assert 0 < len(gate_cache) and 0 < len(char_cache)
+    assert max(len(k) for k in gate_cache._keys) <= LONGEST  # the words only
+    assert max(len(k) for k in tiny._featurizer._cache) <= LONGEST
+
+
+@pytest.mark.parametrize("path", ["gates", "chars"])
+def test_a_stream_of_distinct_long_tokens_keeps_the_caches_within_their_budgets(tiny_dir, path):
+    """Texts of distinct 20,000-character tokens: the caches keep the words only, within their
+    byte budgets, and the memory they hold does not grow with the stream."""
+    import tracemalloc
+
+    from tagstream.model.features import CACHE_BYTES
+
+    tiny = load(tiny_dir / "tiny.pt", precision="float32")
+    if path == "chars":
+        tiny._gate_cache = None
+    cache = tiny._gate_cache or tiny._char_cache
+
+    def texts(b, n=50):
+        return [f"Anna Lee met {b * n + i:05d}{'x' * 19_995} in Paris ." for i in range(n)]
+
+    tiny.tag(texts(0))
+    held = len(cache)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for b in range(1, 5):
+            spans = tiny.tag(texts(b))
+            assert all(s.text in {"Anna Lee", "Paris"} for doc in spans for s in doc)
+            del spans
+            assert cache.key_bytes <= cache.max_key_bytes
+            assert tiny._featurizer.cache_bytes <= CACHE_BYTES
+        grown = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    if path == "gates":
+        assert len(cache) == held  # no long token kept
+    else:  # the character features of each one's first max_word_chars characters
+        assert len(cache) == held + 200
+    assert max(len(k) for k in tiny._featurizer._cache) <= LONGEST
+    assert grown < 1_000_000  # 4 MB of tokens went through
 
 
 def test_an_entity_that_ends_a_shorter_text_of_a_batch_ends_with_it(tiny):
