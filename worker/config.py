@@ -71,6 +71,13 @@ class ModelSettings(_Group):
     # (emulated bfloat16 is several times slower; native AVX512_BF16 alone is not faster). The
     # choice and its reason are logged at start-up and are a label of tagstream_model_info.
     precision: Literal["auto", "bfloat16", "float32"] = "auto"
+    # How long tagging one batch may take: this, plus timeout_ms_per_token for each token of
+    # the batch. Past it the batch's records are dead-lettered (tagging_timeout), the worker
+    # goes on with a fresh inference thread, and the late one finishes on its own; /healthz
+    # turns 503 when two late ones are still running (a hung model: restart me).
+    batch_timeout_s: float = Field(default=30.0, gt=0)
+    # The per-token part of that budget (milliseconds).
+    timeout_ms_per_token: float = Field(default=5.0, ge=0)
 
     @model_validator(mode="after")
     def _exists(self) -> ModelSettings:

@@ -3,7 +3,9 @@
 * ``/healthz`` is 503 ("starting") until the main loop first turns (loading the model and
   joining Kafka come before: a startup probe covers them), then 200 while the loop keeps
   turning (several times a second, also while a batch is being tagged), and 503 again once it
-  has been stuck longer than ``max_loop_stall_s``. A failing liveness probe means: restart me.
+  has been stuck longer than ``max_loop_stall_s``, or once a batch has gone on being tagged
+  that long past its budget (``model.batch_timeout_s``: a hung model). A failing liveness probe
+  means: restart me.
 * ``/readyz`` is 200 when the model is loaded and the worker owns at least one input partition;
   503 otherwise (starting, rebalancing, draining, or idle because the group has more workers
   than the topic has partitions).
@@ -77,6 +79,9 @@ class Health:
         self.model_loaded = False
         self.assigned_partitions = 0
         self.draining = False
+        # Set while a batch that ran past its tagging budget is still being tagged: when its
+        # budget ended (on `clock`).
+        self.late_since: float | None = None
 
     def beat(self) -> None:
         """Called by the main loop on every turn."""
@@ -88,6 +93,10 @@ class Health:
         stalled = self._clock() - self._last_beat
         if stalled > self.max_loop_stall_s:
             return False, f"main loop stalled for {stalled:.1f}s"
+        late_since = self.late_since
+        if late_since is not None and self._clock() - late_since > self.max_loop_stall_s:
+            late = self._clock() - late_since
+            return False, f"the model has been tagging a batch {late:.1f}s past its budget"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tagstream.worker import stages
 from tagstream.worker.deadline import Deadline
+from tagstream.worker.messages import TAGGING_TIMEOUT
 from tagstream.worker.records import (
     Batch,
     DeadLetter,
@@ -35,13 +36,40 @@ class InFlight:
     batch: Batch
     future: Future[list[LabelledRecord | DeadLetter]]  # one result per entry, in order
     revoked: set[TopicPartition] = field(default_factory=set)  # results to discard
+    deadline: float = float("inf")  # when its tagging is late (on the pipeline's clock)
 
     @classmethod
-    def submit(cls, executor: Executor, tagger: Tagger, batch: Batch, metrics: Metrics) -> InFlight:
+    def submit(
+        cls,
+        executor: Executor,
+        tagger: Tagger,
+        batch: Batch,
+        metrics: Metrics,
+        deadline: float = float("inf"),
+    ) -> InFlight:
         """Hand the batch to the inference thread (`stages.tag_batch`)."""
         metrics.batch_records.observe(len(batch.entries))
         metrics.batch_tokens.observe(batch.tokens)
-        return cls(batch, executor.submit(stages.tag_batch, tagger, batch, metrics))
+        return cls(
+            batch, executor.submit(stages.tag_batch, tagger, batch, metrics), deadline=deadline
+        )
+
+    def late(self, now: float) -> bool:
+        """Still tagging past its deadline."""
+        return now > self.deadline and not self.future.done()
+
+    def timed_out(self, budget_s: float) -> InFlight:
+        """What to deliver instead of a late batch: every entry as a dead letter
+        (`messages.TAGGING_TIMEOUT`), in order; the partitions discarded stay discarded."""
+        reason = f"tagging its batch of {len(self.batch.entries)} took longer than {budget_s:.1f} s"
+        dead: Future[list[LabelledRecord | DeadLetter]] = Future()
+        dead.set_result(
+            [
+                e if isinstance(e, DeadLetter) else DeadLetter(e.source, TAGGING_TIMEOUT, reason)
+                for e in self.batch.entries
+            ]
+        )
+        return InFlight(self.batch, dead, set(self.revoked))
 
     def discard(self, partitions: set[TopicPartition]) -> list[Entry]:
         """Discard the results of these partitions; returns their entries."""

@@ -27,6 +27,7 @@ INVALID_ID = "invalid_id"
 TEXT_TOO_LONG = "text_too_long"
 OUTPUT_TOO_LARGE = "output_too_large"
 TAGGING_FAILED = "tagging_failed"
+TAGGING_TIMEOUT = "tagging_timeout"
 UNREADABLE_RECORD = "unreadable_record"
 REASONS = (
     NULL_VALUE,
@@ -39,6 +40,7 @@ REASONS = (
     TEXT_TOO_LONG,
     OUTPUT_TOO_LARGE,
     TAGGING_FAILED,
+    TAGGING_TIMEOUT,
     UNREADABLE_RECORD,
 )
 

@@ -94,6 +94,7 @@ class Pipeline:
             settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock, self._waiting
         )
         self._inflight: InFlight | None = None
+        self._late: InFlight | None = None  # a batch timed out and still being tagged
         self._rewinds = Rewinds()  # records dropped by a rebalance, to consume again
         self._deadline: float | None = None  # the drain's, once a stop was requested
         self._aborted = False  # an exactly-once transaction was aborted (and rewound)
@@ -160,18 +161,22 @@ class Pipeline:
         # 4. When the tagger is free: start the next batch, then deliver the finished one. A
         #    batch is delivered only once the one before it is committed, so a crash or a
         #    rebalance redoes at most one batch.
+        #    A batch tagged past its budget is delivered as dead letters at once; the next one
+        #    starts when the model is free again.
         committed = self._delivery.retry_commit()
         flight = self._inflight
+        if flight is not None and flight.late(self._clock()):
+            flight = self._inflight = self._time_out(flight)
         if flight is None or (flight.future.done() and committed):
             self._inflight = None
-            batch = self._batcher.take()
+            batch = self._batcher.take() if self._model_free() else None
             if batch is not None:
                 self._inflight = self._submit(batch)
             if flight is not None:
                 self._deliver(flight)
 
     def _poll_timeout(self) -> float:
-        if self._inflight is not None:
+        if self._inflight is not None or not self._model_free():
             return _BUSY_POLL_S
         left = self._batcher.seconds_left()
         return _IDLE_POLL_S if left is None else min(left, _IDLE_POLL_S)
@@ -255,7 +260,39 @@ class Pipeline:
         return stages.decode(record, self._settings, self._tagger)
 
     def _submit(self, batch: Batch) -> InFlight:
-        return InFlight.submit(self._executor, self._tagger, batch, self._metrics)
+        deadline = self._clock() + self._budget_s(batch)
+        return InFlight.submit(self._executor, self._tagger, batch, self._metrics, deadline)
+
+    def _budget_s(self, batch: Batch) -> float:
+        """How long tagging this batch may take (settings ``model.batch_timeout_s`` and
+        ``model.timeout_ms_per_token``)."""
+        m = self._settings.model
+        return m.batch_timeout_s + m.timeout_ms_per_token * batch.tokens / 1000
+
+    def _time_out(self, flight: InFlight) -> InFlight:
+        """A batch past its budget: its records become dead letters (tagging_timeout), to be
+        delivered in its place; the inference thread finishes it on its own, and /healthz
+        reports a model that stays stuck (`Health.late_since`)."""
+        budget = self._budget_s(flight.batch)
+        log.error(
+            "tagging a batch took longer than its budget: its records go to the dead-letter "
+            "topic (tagging_timeout); the next batch starts when the model is free",
+            extra={
+                "records": len(flight.batch.entries),
+                "tokens": flight.batch.tokens,
+                "budget_s": round(budget, 1),
+            },
+        )
+        self._late = flight
+        self._health.late_since = flight.deadline
+        return flight.timed_out(budget)
+
+    def _model_free(self) -> bool:
+        """No batch that timed out is still being tagged."""
+        if self._late is not None and self._late.future.done():
+            self._late = None
+            self._health.late_since = None
+        return self._late is None
 
     # -- delivery ------------------------------------------------------------------------
 

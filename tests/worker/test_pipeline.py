@@ -141,3 +141,66 @@ def test_the_drain_ends_by_its_deadline_when_the_model_hangs():
     tagger.release.set()
     assert status == 1 and took < 3.0, (status, took)
     assert "commit" not in journal.names(), "nothing undelivered is committed"
+
+
+def test_a_batch_past_its_budget_is_dead_lettered_and_the_worker_goes_on():
+    """Tagging a batch may take `model.batch_timeout_s` plus `model.timeout_ms_per_token` per
+    token; past that its records are delivered as dead letters (tagging_timeout) and committed,
+    so a restart does not meet them again; the next batch waits until the model is free, and
+    /healthz turns 503 only if the model stays stuck `max_loop_stall_s` past the budget."""
+    import threading as th
+
+    from tagstream.worker import messages
+    from tagstream.worker.http import Health
+
+    release = th.Event()
+
+    class Stuck(EchoTagger):
+        def tag_prepared(self, docs):
+            if any(d.num_tokens > 3 for d in docs):  # "a b c d": the pathological text
+                assert release.wait(30)
+            return super().tag_prepared(docs)
+
+    now = [1000.0]
+    journal = Journal()
+    settings = load_settings(
+        kafka={"output_topic": "out", "dead_letter_topic": "dlq", "input_topic": "in"},
+        batching={"max_batch_records": 1, "max_wait_ms": 0},
+        model={"batch_timeout_s": 10, "timeout_ms_per_token": 0},
+        http={"max_loop_stall_s": 60},
+    )
+    source, sink = FakeSource(journal), FakeSink(journal)
+    health = Health(60, clock=lambda: now[0])
+    tagger = Stuck()
+    pipeline = Pipeline(
+        settings,
+        tagger,
+        source,
+        sink,
+        Metrics(CollectorRegistry(), process_metrics=False),
+        health,
+        th.Event(),
+        clock=lambda: now[0],
+    )
+    slow = record("in", 0, 5, b'{"id": "slow", "text": "a b c d"}')
+    source.polls.extend([[slow], [record("in", 0, 6)]])
+    try:
+        pipeline.turn()  # the slow one goes to the model
+        pipeline.turn()  # the next one is consumed, and waits
+        assert source.committed == {}
+        now[0] += 11  # past the budget
+        turn_until(pipeline, lambda: source.committed.get(P0) == 6)
+        (dead,) = [o for o in sink.written if o.topic == "dlq"]
+        assert dict(dead.headers)[messages.HEADER_ERROR_CLASS] == b"tagging_timeout"
+        health.beat()  # (run() beats on every turn)
+        assert health.live()[0]  # late, but not yet stuck
+        assert len(sink.written) == 1  # offset 6 waits for the model
+        now[0] += 61
+        health.beat()
+        assert health.live() == (False, "the model has been tagging a batch 62.0s past its budget")
+        release.set()
+        turn_until(pipeline, lambda: source.committed.get(P0) == 7)
+        assert [o.topic for o in sink.written] == ["dlq", "out"]
+        assert health.live()[0]
+    finally:
+        release.set()
