@@ -36,12 +36,18 @@ from tagstream.worker.records import (
     next_offsets,
     source_of,
 )
-from tagstream.worker.sink import DeliveryError, Outgoing
+from tagstream.worker.sink import DeliveryError, Outgoing, TransactionTimeout
 
 log = logging.getLogger(__name__)
 
-# Errors after which this producer can never commit again: end the worker (a restart recovers).
-FATAL_PRODUCER_ERRORS = (ProducerFencedError, InvalidProducerEpochError, AuthorizationError)
+# Errors after which this producer can never commit again, or cannot know whether it did: end
+# the worker (a restart with the same transactional id recovers).
+FATAL_PRODUCER_ERRORS = (
+    ProducerFencedError,
+    InvalidProducerEpochError,
+    AuthorizationError,
+    TransactionTimeout,
+)
 COMMIT_RETRY_S = 0.1  # how often a failed offset commit is retried
 
 Result = LabelledRecord | DeadLetter
@@ -131,13 +137,13 @@ class Delivery:
             delivered = self._produce(outgoing)
             # 3. Add the batch's offsets to the transaction; the group coordinator fences
             #    this step if the partitions moved to another worker meanwhile (KIP-447).
-            self._sink.send_offsets(offsets, self._source.group_metadata())
+            self._sink.send_offsets(offsets, self._source.group_metadata(), self._waiting)
             # 4. Commit: outputs and offsets become visible together, or not at all.
-            self._sink.commit()
+            self._sink.commit(self._waiting)
         except FATAL_PRODUCER_ERRORS:
             raise
         except DeliveryError:
-            self._sink.abort()
+            self._sink.abort(self._waiting)
             raise
         except KafkaError as exc:
             self._metrics.commit_failures.inc()
@@ -145,7 +151,7 @@ class Delivery:
                 "transaction failed; aborting and consuming the batch again",
                 extra={"error": repr(exc)},
             )
-            self._sink.abort()
+            self._sink.abort(self._waiting)
             return None
         self._source.record_committed(offsets)
         return delivered

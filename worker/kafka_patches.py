@@ -9,7 +9,10 @@ them here when upgrading kafka-python (the tests pin the version the reader fix 
 * `forget_failed_offsets`: offsets a failed transaction leaves in the producer, which its next
   transaction would otherwise commit (below);
 * `drop_failed_fetch`: the fetched data a record the consumer cannot parse leaves behind, on
-  which every later poll would spin (below).
+  which every later poll would spin (below);
+* `transaction_step`: the producer's transactional steps with a deadline (kafka-python waits
+  on them without one);
+* `stop_sender`: the producer's sender thread, stopped when its close gave up.
 """
 
 from __future__ import annotations
@@ -81,6 +84,40 @@ def drop_failed_fetch(consumer: KafkaConsumer) -> None:
     if current is not None:
         current.drain()
         fetcher._next_partition_records = None
+
+
+# -- kafka-python 3.0.12: transactional steps wait without a timeout -------------------------
+#
+# send_offsets_to_transaction, commit_transaction and abort_transaction each wait on their
+# request's result with no timeout: a coordinator that never answers holds the caller forever.
+# These start the same step and hand back its result, whose wait(timeout_ms) says whether it
+# ended (and raises its error).
+
+
+def transaction_step(producer: KafkaProducer, step: str, *args: Any) -> Any:
+    """Start ``step`` ("send_offsets", "commit" or "abort") as KafkaProducer does; returns its
+    result (``wait(timeout_ms)``: True once done, raising the step's error)."""
+    manager = producer._transaction_manager
+    if manager is None:
+        raise Errors.IllegalStateError("the producer is not transactional")
+    if step == "send_offsets":
+        result = manager.send_offsets_to_transaction(*args)
+    elif step == "commit":
+        result = manager.begin_commit()
+    elif step == "abort":
+        result = manager.begin_abort()
+    else:
+        raise ValueError(f"unknown transaction step {step!r}")
+    producer._sender.wakeup()
+    return result
+
+
+def stop_sender(producer: KafkaProducer) -> None:
+    """Stop the sender thread of a producer whose close() gave up in its flush (kafka-python
+    then leaves the thread running until exit)."""
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
 
 
 # -- kafka-python 3.0.12: a response followed by the end of the stream ----------------------

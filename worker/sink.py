@@ -25,13 +25,24 @@ from kafka.structs import OffsetAndMetadata
 
 from tagstream.worker.config import Settings
 from tagstream.worker.deadline import Deadline
-from tagstream.worker.kafka_patches import estimate_size, forget_failed_offsets
+from tagstream.worker.kafka_patches import (
+    estimate_size,
+    forget_failed_offsets,
+    stop_sender,
+    transaction_step,
+)
 from tagstream.worker.records import Entry, TopicPartition
 
 log = logging.getLogger(__name__)
 
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 WAIT_SLICE_S = 0.2  # how often `write` reports that it is still waiting for acknowledgements
+
+
+class TransactionTimeout(KafkaTimeoutError):
+    """A transactional step got no answer within the delivery timeout: the transaction's
+    outcome is not known here. The worker must stop; a restart with the same transactional id
+    settles it (fences this producer, and completes or aborts the transaction)."""
 
 
 class DeliveryError(Exception):
@@ -162,24 +173,39 @@ class Sink:
             )
         self._producer.begin_transaction()
 
-    def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: object) -> None:
-        self._producer.send_offsets_to_transaction(
-            {
-                KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1)
-                for tp, off in offsets.items()
-            },
-            group_metadata,
-        )
+    def send_offsets(
+        self,
+        offsets: dict[TopicPartition, int],
+        group_metadata: object,
+        waiting: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        kafka_offsets = {
+            KafkaTopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()
+        }
+        self._finish("send_offsets", waiting, kafka_offsets, group_metadata)
 
-    def commit(self) -> None:
-        self._producer.commit_transaction()
+    def commit(self, waiting: Callable[[], float | None] = lambda: None) -> None:
+        self._finish("commit", waiting)
 
-    def abort(self) -> None:
+    def abort(self, waiting: Callable[[], float | None] = lambda: None) -> None:
         try:
-            self._producer.abort_transaction()
+            self._finish("abort", waiting)
         except KafkaError:
             log.exception("aborting the transaction failed")
             raise
+
+    def _finish(self, step: str, waiting: Callable[[], float | None], *args: object) -> None:
+        """Run a transactional step and wait for it within the delivery timeout, or by the
+        deadline `waiting` returns (called about every `WAIT_SLICE_S`); `TransactionTimeout`
+        if it does not end by then, or the step's own error."""
+        result = transaction_step(self._producer, step, *args)
+        deadline = Deadline(self._delivery_timeout_s, waiting, self._clock, WAIT_SLICE_S)
+
+        def attempt(seconds: float) -> None:
+            if not result.wait(timeout_ms=seconds * 1000):
+                raise TransactionTimeout(f"the transaction's {step} got no answer")
+
+        deadline.wait(attempt, (TransactionTimeout,))
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Close, waiting up to `timeout_s` for records in flight (0: drop them)."""
@@ -189,9 +215,7 @@ class Sink:
             # kafka-python's close() gives up in its flush without stopping the sender thread;
             # stop it here, or it would linger until exit.
             log.warning("the producer closed with records unacknowledged; they were not committed")
-            sender = getattr(self._producer, "_sender", None)
-            if sender is not None:
-                sender.force_close()
+            stop_sender(self._producer)
 
 
 def _max_message_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:

@@ -7,6 +7,7 @@ a write was asked for, a transaction's steps; failures are injected with ``fail_
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,10 +150,12 @@ class ScriptedProducer:
         manager._transition_to(TransactionState.INITIALIZING)
         manager._transition_to(TransactionState.READY)
         self._transaction_manager = manager
+        self._sender = SimpleNamespace(wakeup=self._answer)  # the script answers at once
         self.committed: dict[TopicPartition, int] = {}  # the group's, as the coordinator has it
         self.offset_commits: list[dict[TopicPartition, int]] = []  # every TxnOffsetCommit sent
         self._in_transaction: dict[TopicPartition, int] = {}
         self._refuse: type[KafkaError] | None = None
+        self.silent: set[str] = set()  # request kinds nobody answers: "end_txn", "offsets"
 
     def refuse_offsets(self, error: type[KafkaError]) -> None:
         self._refuse = error
@@ -179,6 +182,10 @@ class ScriptedProducer:
     def _answer(self) -> None:
         """What the sender thread and the coordinators do with each queued request."""
         while (handler := self._transaction_manager.next_request_handler(False)) is not None:
+            if isinstance(handler, EndTxnHandler) and "end_txn" in self.silent:
+                continue  # sent, never answered
+            if isinstance(handler, AddOffsetsToTxnHandler) and "offsets" in self.silent:
+                continue
             if isinstance(handler, AddOffsetsToTxnHandler):
                 handler.handle_response(SimpleNamespace(error_code=0))
             elif isinstance(handler, TxnOffsetCommitHandler):
@@ -210,7 +217,9 @@ class FakeSink:
     transactional one runs `Sink`'s own transaction steps over a `ScriptedProducer`, whose
     `committed` is what the group has committed through transactions."""
 
-    def __init__(self, journal: Journal, transactional: bool = False):
+    def __init__(
+        self, journal: Journal, transactional: bool = False, delivery_timeout_s: float = 5.0
+    ):
         self.journal = journal
         self.transactional = transactional
         self.written: list[Outgoing] = []
@@ -218,6 +227,8 @@ class FakeSink:
         self._open: list[Outgoing] = []  # written in the open transaction
         self.fail_next: dict[str, BaseException] = {}  # step name -> error raised once
         self._producer = ScriptedProducer()
+        self._delivery_timeout_s = delivery_timeout_s  # what Sink._finish reads
+        self._clock = time.monotonic
 
     def _step(self, name: str, *detail) -> None:
         self.journal.events.append((name, *detail))
@@ -231,24 +242,28 @@ class FakeSink:
         (self._open if self.transactional else self.delivered).extend(items)
         return []
 
+    _finish = Sink._finish  # the real sink's wait for a transactional step
+
     def begin(self) -> None:
         self._step("begin")
         Sink.begin(self)
 
-    def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: object) -> None:
+    def send_offsets(
+        self, offsets: dict[TopicPartition, int], group_metadata: object, waiting=lambda: None
+    ) -> None:
         self._step("send_offsets", dict(offsets))
-        Sink.send_offsets(self, offsets, group_metadata)
+        Sink.send_offsets(self, offsets, group_metadata, waiting)
 
-    def commit(self) -> None:
+    def commit(self, waiting=lambda: None) -> None:
         self._step("commit_transaction")
-        Sink.commit(self)
+        Sink.commit(self, waiting)
         self.delivered.extend(self._open)
         self._open = []
 
-    def abort(self) -> None:
+    def abort(self, waiting=lambda: None) -> None:
         self._step("abort")
         self._open = []
-        Sink.abort(self)
+        Sink.abort(self, waiting)
 
     @property
     def producer(self) -> ScriptedProducer:

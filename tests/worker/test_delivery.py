@@ -25,13 +25,14 @@ class Clock:
         return self.now
 
 
-def make(transactional: bool = False):
+def make(transactional: bool = False, waiting=lambda: None, delivery_timeout_s: float = 5.0):
     journal = Journal()
     settings = load_settings(
         delivery="exactly_once" if transactional else "at_least_once",
         kafka={"output_topic": "out", "dead_letter_topic": "dlq", "input_topic": "in"},
     )
-    source, sink = FakeSource(journal), FakeSink(journal, transactional=transactional)
+    source = FakeSource(journal)
+    sink = FakeSink(journal, transactional=transactional, delivery_timeout_s=delivery_timeout_s)
     metrics = Metrics(CollectorRegistry(), process_metrics=False)
     clock = Clock()
     return (
@@ -40,7 +41,7 @@ def make(transactional: bool = False):
         sink,
         metrics,
         clock,
-        Delivery(settings, source, sink, metrics, "fake@0", clock),
+        Delivery(settings, source, sink, metrics, "fake@0", clock, waiting),
     )
 
 
@@ -106,3 +107,26 @@ def test_an_unacknowledged_output_in_a_transaction_aborts_and_raises():
         delivery.deliver(results([(0, 0)]))
     assert journal.names() == ["begin", "write", "abort"]
     assert source.committed == {}
+
+
+@pytest.mark.parametrize("silent", ["offsets", "end_txn"])
+def test_a_transaction_step_nobody_answers_stops_the_worker_within_the_delivery_timeout(silent):
+    """kafka-python waits on send_offsets_to_transaction and commit_transaction without a
+    timeout; the sink gives up after the delivery timeout, and, the transaction's outcome being
+    unknown, the worker stops (a restart with the same transactional id settles it)."""
+    import time
+
+    from tagstream.worker.sink import TransactionTimeout
+
+    beats = []
+    journal, source, sink, _, _, delivery = make(
+        transactional=True, waiting=lambda: beats.append(1), delivery_timeout_s=0.3
+    )
+    sink.producer.silent.add(silent)
+    started = time.monotonic()
+    with pytest.raises(TransactionTimeout, match="got no answer"):
+        delivery.deliver(results([(0, 0)]))
+    assert time.monotonic() - started < 5
+    assert len(beats) >= 1  # the liveness heartbeat went on while waiting
+    assert "abort" not in journal.names()
+    assert source.committed == {} and sink.group_committed == {}
