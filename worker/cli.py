@@ -30,12 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
+def _version() -> str:
+    from tagstream import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagstream",
         description="Named-entity tagging for Kafka streams. Settings come from TAGSTREAM_* "
         "environment variables (and a .env file); see the README.",
     )
+    parser.add_argument("--version", action="version", version=f"tagstream {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(

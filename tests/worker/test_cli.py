@@ -227,3 +227,15 @@ def test_sigterm_while_the_model_loads_stops_the_worker_before_it_joins_the_grou
     text = log.read_text()
     assert "stopped during start-up, before joining the group" in text, text
     assert "partitions assigned" not in text
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    import tagstream
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"tagstream {version('tagstream')}\n"
+    assert tagstream.__version__ == version("tagstream")
