@@ -76,11 +76,20 @@ _ABBREVIATIONS = (
     "Okla|Ind|Wis|Minn|Ky|Va|Ga|La|Md|Mo|Neb|Nev|Del|Ala|Kan|Miss|etc|approx|Inc"
 )
 _CLITIC = r"(?:'(?:[sSdDmM]|re|RE|ve|VE|ll|LL)|[nN]'[tT])(?!\w)"
+_URL = r"(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]']"
+# An e-mail address is a run of e-mail characters, "@" and a dotted host. Whether the run's
+# e-mail alternative matches depends on the run alone (the "@" that must follow it, the host
+# after that), not on where inside the run matching starts; so the pattern tries it only where
+# the run starts (the lookbehind), and ``_pattern_tokens`` handles a match that ends inside a run
+# that is an address. Tried at every position of a run, it read the rest of the run each time:
+# time quadratic in the run's length ("a_" * n, "+.1" * n).
+_EMAIL_CHAR = r"[\w.+-]"
+_EMAIL_HOST = r"@\w+(?:\.\w+)+"
 _CONLL_EN = re.compile(
     "|".join(
         (
-            r"(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]']",  # URL
-            r"[\w.+-]+@\w+(?:\.\w+)+",  # e-mail
+            _URL,  # URL
+            rf"(?<!{_EMAIL_CHAR}){_EMAIL_CHAR}+{_EMAIL_HOST}",  # e-mail
             r"(?:[^\W\d_]\.){2,}(?![^\W\d_])",  # U.S.  U.N.  a.m.
             rf"(?:{_ABBREVIATIONS})\.(?!\w)",  # Mr.  Corp.
             r"[A-Z]\.(?=\s|$)",  # an initial: J.
@@ -135,6 +144,45 @@ _CHUNK = re.compile(r"\S+")
 _LONE_SYMBOLS = frozenset(string.punctuation)
 
 
+# The start and end of each run of e-mail characters that is followed by "@" and a host.
+_EMAIL_RUN = re.compile(rf"(?<!{_EMAIL_CHAR}){_EMAIL_CHAR}+(?={_EMAIL_HOST})")
+# What the token pattern matches at a position inside such a run: the URL alternative, which comes
+# first, or the e-mail alternative from there (the other alternatives come after it).
+_INSIDE_EMAIL_RUN = re.compile(rf"{_URL}|{_EMAIL_CHAR}+{_EMAIL_HOST}")
+
+
+def _pattern_tokens(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None:
+    """Append the tokens of the chunk ``text[start:end]`` (no whitespace, whitespace or the text's
+    ends around it), matched by the full pattern, to ``out``.
+
+    The matches tile the chunk: each starts where the last ended. One can end inside a run of
+    e-mail characters that it entered from outside (``jean.o'brien+news@example.com``: the word
+    ``jean.o'brien`` ends inside the run ``brien+news``); if that run is followed by "@" and a
+    host, the e-mail alternative matches from there, which ``_CONLL_EN`` (trying it only where a
+    run starts) would miss: ``_INSIDE_EMAIL_RUN`` matches there instead. Matching stops at the
+    first match past the chunk; lookarounds see the whole text."""
+    has_at = text.find("@", start + 1, end) >= 0  # after some character
+    runs = [r.span() for r in _EMAIL_RUN.finditer(text, start, end)] if has_at else []
+    k = 0
+    pos = start
+    while pos < end:
+        for t in _CONLL_EN.finditer(text, pos):
+            a = t.start()
+            if a >= end:
+                return
+            while k < len(runs) and runs[k][1] <= a:
+                k += 1
+            if k < len(runs) and runs[k][0] < a:  # inside a run of an address
+                inside = _INSIDE_EMAIL_RUN.match(text, a)
+                if inside is not None:  # always: the run is followed by "@" and a host
+                    out.append(inside.span())
+                    pos = inside.end()
+                    break
+            out.append(t.span())
+        else:
+            return
+
+
 def _conll_en(text: str) -> list[tuple[int, int]]:
     # Fast paths: a whitespace-separated chunk of letters/digits only, or a lone ASCII symbol
     # (a fifth of the chunks of news text), is one token (the full pattern would give the same,
@@ -146,13 +194,7 @@ def _conll_en(text: str) -> list[tuple[int, int]]:
         if chunk.isalnum() or chunk in _LONE_SYMBOLS:
             out.append(m.span())
         else:
-            end = m.end()
-            for t in _CONLL_EN.finditer(
-                text, m.start()
-            ):  # no endpos: lookarounds see the whole text
-                if t.start() >= end:
-                    break
-                out.append(t.span())
+            _pattern_tokens(text, m.start(), m.end(), out)
     return out
 
 
