@@ -12,13 +12,14 @@ MODEL_PACKAGES := $(patsubst %,-e models/%,$(notdir $(wildcard models/*)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test lint unit integration chaos demo bench clean image
+.PHONY: help venv kafka-jars deploy-tools setup test lint unit integration chaos hostile demo bench clean image
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
 	@echo "make test    set-up, then every test (unit, integration on real Kafka, deployment checks)"
 	@echo "make unit    the tests that need no broker"
 	@echo "make chaos   the fault suite: workers killed, the broker paused and killed, rebalances (~10 min)"
+	@echo "make hostile the hostile-input suite: pathological texts, unreadable records, HTTP flood (~2 min)"
 	@echo "make bench   speed on this CPU: tagger per path, spaCy NER, end to end, Kafka client"
 	@echo "make setup   only the set-up: virtualenv, Kafka jars, helm and the deploy tools"
 
@@ -65,6 +66,13 @@ integration: venv kafka-jars
 chaos: venv kafka-jars
 	TAGSTREAM_KAFKA_STATE="$${TAGSTREAM_KAFKA_STATE:-$${TMPDIR:-/tmp}/tagstream-kafka-chaos}" \
 		scripts/with-broker $(PY) -m pytest -m faults tests/faults $(PYTEST_ARGS)
+
+# The hostile-input suite (tests/faults/test_hostile.py, part of the fault suite too): one worker
+# under a steady stream mixed with pathological texts, huge tokens, unreadable records, header
+# floods and a flood of idle HTTP connections; one line of results and the table
+# (docs/operations.md, "Hostile-input suite"). It stops no broker: any broker will do.
+hostile: venv kafka-jars
+	scripts/with-broker $(PY) -m pytest -m faults tests/faults/test_hostile.py $(PYTEST_ARGS)
 
 demo: venv kafka-jars
 	$(VENV)/bin/tagstream demo

@@ -25,9 +25,10 @@ connections can grow its threads or memory or keep the probes from being answere
   move when bytes arrive. Writing the answer is bounded by ``timeout_s`` per write, so a client
   that does not read holds a handler for seconds, not forever.
 * Connections: at most ``max_pending`` (64) wait for their request head. A new connection
-  beyond that closes the oldest waiting one: a flood of idle connections cannot lock out a
-  probe or a scrape, which send their request as soon as they connect. The listening socket's
-  accept backlog is ``LISTEN_BACKLOG``.
+  beyond that closes the oldest waiting one that has had ``GRACE_S`` to send its request (a
+  burst of newer ones may go past the cap, up to four times it): a flood of idle connections
+  cannot lock out a probe or a scrape, which send their request as soon as they connect. The
+  listening socket's accept backlog is ``LISTEN_BACKLOG``.
 * One request per connection (HTTP/1.0): the answer ends by closing the connection, whatever
   the client asked. Probes and scrapes come every few seconds; a new connection each time
   costs less than idle keep-alive connections, and no connection outlives its request.
@@ -65,6 +66,7 @@ TIMEOUT_S = 5.0  # to send a request head, and for each write of an answer
 MAX_PENDING = 64  # connections waiting for their request head
 LISTEN_BACKLOG = 128  # connections the kernel holds until the accepting thread takes them
 HEAD_LIMIT = 16 * 1024  # bytes of a request line and headers; a longer head is closed
+GRACE_S = 0.5  # a connection this young is not closed to make room (`_Server._make_room`)
 _TICK_S = 0.5  # the accepting thread looks at the time at least this often
 _REPORT_EVERY_S = 60.0
 
@@ -112,12 +114,13 @@ class Health:
 class _Pending:
     """A connection whose request head is still arriving."""
 
-    __slots__ = ("sock", "address", "head", "deadline")
+    __slots__ = ("sock", "address", "head", "accepted", "deadline")
 
-    def __init__(self, sock: socket.socket, address: object, deadline: float):
+    def __init__(self, sock: socket.socket, address: object, accepted: float, deadline: float):
         self.sock = sock
         self.address = address
         self.head = bytearray()
+        self.accepted = accepted
         self.deadline = deadline
 
     def complete(self) -> bool:
@@ -253,13 +256,26 @@ class _Server:
                 log.warning("cannot accept an HTTP connection: %s", exc)
                 time.sleep(_TICK_S / 5)
                 return
-            while len(self._pending) >= self._max_pending:
-                self._drop(next(iter(self._pending)))
-                self._shed["evicted"] += 1
+            now = time.monotonic()
+            self._make_room(now)
             sock.setblocking(False)
-            pending = _Pending(sock, address, time.monotonic() + self.timeout_s)
+            pending = _Pending(sock, address, now, now + self.timeout_s)
             self._pending[sock] = pending
             self._selector.register(sock, selectors.EVENT_READ, pending)
+
+    def _make_room(self, now: float) -> None:
+        """Keep fewer than ``max_pending`` connections waiting: close the oldest that has had
+        `GRACE_S` to send its request (a probe or a scrape sends it as it connects, and is read
+        by then). A burst of newer ones may go past the cap, up to four times it; beyond that
+        the oldest of all goes. So a probe that connects in the middle of a flood is not closed
+        before its request could arrive."""
+        while len(self._pending) >= self._max_pending:
+            sock, pending = next(iter(self._pending.items()))  # in the order of their accept
+            young = now - pending.accepted < GRACE_S
+            if young and len(self._pending) < 4 * self._max_pending:
+                return
+            self._drop(sock)
+            self._shed["evicted"] += 1
 
     def _read(self, pending: _Pending) -> None:
         try:
