@@ -9,19 +9,19 @@ The BiLSTM has two inference paths:
 - ``float32``: the float32 LSTM with each distinct token's input projection computed once
   (`tagstream.model.tagger`), fast on every x86-64 CPU.
 
-``choose_precision("auto")`` picks bfloat16 only when the CPU has AMX's bfloat16 tiles
-(``amx_bf16`` in ``/proc/cpuinfo``) *and* oneDNN is not capped below them
-(``ONEDNN_MAX_CPU_ISA``, which oneDNN honours); otherwise float32. With AVX512_BF16 alone (AMD
-EPYC Zen 4 and 5, Intel Cooper Lake) bfloat16 is native but not faster: on an AMD EPYC Zen 5
-(avx512_bf16, no AMX) the float32 path tagged CoNLL dev at 60,312 tokens/s per thread against
-55,418 (2026-12-01), so float32, the reference path, is kept there. Either can be forced.
+``choose_precision("auto")`` picks float32, the reference path, on every CPU: bfloat16 was not
+faster anywhere it was measured, neither with AVX512_BF16 alone (an AMD EPYC Zen 5: CoNLL dev at
+60,312 tokens/s per thread in float32 against 55,418) nor with AMX (an Intel Xeon with amx_bf16:
+30,633 against 26,783 tokens/s, and ``tagstream tag`` on 5,000 news sentences in 0.91 of the
+bfloat16 time, paired runs). ``bfloat16`` can be forced; it is native where the CPU has AMX or
+AVX512_BF16 and oneDNN is not capped below them (``ONEDNN_MAX_CPU_ISA``), emulated elsewhere.
 
 >>> choose_precision("float32", CpuInfo("any", frozenset())).path
 'float32'
 >>> choose_precision("auto", CpuInfo("old", frozenset({"avx2"}))).path
 'float32'
 >>> choose_precision("auto", CpuInfo("new", frozenset({"avx2", "amx_bf16"})), isa_cap="").path
-'bfloat16'
+'float32'
 >>> choose_precision("auto", CpuInfo("zen5", frozenset({"avx512f", "avx512_bf16"}))).path
 'float32'
 >>> choose_precision("auto", CpuInfo("new", frozenset({"amx_bf16"})), isa_cap="AVX2").path
@@ -38,8 +38,8 @@ from functools import lru_cache
 PRECISIONS = ("auto", "bfloat16", "float32")
 # CPU flags (as Linux names them) of native bfloat16 arithmetic that oneDNN uses for the LSTM
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-# ... and those with which "auto" takes the bfloat16 path (AVX512_BF16 alone is not faster)
-AUTO_BF16_FLAGS = ("amx_bf16",)
+# ... and those with which "auto" takes the bfloat16 path: none (it was slower with both)
+AUTO_BF16_FLAGS: tuple[str, ...] = ()
 # ONEDNN_MAX_CPU_ISA values that still allow those instructions (oneDNN's names, upper case)
 _BF16_ISAS = (
     "ALL",
@@ -128,10 +128,11 @@ def choose_precision(
         return Precision(requested, "forced by the precision setting", cpu.summary())
     native = [f for f in AUTO_BF16_FLAGS if f in cpu.flags]
     if not native:
-        if "avx512_bf16" in cpu.flags:
+        has = [f for f in BF16_FLAGS if f in cpu.flags]
+        if has:
             reason = (
-                "avx512_bf16 without AMX: bfloat16 is native but not faster than the float32 "
-                "path, which is the reference"
+                f"{', '.join(has)}: bfloat16 is native but not faster than the float32 path, "
+                "which is the reference"
             )
         else:
             reason = (

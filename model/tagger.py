@@ -278,8 +278,8 @@ def load(
 
     Checks: the zip members' CRCs, TorchScript, the metadata against the network and the
     vocabularies, the tokenizer's rules version; then one text is tagged as a smoke test.
-    ``precision``: "auto" (bfloat16 only where the CPU computes it natively, else float32),
-    "bfloat16" or "float32"; the choice and its reason are in ``tagger.info["precision"]``.
+    ``precision``: "auto" (float32 on every CPU, `tagstream.model.cpu`), "bfloat16" or
+    "float32"; the choice and its reason are in ``tagger.info["precision"]``.
     """
     chosen = choose_precision(precision)  # ValueError for an unknown name, before any work
     if threads is not None:

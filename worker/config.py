@@ -67,9 +67,9 @@ class ModelSettings(_Group):
     # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
     # more threads than free cores make torch's thread pool much slower, not faster.
     threads: int = Field(default=1, ge=0, le=256)
-    # The network's numeric path. auto: bfloat16 only where the CPU has AMX, else float32
-    # (emulated bfloat16 is several times slower; native AVX512_BF16 alone is not faster). The
-    # choice and its reason are logged at start-up and are a label of tagstream_model_info.
+    # The network's numeric path. auto: float32 on every CPU (bfloat16 was not faster with AMX
+    # nor with AVX512_BF16, and emulated it is several times slower). The choice and its reason
+    # are logged at start-up and are a label of tagstream_model_info.
     precision: Literal["auto", "bfloat16", "float32"] = "auto"
     # How long tagging one batch may take: this, plus timeout_ms_per_token for each token of
     # the batch. Past it the batch's records are dead-lettered (tagging_timeout), the worker
