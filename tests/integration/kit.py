@@ -99,6 +99,18 @@ class Cluster:
         self.admin.close()
 
 
+def kafka_settings(bootstrap: str, topics: Topics, **extra: object) -> dict:
+    """The ``kafka`` group of the settings for an in-process worker on these topics."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "input_topic": topics.input,
+        "output_topic": topics.output,
+        "dead_letter_topic": topics.dead_letters,
+        "group_id": topics.group,
+        **extra,
+    }
+
+
 def produce(
     bootstrap: str,
     topic: str,

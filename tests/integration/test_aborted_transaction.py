@@ -30,7 +30,7 @@ from tagstream.worker.rebalancing import ASSIGNORS
 from tagstream.worker.records import TopicPartition
 from tagstream.worker.sink import Sink
 from tagstream.worker.source import Source
-from tests.integration.kit import read_all
+from tests.integration.kit import kafka_settings, read_all
 
 PARTITIONS = 4
 
@@ -103,15 +103,9 @@ def test_a_refused_commit_then_a_revocation_loses_nothing(cluster, bootstrap, st
     everything = [TopicPartition(topics.input, p) for p in range(PARTITIONS)]
     settings = load_settings(
         delivery=delivery,
-        kafka={
-            "bootstrap_servers": bootstrap,
-            "input_topic": topics.input,
-            "output_topic": topics.output,
-            "dead_letter_topic": topics.dead_letters,
-            "group_id": topics.group,
-            "assignment_strategy": strategy,
-            "transactional_id": f"{topics.group}-a",
-        },
+        kafka=kafka_settings(
+            bootstrap, topics, assignment_strategy=strategy, transactional_id=f"{topics.group}-a"
+        ),
         batching={"max_batch_records": PARTITIONS, "max_wait_ms": 50},
     )
     registry = CollectorRegistry()

@@ -16,6 +16,7 @@ from tagstream.worker.metrics import Metrics
 from tagstream.worker.pipeline import Pipeline
 from tagstream.worker.sink import Sink
 from tagstream.worker.source import Source
+from tests.integration.kit import kafka_settings
 from tests.integration.test_slow_model import SlowTagger
 
 
@@ -40,16 +41,13 @@ def test_lag_gauge_equals_the_brokers_figures_behind_a_backlog(
 ):
     settings = load_settings(
         drain_timeout_s=15.0,
-        kafka={
-            "bootstrap_servers": bootstrap,
-            "input_topic": topics.input,
-            "output_topic": topics.output,
-            "dead_letter_topic": topics.dead_letters,
-            "group_id": topics.group,
-            "session_timeout_ms": 10_000,
-            "heartbeat_interval_ms": 1000,
-            "lag_interval_s": 0.5,
-        },
+        kafka=kafka_settings(
+            bootstrap,
+            topics,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1000,
+            lag_interval_s=0.5,
+        ),
         batching={"max_batch_records": 16, "max_wait_ms": 10},
     )
     registry = CollectorRegistry()

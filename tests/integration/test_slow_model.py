@@ -17,7 +17,7 @@ from tagstream.worker.metrics import Metrics
 from tagstream.worker.pipeline import Pipeline
 from tagstream.worker.sink import Sink
 from tagstream.worker.source import Source
-from tests.integration.kit import ids_of, json_records, produce, read_all
+from tests.integration.kit import ids_of, json_records, kafka_settings, produce, read_all
 
 POLL_INTERVAL_MS = 1500
 SLOW_S = 2.5  # each batch takes longer than the poll interval
@@ -80,16 +80,13 @@ def test_slow_batches_keep_the_group_membership(cluster, topics, bootstrap, tiny
     produce(bootstrap, topics.input, json_records(ids, lambda _: "Oslo is in Norway ."))
     settings = load_settings(
         drain_timeout_s=1.0,
-        kafka={
-            "bootstrap_servers": bootstrap,
-            "input_topic": topics.input,
-            "output_topic": topics.output,
-            "dead_letter_topic": topics.dead_letters,
-            "group_id": topics.group,
-            "max_poll_interval_ms": POLL_INTERVAL_MS,
-            "session_timeout_ms": 6000,
-            "heartbeat_interval_ms": 1000,
-        },
+        kafka=kafka_settings(
+            bootstrap,
+            topics,
+            max_poll_interval_ms=POLL_INTERVAL_MS,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        ),
         batching={"max_batch_records": 32, "max_wait_ms": 10},
     )
     registry = CollectorRegistry()

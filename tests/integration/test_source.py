@@ -13,21 +13,13 @@ from tagstream.worker.config import load_settings
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.records import TopicPartition
 from tagstream.worker.source import Source
-from tests.integration.kit import json_records, produce
+from tests.integration.kit import json_records, kafka_settings, produce
 
 
 def test_a_revocation_commits_delivered_records_whose_commit_had_failed(cluster, topics, bootstrap):
     produce(bootstrap, topics.input, json_records([f"id-{i}" for i in range(30)], lambda _: "Oslo"))
     settings = load_settings(
-        kafka={
-            "bootstrap_servers": bootstrap,
-            "input_topic": topics.input,
-            "output_topic": topics.output,
-            "dead_letter_topic": topics.dead_letters,
-            "group_id": topics.group,
-            "session_timeout_ms": 6000,
-            "heartbeat_interval_ms": 1000,
-        }
+        kafka=kafka_settings(bootstrap, topics, session_timeout_ms=6000, heartbeat_interval_ms=1000)
     )
     registry = CollectorRegistry()
     source = Source(settings, Metrics(registry, process_metrics=False))
