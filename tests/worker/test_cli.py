@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tagstream.worker.cli import main
+from tests.worker.test_config import run_worker
 
 
 def run_tag(tmp_path, lines: list[bytes], *args: str) -> tuple[int, list[dict]]:
@@ -96,14 +97,7 @@ def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):
 
 def test_run_with_a_missing_model_file_exits_2(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_MODEL__PATH": str(tmp_path / "nope.pt")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tagstream.worker.cli", "run"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_worker(env, tmp_path)
     assert proc.returncode == 2
     assert "TAGSTREAM_MODEL__PATH" in proc.stderr and "no such file" in proc.stderr
 

@@ -137,16 +137,21 @@ def test_env_names_cover_every_field():
     assert all(n == n.upper() and n.startswith("TAGSTREAM_") for n in names)
 
 
-def test_run_exits_2_naming_the_variable(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_BATCHING__MAX_WAIT_MS": "soon"}
-    proc = subprocess.run(
+def run_worker(env: dict[str, str], cwd) -> subprocess.CompletedProcess:
+    """`tagstream run` in a child process with only ``env`` (it is expected to exit by itself)."""
+    return subprocess.run(
         [sys.executable, "-m", "tagstream.worker.cli", "run"],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_run_exits_2_naming_the_variable(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_BATCHING__MAX_WAIT_MS": "soon"}
+    proc = run_worker(env, tmp_path)
     assert proc.returncode == 2
     assert "TAGSTREAM_BATCHING__MAX_WAIT_MS='soon'" in proc.stderr
 
@@ -208,13 +213,6 @@ def test_settings_kubernetes_service_links_and_the_projects_tools_pass():
 
 def test_run_refuses_a_misspelt_variable_with_status_2(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TAGSTREAM_DELIVERYY": "exactly_once"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tagstream.worker.cli", "run"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_worker(env, tmp_path)
     assert proc.returncode == 2
     assert "did you mean TAGSTREAM_DELIVERY?" in proc.stderr
