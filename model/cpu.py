@@ -10,21 +10,18 @@ The BiLSTM has two inference paths:
   (`tagstream.model.tagger`), fast on every x86-64 CPU.
 
 ``choose_precision("auto")`` picks float32, the reference path, on every CPU: bfloat16 was not
-faster anywhere it was measured, neither with AVX512_BF16 alone (an AMD EPYC Zen 5: CoNLL dev at
-60,312 tokens/s per thread in float32 against 55,418) nor with AMX (an Intel Xeon with amx_bf16:
-30,633 against 26,783 tokens/s, and ``tagstream tag`` on 5,000 news sentences in 0.91 of the
-bfloat16 time, paired runs). ``bfloat16`` can be forced; it is native where the CPU has AMX or
-AVX512_BF16 and oneDNN is not capped below them (``ONEDNN_MAX_CPU_ISA``), emulated elsewhere.
+faster on any CPU it was measured on, native (AVX512_BF16, AMX) or emulated
+([threads and precision](docs/configuration.md), ``make bench``). ``bfloat16`` can be forced;
+it is native where the CPU has AMX or AVX512_BF16 and oneDNN is not capped below them
+(``ONEDNN_MAX_CPU_ISA``, `isa_allows_bfloat16`), emulated elsewhere.
 
 >>> choose_precision("float32", CpuInfo("any", frozenset())).path
 'float32'
 >>> choose_precision("auto", CpuInfo("old", frozenset({"avx2"}))).path
 'float32'
->>> choose_precision("auto", CpuInfo("new", frozenset({"avx2", "amx_bf16"})), isa_cap="").path
+>>> choose_precision("auto", CpuInfo("new", frozenset({"avx2", "amx_bf16"}))).path
 'float32'
 >>> choose_precision("auto", CpuInfo("zen5", frozenset({"avx512f", "avx512_bf16"}))).path
-'float32'
->>> choose_precision("auto", CpuInfo("new", frozenset({"amx_bf16"})), isa_cap="AVX2").path
 'float32'
 """
 
@@ -38,8 +35,6 @@ from functools import lru_cache
 PRECISIONS = ("auto", "bfloat16", "float32")
 # CPU flags (as Linux names them) of native bfloat16 arithmetic that oneDNN uses for the LSTM
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-# ... and those with which "auto" takes the bfloat16 path: none (it was slower with both)
-AUTO_BF16_FLAGS: tuple[str, ...] = ()
 # ONEDNN_MAX_CPU_ISA values that still allow those instructions (oneDNN's names, upper case)
 _BF16_ISAS = (
     "ALL",
@@ -112,38 +107,23 @@ def isa_allows_bfloat16(isa_cap: str | None = None) -> bool:
     return not cap or cap in _BF16_ISAS
 
 
-def choose_precision(
-    requested: str = "auto", cpu: CpuInfo | None = None, isa_cap: str | None = None
-) -> Precision:
-    """The inference path for ``requested`` ("auto", "bfloat16" or "float32") on ``cpu``.
-
-    ``isa_cap``: the value of ``ONEDNN_MAX_CPU_ISA`` (default: read from the environment).
-    """
+def choose_precision(requested: str = "auto", cpu: CpuInfo | None = None) -> Precision:
+    """The inference path for ``requested`` ("auto", "bfloat16" or "float32") on ``cpu``:
+    float32 for "auto", with the reason bfloat16 is not taken on this CPU."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
     cpu = cpu or cpu_info()
-    if isa_cap is None:
-        isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
     if requested != "auto":
         return Precision(requested, "forced by the precision setting", cpu.summary())
-    native = [f for f in AUTO_BF16_FLAGS if f in cpu.flags]
-    if not native:
-        has = [f for f in BF16_FLAGS if f in cpu.flags]
-        if has:
-            reason = (
-                f"{', '.join(has)}: bfloat16 is native but not faster than the float32 path, "
-                "which is the reference"
-            )
-        else:
-            reason = (
-                "no native bfloat16 on this CPU (no amx_bf16, no avx512_bf16): "
-                "emulated bfloat16 is several times slower than float32"
-            )
-        return Precision("float32", reason, cpu.summary())
-    if not isa_allows_bfloat16(isa_cap):
-        return Precision(
-            "float32",
-            f"the CPU has {native[0]}, but ONEDNN_MAX_CPU_ISA={isa_cap} keeps oneDNN from using it",
-            cpu.summary(),
+    native = [f for f in BF16_FLAGS if f in cpu.flags]
+    if native:
+        reason = (
+            f"{', '.join(native)}: bfloat16 is native but not faster than the float32 path, "
+            "which is the reference"
         )
-    return Precision("bfloat16", f"native bfloat16 ({', '.join(native)})", cpu.summary())
+    else:
+        reason = (
+            "no native bfloat16 on this CPU (no amx_bf16, no avx512_bf16): "
+            "emulated bfloat16 is several times slower than float32"
+        )
+    return Precision("float32", reason, cpu.summary())

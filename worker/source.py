@@ -50,8 +50,15 @@ class Source:
         self._clock = clock
         self.topic = k.input_topic
         self._metrics = metrics
+        # how every consumer of the input reaches the brokers (this one, and `Probe`'s)
+        self._connection = {
+            "bootstrap_servers": k.bootstrap_servers.split(","),
+            "request_timeout_ms": k.request_timeout_ms,
+            "reconnect_backoff_max_ms": k.reconnect_backoff_max_ms,
+            **k.security_configs(),
+        }
         self._consumer = KafkaConsumer(
-            bootstrap_servers=k.bootstrap_servers.split(","),
+            **self._connection,
             client_id=k.client_id,
             group_id=k.group_id,
             group_instance_id=k.group_instance_id,  # static membership when set (KIP-345)
@@ -63,21 +70,12 @@ class Source:
             max_poll_interval_ms=k.max_poll_interval_ms,
             session_timeout_ms=k.session_timeout_ms,
             heartbeat_interval_ms=k.heartbeat_interval_ms,
-            request_timeout_ms=k.request_timeout_ms,
-            reconnect_backoff_max_ms=k.reconnect_backoff_max_ms,
             bootstrap_timeout_ms=k.request_timeout_ms,  # how long start-up waits for a broker
             allow_auto_create_topics=False,
-            **k.security_configs(),
         )
         self._on_unreadable = k.on_unreadable
         self._unreadable_tries = 0  # polls in a row that failed on an unreadable record
-        self._probe_configs = {
-            "bootstrap_servers": k.bootstrap_servers.split(","),
-            "client_id": f"{k.client_id}-probe",
-            "request_timeout_ms": k.request_timeout_ms,
-            "reconnect_backoff_max_ms": k.reconnect_backoff_max_ms,
-            **k.security_configs(),
-        }
+        self._probe_client_id = f"{k.client_id}-probe"
         self._partitions = Partitions(metrics)  # shared with the listener and the lag monitor
         self._commit_timeout_ms = k.request_timeout_ms
         self._consumer.subscribe([self.topic], listener=RebalanceListener(self))
@@ -154,7 +152,7 @@ class Source:
                 )
             except Exception:  # revoked meanwhile, or no position yet: not the one that failed
                 continue
-        probe = Probe(self._probe_configs)
+        probe = Probe({**self._connection, "client_id": self._probe_client_id})
         try:
             skips = probe.find(positions, repr(exc))
         finally:
