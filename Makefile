@@ -77,8 +77,8 @@ hostile: venv kafka-jars
 demo: venv kafka-jars
 	$(VENV)/bin/tagstream demo
 
-# The generated tables of docs/configuration.md (from worker/config.py and
-# worker/kafka_settings.py) and helm/tagstream/README.md (from values.yaml); tests/test_docs.py
+# The generated tables of docs/configuration.md (from worker/settings/__init__.py and
+# worker/settings/kafka.py) and helm/tagstream/README.md (from values.yaml); tests/test_docs.py
 # fails when they are stale.
 .PHONY: docs
 docs: venv

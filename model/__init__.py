@@ -1,6 +1,7 @@
 """The tagger: tokenisation, the BiLSTM + self-attention + CRF network, artifacts, training.
 
-The worker uses only this API::
+The inference API (the worker uses only this; training is `tagstream.model.training`, which
+inference never imports)::
 
     from tagstream.model import load
     tagger = load()                       # the shipped en-news model
@@ -12,9 +13,9 @@ import warnings
 # torch built without NumPy warns on import that it cannot use it; the tagger never does
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 
-from tagstream.model.export import export_random  # noqa: E402
-from tagstream.model.registry import UnknownModel  # noqa: E402
-from tagstream.model.tagger import ArtifactError, Prepared, Span, Tagger, default_model_path, load  # noqa: E402
+from .registry import UnknownModel  # noqa: E402
+from .tagger import ArtifactError, Tagger, default_model_path, load  # noqa: E402
+from .texts import Prepared, Span  # noqa: E402
 
 __all__ = [
     "ArtifactError",
@@ -23,6 +24,5 @@ __all__ = [
     "Tagger",
     "UnknownModel",
     "default_model_path",
-    "export_random",
     "load",
 ]

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 
 import torch
 
-from tagstream.model.network import TaggerNet
-from tagstream.model.spans import bioes_tags
-from tagstream.model.vocab import UNK, Vocab
+from .network import TaggerNet
+from .spans import bioes_tags
+from .vocab import UNK, Vocab
 
 FORMAT = "tagstream-tagger"
 FORMAT_VERSION = 2  # 2: the tokenizer's rules version and settings are stored and checked

@@ -9,7 +9,7 @@ import pathlib
 
 import torch
 
-from tagstream.model.artifact import (
+from .artifact import (
     BIGRAMS_FILE,
     FORMAT,
     FORMAT_VERSION,
@@ -18,10 +18,10 @@ from tagstream.model.artifact import (
     WORDS_FILE,
     ArtifactError,
 )
-from tagstream.model.features import FEATURES, GAZETTEER_SIZE, LEXICON_SIZE, parse_lexicon
-from tagstream.model.spans import bioes_tags, bioes_transitions
-from tagstream.model.tokenize import check_spec
-from tagstream.model.vocab import CASES, Vocab
+from .features import FEATURES, GAZETTEER_SIZE, LEXICON_SIZE, parse_lexicon
+from .spans import bioes_tags, bioes_transitions
+from .tokenize import check_spec
+from .vocab import CASES, Vocab
 
 
 def _is_int(x: object, least: int = 1) -> bool:
@@ -102,7 +102,7 @@ def check(
         raise ArtifactError(
             path,
             f"the network lacks {missing_methods}: written by an older tagstream; re-export it "
-            "with tagstream.model.export.rescript",
+            "with tagstream.model.training.export.rescript",
         )
     try:
         return _check_network(module, meta, files, bad)

@@ -19,8 +19,8 @@ from sys import getsizeof
 import torch
 from torch import Tensor
 
-from tagstream.model.token_cache import LONGEST
-from tagstream.model.vocab import UNK, Vocab, case_id, digit_key, word_key
+from .token_cache import LONGEST
+from .vocab import UNK, Vocab, case_id, digit_key, word_key
 
 FEATURES = ("case", "bigram_left", "bigram_right", "lexicon", "gazetteer")
 LEXICON_SIZE = (

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from tagstream.model.layers import CRF, CharCNN, add_recall_margin
-from tagstream.model.network_config import NetworkConfig
-from tagstream.model.recurrence import cell_scale, dense_bilstm, lstm_from_table
+from .layers import CRF, CharCNN, add_recall_margin
+from .network_config import NetworkConfig
+from .recurrence import cell_scale, dense_bilstm, lstm_from_table
 
 __all__ = ["NetworkConfig", "TaggerNet"]
 

@@ -19,7 +19,7 @@ import pathlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from tagstream.model.artifact import read_meta
+from .artifact import read_meta
 
 ENTRY_POINTS = "tagstream.models"
 DEFAULT = "en-news"

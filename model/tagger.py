@@ -22,18 +22,17 @@ from collections.abc import Sequence
 
 import torch
 
-from tagstream.model.artifact import ArtifactError, read
-from tagstream.model.artifact_checks import check
-from tagstream.model.chunk_batch import by_length, char_grid, gather, token_code_points
-from tagstream.model.chunks import chunk_bounds, sub_batches
-from tagstream.model.cpu import Precision, choose_precision
-from tagstream.model.features import Featurizer
-from tagstream.model.records import Prepared, Span
-from tagstream.model.registry import resolve
-from tagstream.model.spans import tags_to_spans
-from tagstream.model.token_cache import TokenCache
-from tagstream.model.tokenize import join_tokens, token_separator, tokenize_offsets
-from tagstream.model.vocab import Vocab
+from .artifact import ArtifactError, read
+from .artifact_checks import check
+from .chunks import by_length, char_grid, chunk_bounds, gather, sub_batches, token_code_points
+from .features import Featurizer
+from .precision import Precision, choose_precision
+from .registry import resolve
+from .spans import tags_to_spans
+from .texts import Prepared, Span
+from .token_cache import TokenCache
+from .tokenize import join_tokens, token_separator, tokenize_offsets
+from .vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,7 @@ class Tagger:
         words: Vocab,
         bigrams: Vocab | None,
         lexicon: frozenset[str] | None = None,
+        precision: Precision | None = None,
     ) -> None:
         self.module = module
         self.info: dict = meta
@@ -70,7 +70,9 @@ class Tagger:
         self.max_length: int = int(meta["max_length"])
         self.tokenizer: str = meta["tokenizer"]["kind"]
         self.tags: list[str] = list(meta["tags"])
-        self.precision: str = (meta.get("precision") or {}).get("path", "")  # set by load()
+        # the numeric path, chosen when loading (`tagstream.model.precision`), and why
+        self.precision_choice: Precision = precision or choose_precision("float32")
+        self.precision: str = self.precision_choice.path
         self._featurizer = Featurizer(
             words, meta["features"], bigrams, int(meta["max_word_chars"]), lexicon
         )
@@ -154,8 +156,8 @@ class Tagger:
     ) -> torch.Tensor:
         """Emission scores (B, T, C) of chunks ``(length, doc, first token)`` sorted longest first.
 
-        The tensors are built for the whole sub-batch at once (``model.chunk_batch``): ids from the
-        docs' id lists, the characters gathered from the code points of the docs' texts.
+        The tensors are built for the whole sub-batch at once (``tagstream.model.chunks``): ids from
+        the docs' id lists, the characters gathered from the code points of the docs' texts.
         """
         c = gather(docs, batch)
         lengths, cols = c.lengths, c.cols
@@ -187,7 +189,7 @@ class Tagger:
 
     def _char_features(self, tokens: Sequence[str]) -> torch.Tensor:
         """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars``
-        characters), in length-sorted pieces (``model.chunk_batch.by_length``)."""
+        characters), in length-sorted pieces (``tagstream.model.chunks.by_length``)."""
         cut = self._featurizer.max_word_chars
         return by_length(
             tokens, lambda piece: self.module.char_features(token_code_points(piece, cut))
@@ -262,7 +264,7 @@ _SMOKE_TEXTS = {
 
 
 def set_precision(module: torch.jit.ScriptModule, precision: Precision) -> None:
-    """Run the network's BiLSTM on ``precision.path`` (see ``tagstream.model.cpu``)."""
+    """Run the network's BiLSTM on ``precision.path`` (see ``tagstream.model.precision``)."""
     if hasattr(module, "fast_lstm"):
         module.fast_lstm = precision.path == "bfloat16"
     elif precision.path == "bfloat16":
@@ -278,8 +280,8 @@ def load(
 
     Checks: the zip members' CRCs, TorchScript, the metadata against the network and the
     vocabularies, the tokenizer's rules version; then one text is tagged as a smoke test.
-    ``precision``: "auto" (float32 on every CPU, `tagstream.model.cpu`), "bfloat16" or
-    "float32"; the choice and its reason are in ``tagger.info["precision"]``.
+    ``precision``: "auto" (float32 on every CPU, `tagstream.model.precision`), "bfloat16" or
+    "float32"; the choice and its reason are ``tagger.precision_choice``.
     """
     chosen = choose_precision(precision)  # ValueError for an unknown name, before any work
     if threads is not None:
@@ -292,10 +294,9 @@ def load(
         set_precision(module, chosen)
     except ValueError as e:
         raise ArtifactError(path, str(e)) from None
-    meta["precision"] = {"path": chosen.path, "reason": chosen.reason, "cpu": chosen.cpu}
     log.info("inference in %s: %s; CPU %s", chosen.path, chosen.reason, chosen.cpu)
     try:
-        tagger = Tagger(module, meta, vocabs["words"], vocabs["bigrams"], vocabs["lexicon"])
+        tagger = Tagger(module, meta, vocabs["words"], vocabs["bigrams"], vocabs["lexicon"], chosen)
     except (KeyError, TypeError, ValueError) as e:
         raise ArtifactError(path, f"inconsistent metadata: {e}") from e
     tagger.smoke_test(path)

@@ -37,7 +37,7 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 
-from tagstream.model import unicode_marks
+from . import unicode_marks
 
 KINDS = ("conll-en", "char")
 

@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tagstream.model.conll import data_dir, read_conll  # noqa: E402
-from tagstream.model.cpu import BF16_FLAGS, cpu_info, isa_allows_bfloat16  # noqa: E402
+from tagstream.model.precision import BF16_FLAGS, cpu_info, isa_allows_bfloat16  # noqa: E402
 from tagstream.model.tokenize import tokenize_offsets  # noqa: E402
+from tagstream.model.training.conll import data_dir, read_conll  # noqa: E402
 
 CACHE = Path(os.environ.get("TAGSTREAM_CACHE_DIR") or Path.home() / ".cache" / "tagstream")
 PEER_VENV = CACHE / "bench-spacy"

@@ -1,8 +1,8 @@
 """`make docs`: regenerate the two generated parts of the documentation.
 
 * docs/configuration.md: the table of every ``TAGSTREAM_*`` setting, read from the settings
-  models in worker/config.py (the kafka group in worker/kafka_settings.py): the variable name,
-  its type (with the allowed values and bounds), its default, and the ``#`` comment lines
+  models in worker/settings/__init__.py (the kafka group in worker/settings/kafka.py): the variable
+  name, its type (with the allowed values and bounds), its default, and the ``#`` comment lines
   directly above the field.
 * helm/tagstream/README.md: the table of every chart value, read from helm/tagstream/values.yaml
   in helm-docs style: a ``# --`` comment (continued by further ``#`` lines) directly above a key
@@ -49,7 +49,7 @@ BEGIN = "<!-- BEGIN GENERATED: {name} (scripts/gen_docs.py, `make docs`); do not
 END = "<!-- END GENERATED: {name} -->"
 
 
-# -- the settings (worker/config.py) ---------------------------------------------------------------
+# -- the settings (worker/settings/) ------------------------------------------------------------
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -160,8 +160,8 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
     top-level settings first, then each group."""
     from pydantic import BaseModel
 
-    from tagstream.worker.config import Settings
-    from tagstream.worker.config_checks import env_name
+    from tagstream.worker.settings import Settings
+    from tagstream.worker.settings.rules import env_name
 
     rows: list[tuple[str, str, str, str]] = []
     groups: list[tuple[str, type]] = []

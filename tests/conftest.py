@@ -29,6 +29,6 @@ def bootstrap() -> str:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete, randomly initialised artifact: real code path, no trained weights."""
-    from tagstream import model
+    from tagstream.model.training.export import export_random
 
-    return model.export_random(tmp_path_factory.mktemp("model") / "tiny-random.pt")
+    return export_random(tmp_path_factory.mktemp("model") / "tiny-random.pt")

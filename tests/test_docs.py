@@ -42,7 +42,7 @@ def test_generated_part_is_up_to_date(path: Path):
 
 
 def test_every_setting_is_in_the_table():
-    from tagstream.worker.config import env_names
+    from tagstream.worker.settings import env_names
 
     rows = {var for var, *_ in gen_docs.settings_rows()}
     assert rows == env_names()
@@ -63,7 +63,7 @@ def test_settings_table_reads_defaults_types_and_comments():
 
 
 def test_settings_table_follows_a_changed_default(monkeypatch):
-    from tagstream.worker.config import BatchingSettings
+    from tagstream.worker.settings import BatchingSettings
 
     before = gen_docs.settings_table()
     monkeypatch.setattr(BatchingSettings.model_fields["max_wait_ms"], "default", 75)

@@ -70,7 +70,7 @@ def test_the_code_wheel_is_small_and_holds_only_the_default_model(code_wheel, tm
     assert size_mb < 40, f"{code_wheel.name} is {size_mb:.1f} MiB: PyPI refuses files over 100 MB"
     names = zipfile.ZipFile(code_wheel).namelist()
     assert [n for n in names if n.endswith(".pt")] == ["tagstream/model/artifacts/en-news.pt"]
-    assert "tagstream/worker/demo_sentences.txt" in names
+    assert "tagstream/worker/cli/demo_sentences.txt" in names
     for model_dir in sorted(REPO.glob("models/*")):  # each other model builds on its own
         (tmp_path / model_dir.name).mkdir()
         model_wheel = _wheel(model_dir, tmp_path / model_dir.name)

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection
 
-from tagstream.worker.records import Batch, Entry, TextRecord, TopicPartition
+from .records import Batch, Entry, TextRecord, TopicPartition
 
 
 class Batcher:

@@ -17,37 +17,22 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 
-from kafka.errors import (
-    AuthorizationError,
-    InvalidProducerEpochError,
-    KafkaError,
-    ProducerFencedError,
-)
-
-from tagstream.worker import messages
-from tagstream.worker.config import Settings
-from tagstream.worker.logs import RateLimitedLog
-from tagstream.worker.metrics import Metrics
-from tagstream.worker.ports import Sink, Source
-from tagstream.worker.records import (
+from . import messages
+from .logs import RateLimitedLog
+from .metrics import Metrics
+from .ports import DeliveryError, Sink, Source
+from .records import (
     DeadLetter,
     LabelledRecord,
+    Outgoing,
     TopicPartition,
     next_offsets,
     source_of,
 )
-from tagstream.worker.sink import DeliveryError, Outgoing, TransactionTimeout
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Errors after which this producer can never commit again, or cannot know whether it did: end
-# the worker (a restart with the same transactional id recovers).
-FATAL_PRODUCER_ERRORS = (
-    ProducerFencedError,
-    InvalidProducerEpochError,
-    AuthorizationError,
-    TransactionTimeout,
-)
 COMMIT_RETRY_S = 0.1  # how often a failed offset commit is retried
 
 Result = LabelledRecord | DeadLetter
@@ -140,12 +125,12 @@ class Delivery:
             self._sink.send_offsets(offsets, self._source.group_metadata(), self._waiting)
             # 4. Commit: outputs and offsets become visible together, or not at all.
             self._sink.commit(self._waiting)
-        except FATAL_PRODUCER_ERRORS:
+        except self._sink.fatal_errors:  # the producer cannot go on: stop the worker
             raise
         except DeliveryError:
             self._sink.abort(self._waiting)
             raise
-        except KafkaError as exc:
+        except self._sink.transaction_errors as exc:
             self._metrics.commit_failures.inc()
             log.warning(
                 "transaction failed; aborting and consuming the batch again",
@@ -160,7 +145,7 @@ class Delivery:
         self._commit_tried_at = self._clock()
         try:
             self._source.commit(self._uncommitted, self._waiting)
-        except KafkaError as exc:
+        except self._source.commit_errors as exc:
             self._metrics.commit_failures.inc()
             owned = self._source.owned()
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in owned}

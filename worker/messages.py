@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tagstream.worker.records import DeadLetter, SourceRecord, TextRecord
+from .records import DeadLetter, SourceRecord, TextRecord
 
 # Dead-letter reasons (the ``tagstream.error.class`` header and the metric's ``reason`` label).
 NULL_VALUE = "null_value"

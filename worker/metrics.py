@@ -14,8 +14,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from tagstream.worker.messages import REASONS
-from tagstream.worker.records import TopicPartition
+from .messages import REASONS
+from .records import TopicPartition
 
 BATCH_RECORDS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BATCH_TOKENS_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)

@@ -1,8 +1,8 @@
-"""source → batcher → tagger → sink → commit: the worker's loop, and the only module that
-joins the Kafka side (`worker`) to the model (`model`).
+"""source → batcher → tagger → sink → commit: the worker's loop, on the ports of
+`tagstream.worker.ports` (the Kafka adapters of `worker/kafka/` and the tagger are handed in).
 
 Threads: the main thread owns both Kafka clients and runs the loop below; one inference thread
-runs the tagger, a batch at a time (`tagstream.worker.in_flight`). While a batch is being tagged
+runs the tagger, a batch at a time (`tagstream.worker.tagging`). While a batch is being tagged
 the main thread goes on polling (with the partitions paused once the next batch is full), so the
 consumer keeps its place in the group however slow the model is, and the next batch is decoded
 and tokenised in the meantime.
@@ -16,51 +16,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from tagstream.worker import stages
-from tagstream.worker.batcher import Batcher
-from tagstream.worker.in_flight import InFlight
-from tagstream.worker.records import Batch, Entry, SourceRecord, TopicPartition, source_of
-from tagstream.worker.rewinds import Rewinds
-
-# kafka-python and pydantic load only with the worker: `tagstream tag` starts faster
-if TYPE_CHECKING:
-    from tagstream.worker.config import Settings
-    from tagstream.worker.http import Health
-    from tagstream.worker.metrics import Metrics
-    from tagstream.worker.ports import Sink, Source, Tagger
+from . import tagging
+from .batcher import Batcher
+from .delivery import Delivery
+from .http import Health
+from .metrics import Metrics
+from .ports import DeliveryError, Sink, Source, Tagger, UnreadableInput
+from .records import Batch, Entry, SourceRecord, TopicPartition, source_of
+from .rewinds import Rewinds
+from .settings import Settings
+from .tagging import InFlight
 
 log = logging.getLogger(__name__)
 
 _BUSY_POLL_S = 0.005  # poll interval while a batch is being tagged
 _IDLE_POLL_S = 0.2  # longest poll when idle (how fast a stop request is noticed)
-
-
-def load_tagger(ref: str | Path | None, threads: int = 0, precision: str = "auto") -> Tagger:
-    """Load a model: an installed model's name (None: the default, en-news) or an artifact
-    file, on the numeric path ``precision`` ("auto": chosen from the CPU, see
-    `tagstream.model.cpu`).
-
-    Raises a ValueError (`model.ArtifactError` for a missing, corrupt or incompatible file,
-    `model.UnknownModel` for a name that is not installed).
-    """
-    from tagstream import model  # the one place the worker reaches into the model package
-
-    with warnings.catch_warnings():  # torch marks TorchScript deprecated; it is what we ship
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        return model.load(ref, threads=threads or None, precision=precision)
-
-
-def installed_models() -> list:
-    """The models this installation has, by name, with what `tagstream models` shows."""
-    from tagstream.model.registry import cards
-
-    return cards()
 
 
 class Pipeline:
@@ -83,8 +56,6 @@ class Pipeline:
         self._health = health
         self._stop = stop
         self._clock = clock
-        from tagstream.worker.delivery import Delivery
-
         b = settings.batching
         self._batcher = Batcher(
             b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock
@@ -103,9 +74,6 @@ class Pipeline:
 
     def run(self) -> int:
         """Run until the stop flag is set, then drain. Returns the process exit status."""
-        from tagstream.worker.sink import DeliveryError
-        from tagstream.worker.source import UnreadableInput
-
         status = 1
         try:
             unreadable = False
@@ -257,7 +225,7 @@ class Pipeline:
     # -- stages --------------------------------------------------------------------------
 
     def _entry(self, record: SourceRecord) -> Entry:
-        return stages.decode(record, self._settings, self._tagger)
+        return tagging.decode(record, self._settings, self._tagger)
 
     def _submit(self, batch: Batch) -> InFlight:
         deadline = self._clock() + self._budget_s(batch)

@@ -1,9 +1,9 @@
 """The worker's ports: what the loop needs of the model and of Kafka, as small Protocols.
 
-`tagstream.worker.pipeline` and `tagstream.worker.delivery` are written against these, not
-against `tagstream.model.Tagger`, `tagstream.worker.source.Source` or
-`tagstream.worker.sink.Sink`, so the loop runs in tests with fakes (tests/worker/fakes.py) and
-the model side stays replaceable.
+The loop (`pipeline`, `tagging`, `delivery`, `rewinds`) is written against these, not against
+`tagstream.model.Tagger` or the Kafka adapters of `worker/kafka/`, so it runs in tests with
+fakes (tests/worker/fakes.py), and neither side's library is imported by the loop. The errors a
+port raises are named here too: the adapters say which of their library's errors mean what.
 """
 
 from __future__ import annotations
@@ -11,27 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from tagstream.worker.records import SourceRecord, TopicPartition
+from .records import Outgoing, Prepared, SourceRecord, Span, TopicPartition
 
 Waiting = Callable[[], "float | None"]  # called while waiting; returns the drain's deadline, if any
+Errors = tuple[type[BaseException], ...]
 
 
-class Prepared(Protocol):
-    """A text tokenised by the tagger, ready to tag (opaque but for its size)."""
+class DeliveryError(Exception):
+    """Records were sent but not acknowledged; nothing of the batch may be committed."""
 
-    num_tokens: int
+    def __init__(self, failures: list[tuple[Outgoing, BaseException]]):
+        self.failures = failures
+        first = failures[0][1]
+        super().__init__(f"{len(failures)} record(s) not delivered; first error: {first!r}")
 
 
-class Span(Protocol):
-    """One entity found in a text: code-point offsets, label, confidence."""
-
-    start: int
-    end: int
-    label: str
-    text: str
-    score: float
-
-    def to_dict(self) -> dict: ...
+class UnreadableInput(Exception):
+    """The source cannot parse the next record of a partition, nor read past it."""
 
 
 class Tagger(Protocol):
@@ -48,6 +44,8 @@ class Source(Protocol):
     """The input topic, as a member of the consumer group."""
 
     topic: str
+    # what a failed commit raises; the offsets stay pending and the commit is retried
+    commit_errors: Errors
 
     def poll(self, timeout_s: float, max_records: int) -> list[SourceRecord]: ...
 
@@ -82,8 +80,15 @@ class Sink(Protocol):
     """The output and dead-letter topics."""
 
     transactional: bool
+    # after these the producer can never commit again, or cannot know whether it did: the
+    # worker stops (a restart with the same transactional id recovers)
+    fatal_errors: Errors
+    # a transactional step that failed with one of these aborts the transaction, to be redone
+    transaction_errors: Errors
 
-    def write(self, items: list, waiting: Waiting = ...) -> list[tuple[object, str]]: ...
+    def write(
+        self, items: list[Outgoing], waiting: Waiting = ...
+    ) -> list[tuple[Outgoing, str]]: ...
 
     def begin(self) -> None: ...
 

@@ -1,17 +1,36 @@
 """Frozen, typed records passed between the pipeline's stages.
 
 SourceRecord ──decode──▶ TextRecord | DeadLetter ──batcher──▶ Batch
-    ──tagger──▶ LabelledRecord ──sink──▶ output topic / dead-letter topic ──▶ commit
+    ──tagger──▶ LabelledRecord ──delivery──▶ Outgoing ──sink──▶ output / dead-letter topic
+    ──▶ commit
+
+What the worker holds of the model's results, `Prepared` and `Span`, are Protocols: the model
+package's own classes satisfy them, and the worker never imports that package for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from tagstream.worker.ports import Prepared, Span
+
+class Prepared(Protocol):
+    """A text tokenised by the tagger, ready to tag (opaque but for its size)."""
+
+    num_tokens: int
+
+
+class Span(Protocol):
+    """One entity found in a text: code-point offsets, label, confidence."""
+
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float
+
+    def to_dict(self) -> dict: ...
 
 
 class TopicPartition(NamedTuple):
@@ -96,6 +115,17 @@ class LabelledRecord:
 
     record: TextRecord
     spans: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to produce, and the entry it stands for (a labelled record or a dead letter)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    entry: LabelledRecord | DeadLetter
 
 
 def source_of(item: Entry | LabelledRecord) -> SourceRecord:

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from tagstream.worker.records import Entry, TopicPartition
+from .records import Entry, TopicPartition
 
 if TYPE_CHECKING:
-    from tagstream.worker.ports import Source
+    from .ports import Source
 
 
 class Rewinds:

@@ -53,7 +53,7 @@ def worker_exported_names() -> set[str]:
 
 def worker_env_names() -> set[str]:
     """Every TAGSTREAM_* variable the worker's settings tree reads."""
-    from tagstream.worker.config import env_names
+    from tagstream.worker.settings import env_names
 
     return env_names()
 

@@ -28,9 +28,9 @@ def test_env_names_are_worker_settings(helm: Helm, values: Path):
 def test_rendered_settings_are_accepted_by_the_worker(
     helm: Helm, values: Path, tmp_path, monkeypatch
 ):
-    """The exact environment the pod gets loads in `tagstream.worker.config.load_settings` (mounted
-    files and Secret values stand in as local files and dummies)."""
-    from tagstream.worker.config import load_settings
+    """The exact environment the pod gets loads in `tagstream.worker.settings.load_settings`
+    (mounted files and Secret values stand in as local files and dummies)."""
+    from tagstream.worker.settings import load_settings
 
     rendered = helm.template(values)
     env = _env(rendered)
@@ -60,7 +60,7 @@ def test_rendered_settings_are_accepted_by_the_worker(
 def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatch):
     """Where the chart restates a setting it uses the worker's default, except where it
     deliberately differs for Kubernetes (listed here with the reason)."""
-    from tagstream.worker.config import Settings, load_settings
+    from tagstream.worker.settings import Settings, load_settings
 
     deliberate = {
         ("kafka", "bootstrap_servers"),  # localhost means nothing in a pod
@@ -90,7 +90,7 @@ def test_chart_defaults_are_the_worker_defaults(helm: Helm, tmp_path, monkeypatc
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_http_bind_address_is_a_value(helm: Helm, host: str, tmp_path, monkeypatch):
     """IPv4 by default; "::" for IPv6/dual-stack clusters. The worker's settings accept both."""
-    from tagstream.worker.config import load_settings
+    from tagstream.worker.settings import load_settings
 
     config = helm.template(sets=None if host == "0.0.0.0" else {"httpHost": host}).configmap()
     assert config["TAGSTREAM_HTTP__HOST"] == host

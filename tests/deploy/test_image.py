@@ -222,7 +222,7 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     ), listing.stdout
     package_data = {
         "tagstream.model": ["artifacts/en-news.pt"],
-        "tagstream.worker": ["demo_sentences.txt"],
+        "tagstream.worker.cli": ["demo_sentences.txt"],
     }
     for package_name, files in package_data.items():
         installed = subprocess.run(

@@ -100,7 +100,7 @@ KILL_VARIANTS = [("at_least_once", "30000"), ("at_least_once", None), ("exactly_
 
 
 def test_broker_killed_and_restarted(cluster, start_worker, bootstrap, broker):
-    from tagstream.worker.config import KafkaSettings
+    from tagstream.worker.settings import KafkaSettings
 
     default_backoff = KafkaSettings.model_fields["reconnect_backoff_max_ms"].default
     began = time.monotonic()

@@ -22,14 +22,13 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError
 from prometheus_client import CollectorRegistry
 
-from tagstream.worker.config import load_settings
 from tagstream.worker.http import Health
+from tagstream.worker.kafka.consumer import ASSIGNORS, Source
+from tagstream.worker.kafka.producer import Sink
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.pipeline import Pipeline
-from tagstream.worker.rebalancing import ASSIGNORS
 from tagstream.worker.records import TopicPartition
-from tagstream.worker.sink import Sink
-from tagstream.worker.source import Source
+from tagstream.worker.settings import load_settings
 from tests.integration.kit import kafka_settings, read_all
 
 PARTITIONS = 4

@@ -67,7 +67,7 @@ def test_every_input_is_labelled_once_with_keys_headers_and_order(
     assert worker.sample("tagstream_end_to_end_latency_seconds_count") == len(ids)
     assert worker.sample("tagstream_batch_records_count") >= len(ids) / 16
     assert worker.sample("tagstream_assigned_partitions") == 3
-    from tagstream.model.cpu import choose_precision
+    from tagstream.model.precision import choose_precision
 
     precision = choose_precision("auto").path  # the worker runs the default, auto
     assert (

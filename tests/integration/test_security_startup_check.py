@@ -16,7 +16,7 @@ from tests.integration.test_security import scram
 
 
 def _settings(monkeypatch, bootstrap: str, **values: str):
-    from tagstream.worker.config import load_settings
+    from tagstream.worker.settings import load_settings
 
     for name, value in values.items():
         monkeypatch.setenv(f"TAGSTREAM_{name.upper()}", value)
@@ -36,7 +36,7 @@ def clean_env(monkeypatch, tmp_path):
 
 
 def test_plain_over_tls_is_accepted(secure, clean_env, monkeypatch):
-    from tagstream.worker.kafka_auth import preflight
+    from tagstream.worker.kafka.preflight import preflight
 
     preflight(
         _settings(
@@ -50,7 +50,7 @@ def test_plain_over_tls_is_accepted(secure, clean_env, monkeypatch):
 def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_path):
     """TAGSTREAM_KAFKA__SASL_OAUTH_TOKEN_PROVIDER=module:function; a token the broker's
     validator refuses is a clear refusal, not a retry until the timeout."""
-    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka.preflight import ConnectionProblem, preflight
 
     (tmp_path / "my_tokens.py").write_text(
         "from tests.integration.test_security import unsigned_jwt\n"
@@ -86,7 +86,7 @@ def test_oauthbearer_token_from_a_function(secure, clean_env, monkeypatch, tmp_p
 
 
 def test_plaintext_client_on_the_tls_listener_is_told_so(secure, clean_env, monkeypatch):
-    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka.preflight import ConnectionProblem, preflight
 
     with pytest.raises(
         ConnectionProblem,
@@ -97,7 +97,7 @@ def test_plaintext_client_on_the_tls_listener_is_told_so(secure, clean_env, monk
 
 
 def test_no_password_in_error_messages(secure, clean_env, monkeypatch):
-    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka.preflight import ConnectionProblem, preflight
 
     wrong = secure.password + "-wrong"
     with pytest.raises(ConnectionProblem) as info:
@@ -115,7 +115,7 @@ def test_no_password_in_error_messages(secure, clean_env, monkeypatch):
 def test_aws_msk_iam_reaches_the_sasl_handshake(secure, clean_env, monkeypatch):
     """The local broker has no AWS_MSK_IAM, so it says so: the mechanism got that far."""
     pytest.importorskip("botocore")
-    from tagstream.worker.kafka_auth import ConnectionProblem, preflight
+    from tagstream.worker.kafka.preflight import ConnectionProblem, preflight
 
     with pytest.raises(
         ConnectionProblem,

@@ -11,12 +11,12 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from prometheus_client import CollectorRegistry
 
 from tagstream import model
-from tagstream.worker.config import load_settings
 from tagstream.worker.http import Health
+from tagstream.worker.kafka.consumer import Source
+from tagstream.worker.kafka.producer import Sink
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.pipeline import Pipeline
-from tagstream.worker.sink import Sink
-from tagstream.worker.source import Source
+from tagstream.worker.settings import load_settings
 from tests.integration.kit import ids_of, json_records, kafka_settings, produce, read_all
 
 POLL_INTERVAL_MS = 1500

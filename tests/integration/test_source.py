@@ -9,10 +9,10 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 from prometheus_client import CollectorRegistry
 
-from tagstream.worker.config import load_settings
+from tagstream.worker.kafka.consumer import Source
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.records import TopicPartition
-from tagstream.worker.source import Source
+from tagstream.worker.settings import load_settings
 from tests.integration.kit import json_records, kafka_settings, produce
 
 

@@ -2,7 +2,7 @@ import pathlib
 
 import pytest
 
-from tagstream.model.conll import data_dir
+from tagstream.model.training.conll import data_dir
 
 
 @pytest.fixture(scope="session")

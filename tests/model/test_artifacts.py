@@ -1,6 +1,6 @@
 """Every shipped model (en-news in the package, the others as model packages under models/)
 loads by name, carries its card's name, tags a sample it gets right, and stores the dev scores
-that ``python -m tagstream.model.evaluate`` gives for it."""
+that ``python -m tagstream.model.training.evaluate`` gives for it."""
 
 import pathlib
 
@@ -8,10 +8,10 @@ import pytest
 
 from tagstream.model import default_model_path, load
 from tagstream.model.artifact import FORMAT_VERSION
-from tagstream.model.conll import read_conll, split_dev
-from tagstream.model.evaluate import evaluate_tagger
 from tagstream.model.registry import installed
 from tagstream.model.tokenize import spec
+from tagstream.model.training.conll import read_conll, split_dev
+from tagstream.model.training.evaluate import evaluate_tagger
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "model" / "artifacts"
@@ -83,8 +83,8 @@ def test_default_model_is_en_news():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_stored_dev_scores_are_what_evaluate_gives(name, data_root):
-    """The metadata's dev scores agree with ``python -m tagstream.model.evaluate``'s on the full
-    dev split (gold tokens), on the path this CPU runs: all three artifacts on all of their dev
+    """The metadata's dev scores agree with ``python -m tagstream.model.training.evaluate``'s on the
+    full dev split (gold tokens), on the path this CPU runs: all three artifacts on all of their dev
     sets, no subsets, about 10 s together with one torch thread. Skipped only without the corpora
     (set TAGSTREAM_DATA_DIR).
 

@@ -53,7 +53,7 @@ def test_chunk_bounds_cover_every_token_once_within_the_limit():
 def test_by_length_runs_pieces_of_similar_length_and_keeps_the_order():
     import torch
 
-    from tagstream.model.chunk_batch import by_length
+    from tagstream.model.chunks import by_length
 
     tokens = [("x" * n) for n in (5, 1, 9, 3, 3, 7, 2, 8)]
     pieces = []

@@ -3,9 +3,9 @@ import itertools
 import pytest
 import torch
 
-from tagstream.model.export import build_network
 from tagstream.model.network import NetworkConfig
 from tagstream.model.spans import bioes_tags
+from tagstream.model.training.export import build_network
 from tagstream.model.vocab import Vocab
 
 LABELS = ["PER", "LOC"]

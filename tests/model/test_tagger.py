@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from tagstream.model import Prepared, Span, load
-from tagstream.model.conll import read_conll
-from tagstream.model.evaluate import evaluate_tagger
 from tagstream.model.token_cache import LONGEST
-from tagstream.model.train import main as train_main
+from tagstream.model.training.conll import read_conll
+from tagstream.model.training.evaluate import evaluate_tagger
+from tagstream.model.training.train import main as train_main
 
 # names with a combining mark (decomposed é and ü) and in another script, to check offsets there
 PEOPLE = ["John Smith", "Mary Jones", "Peter Brown", "Anna Lee", "Rene\u0301 Dubois"]
@@ -117,8 +117,8 @@ def test_metadata_round_trips(tiny):
 
 
 def test_stored_dev_scores_are_the_artifacts(tiny_dir, tiny):
-    """train stores the scores of the exported artifact (as python -m tagstream.model.evaluate
-    gives them)."""
+    """train stores the scores of the exported artifact (as python -m
+    tagstream.model.training.evaluate gives them)."""
     assert tiny.info["dev_scores"] == evaluate_tagger(tiny, read_conll(tiny_dir / "dev.txt"))
 
 
@@ -192,8 +192,8 @@ def test_to_dict(tiny):
 
 def test_scripted_artifact_matches_eager_network(tiny):
     """The loaded TorchScript module and an eager copy of its weights agree."""
-    from tagstream.model.export import build_network
     from tagstream.model.network import NetworkConfig
+    from tagstream.model.training.export import build_network
     from tagstream.model.vocab import Vocab
 
     cfg = NetworkConfig.from_dict(tiny.info["network"])

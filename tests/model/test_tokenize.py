@@ -1,7 +1,7 @@
 import pytest
 
-from tagstream.model.conll import read_conll
 from tagstream.model.tokenize import check_spec, spec, token_separator, tokenize, tokenize_offsets
+from tagstream.model.training.conll import read_conll
 
 
 @pytest.mark.parametrize(

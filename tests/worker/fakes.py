@@ -23,8 +23,9 @@ from kafka.producer.transaction_manager import (
     TxnOffsetCommitHandler,
 )
 
-from tagstream.worker.records import SourceRecord, TopicPartition
-from tagstream.worker.sink import Outgoing, Sink
+from tagstream.worker.kafka.consumer import Source
+from tagstream.worker.kafka.producer import Sink
+from tagstream.worker.records import Outgoing, SourceRecord, TopicPartition
 
 
 @dataclass
@@ -49,6 +50,8 @@ def record(
 
 class FakeSource:
     """The consumer side: owned partitions, queued poll results, commits, seeks, rebalances."""
+
+    commit_errors = Source.commit_errors  # it fails as kafka-python does
 
     def __init__(self, journal: Journal, topic: str = "in", partitions: int = 2):
         self.journal = journal
@@ -216,6 +219,9 @@ class FakeSink:
     """The producer side: writes and transactions, journaled; failures injected. A
     transactional one runs `Sink`'s own transaction steps over a `ScriptedProducer`, whose
     `committed` is what the group has committed through transactions."""
+
+    fatal_errors = Sink.fatal_errors  # it fails as kafka-python does
+    transaction_errors = Sink.transaction_errors
 
     def __init__(
         self, journal: Journal, transactional: bool = False, delivery_timeout_s: float = 5.0

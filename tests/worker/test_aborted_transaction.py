@@ -97,7 +97,7 @@ def test_a_refused_commit_then_a_revocation_commits_nothing_past_an_undelivered_
 
 def test_the_next_transaction_commits_only_its_own_offsets():
     """kafka-python 3.0.12 keeps the offsets of a refused TxnOffsetCommit and sends them again
-    with the next transaction's; `Sink.begin` drops them (`kafka_patches.forget_failed_offsets`)."""
+    with the next transaction's; `Sink.begin` drops them (`patches.forget_failed_offsets`)."""
     sink = FakeSink(Journal(), transactional=True)
     source = FakeSource(sink.journal, partitions=4)
     sink.begin()

@@ -9,11 +9,11 @@ import pytest
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from tagstream.worker.config import load_settings
 from tagstream.worker.delivery import Delivery
+from tagstream.worker.kafka.producer import DeliveryError
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.records import DeadLetter, LabelledRecord, TextRecord, TopicPartition
-from tagstream.worker.sink import DeliveryError
+from tagstream.worker.settings import load_settings
 from tests.worker.fakes import FakeSink, FakeSource, Journal, record
 
 
@@ -116,7 +116,7 @@ def test_a_transaction_step_nobody_answers_stops_the_worker_within_the_delivery_
     unknown, the worker stops (a restart with the same transactional id settles it)."""
     import time
 
-    from tagstream.worker.sink import TransactionTimeout
+    from tagstream.worker.kafka.producer import TransactionTimeout
 
     beats = []
     journal, source, sink, _, _, delivery = make(

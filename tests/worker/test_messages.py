@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tagstream.worker import messages, stages
-from tagstream.worker.config import load_settings
+from tagstream.worker import messages, tagging
 from tagstream.worker.messages import InvalidMessage, parse_input
 from tagstream.worker.records import DeadLetter, SourceRecord, TextRecord, Unreadable
+from tagstream.worker.settings import load_settings
 
 
 @dataclass
@@ -124,7 +124,7 @@ def test_the_workers_headers_come_first_and_an_input_cannot_pass_for_them():
 
 def test_an_unreadable_range_names_its_first_and_last_offset():
     src = SourceRecord("in", 2, 41, None, None, (), 5, Unreadable(38, "CorruptRecordError()"))
-    dead = stages.decode(src, load_settings(), None)
+    dead = tagging.decode(src, load_settings(), None)
     assert dead.reason == messages.UNREADABLE_RECORD
     assert "38-41" in dead.message
     headers = dict(messages.dead_letter_headers(dead))

@@ -9,11 +9,11 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from tagstream.worker.config import load_settings
 from tagstream.worker.http import Health
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.pipeline import Pipeline
 from tagstream.worker.records import TopicPartition
+from tagstream.worker.settings import load_settings
 from tests.worker.fakes import EchoTagger, FakeSink, FakeSource, Journal, record
 
 P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)

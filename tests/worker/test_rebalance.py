@@ -20,11 +20,11 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tagstream.worker.config import load_settings
 from tagstream.worker.http import Health
 from tagstream.worker.metrics import Metrics
 from tagstream.worker.pipeline import Pipeline
 from tagstream.worker.records import SourceRecord, TopicPartition
+from tagstream.worker.settings import load_settings
 
 TOPIC = "in"
 P = [TopicPartition(TOPIC, i) for i in range(6)]

@@ -1,0 +1,175 @@
+"""The command line of ``python -m tagstream.model.training.train``: its options and their defaults
+(those of ``NetworkConfig`` for the network's sizes), and ``--recipe``, a file whose values become
+the defaults (``tagstream.model.training.recipe``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..network_config import NetworkConfig
+from .conll import add_split_options
+from .data import LANGUAGES
+from .recipe import read_recipe
+
+# the first line of tagstream.model.training.train's docstring
+DESCRIPTION = (
+    "Train a tagger on CoNLL-style files and save the best artifact "
+    "(early stopping on dev span F1)."
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m tagstream.model.training.train",
+        description=DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d = NetworkConfig()
+    ap.add_argument(
+        "--recipe",
+        help="a recipe file (model/recipes/*.toml): its values are the defaults of "
+        "these options, and options given here override them",
+    )
+    ap.add_argument(
+        "--train", nargs="+", help="training CoNLL file(s) (required, here or in the recipe)"
+    )
+    ap.add_argument("--dev", help="dev CoNLL file (else a slice of --train is set aside)")
+    add_split_options(ap, scoring=False)
+    ap.add_argument(
+        "--average",
+        type=float,
+        default=0.0,
+        help="evaluate and export the moving average of the weights with this decay per step, "
+        "e.g. 0.999 (0: the weights as trained)",
+    )
+    ap.add_argument("--language", choices=sorted(LANGUAGES), default="en")
+    ap.add_argument("--output", help="artifact path (.pt) (required, here or in the recipe)")
+    ap.add_argument("--name", default="custom")
+    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument(
+        "--patience", type=int, default=5, help="epochs without a better dev F1 before stopping"
+    )
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0,
+        help="stop after this much training time (0: no limit)",
+    )
+    ap.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="evaluate every N batches as well as each epoch (0: epochs only)",
+    )
+    ap.add_argument(
+        "--batch-tokens", type=int, default=512, help="tokens per training batch (padded)"
+    )
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument(
+        "--lr-decay",
+        type=float,
+        default=0.5,
+        help="lr factor after an evaluation without improvement",
+    )
+    ap.add_argument("--clip", type=float, default=5.0)
+    ap.add_argument(
+        "--recall-margin",
+        type=float,
+        default=0.0,
+        help="softmax-margin loss: extra score of the outside tag at gold entity tokens, "
+        "which the network must overcome (raises recall; 0: plain CRF likelihood)",
+    )
+    ap.add_argument(
+        "--lowercase",
+        type=float,
+        default=0.0,
+        help="chance to train on a sentence lower-cased (names without capitals, as social "
+        "media writes them; the word ids are case-blind already, the characters and casing "
+        "features are not)",
+    )
+    ap.add_argument(
+        "--word-dropout",
+        type=float,
+        default=0.05,
+        help="chance to replace a word id by unknown in training",
+    )
+    ap.add_argument("--max-length", type=int, default=128, help="maximum tokens per sequence")
+    ap.add_argument(
+        "--pretrained",
+        help="word vectors file made by python -m tagstream.model.training.pretrained",
+    )
+    ap.add_argument(
+        "--pretrained-top",
+        type=int,
+        default=50000,
+        help="add this many of the pretrained words to the vocabulary",
+    )
+    ap.add_argument("--min-bigram-freq", type=int, default=2)
+    ap.add_argument(
+        "--lexicon-top",
+        type=int,
+        default=100000,
+        help="zh: lexicon of the N most frequent wordfreq words",
+    )
+    ap.add_argument(
+        "--gazetteer",
+        action="store_true",
+        help="zh: add jieba's dictionary (MIT) to the lexicon, and its person, place and "
+        "organisation names as the gazetteer feature",
+    )
+    ap.add_argument(
+        "--teacher",
+        choices=("lac",),
+        default=None,
+        help="zh: learn Baidu LAC's word and name tags of the training characters as a second "
+        "target (model.teacher; training only, the artifact is unchanged)",
+    )
+    ap.add_argument(
+        "--teacher-weight", type=float, default=0.3, help="weight of the teacher's loss"
+    )
+    ap.add_argument(
+        "--word-dim",
+        type=int,
+        default=d.word_dim,
+        help="(ignored with --pretrained: its size is used)",
+    )
+    ap.add_argument("--freeze-words", action="store_true", help="do not fine-tune the word table")
+    ap.add_argument("--char-dim", type=int, default=d.char_dim)
+    ap.add_argument("--char-filters", type=int, default=d.char_filters)
+    ap.add_argument(
+        "--extra-dim", type=int, default=16, help="size of the casing / bigram embeddings"
+    )
+    ap.add_argument("--hidden", type=int, default=d.hidden)
+    ap.add_argument("--layers", type=int, default=d.lstm_layers)
+    ap.add_argument("--heads", type=int, default=d.heads)
+    ap.add_argument("--dropout", type=float, default=d.dropout)
+    ap.add_argument(
+        "--softmax", action="store_true", help="softmax output layer instead of the CRF"
+    )
+    ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="stop after this many batches (0: no limit); unlike "
+        "--max-minutes, independent of the machine's speed",
+    )
+    given = ap.parse_known_args(argv)[0]  # every option's dest, with its default if not given
+    if given.recipe:
+        try:
+            ap.set_defaults(**read_recipe(given.recipe, set(vars(given))))
+        except (OSError, ValueError) as e:
+            ap.error(str(e))
+    args = ap.parse_args(argv)
+    for name in ("train", "output"):
+        if not getattr(args, name):
+            ap.error(f"--{name} is required (on the command line or in the recipe)")
+    if args.gazetteer and args.language != "zh":
+        ap.error(f"--gazetteer has name lists for --language zh only, not {args.language}")
+    if args.teacher and args.language != "zh":
+        ap.error(f"--teacher lac tags Chinese only, not --language {args.language}")
+    if not 0 <= args.lowercase <= 1:
+        ap.error(f"--lowercase is a chance, from 0 to 1, not {args.lowercase}")
+    return args

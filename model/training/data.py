@@ -1,0 +1,272 @@
+"""The data side of training: CoNLL files in, tensors out.
+
+`read_corpus` reads the training and dev sentences (setting a seeded slice of the training
+sentences aside as dev when no dev file is given) and finds the labels; `build_vocabs` makes the
+vocabularies; `encode` turns sentences into tensors; `make_batches` and `collate` group them into
+padded batches of similar length. Nothing here decides how training proceeds
+(`tagstream.model.training.loop`) or reads command-line options (`tagstream.model.training.train`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from ..features import Featurizer
+from ..spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
+from ..tokenize import join_tokens
+from ..vocab import Vocab, digit_key, word_key
+from .conll import Sentence, read_conll, split_dev, split_latest
+
+log = logging.getLogger(__name__)
+Example = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor
+]  # features (N, F), chars (N, W), tag ids (N,)
+
+LANGUAGES = {
+    # language: (tokenizer kind, token separator, features)
+    "en": ("conll-en", " ", ["case"]),
+    "zh": ("char", "", ["bigram_left", "bigram_right", "lexicon"]),
+}
+
+
+class MissingExtra(ImportError):
+    """A training-only dependency is not installed."""
+
+
+@dataclass
+class Corpus:
+    """The sentences to train on and to score on, and the tag set they define."""
+
+    train: list[Sentence]  # cut into pieces of at most max_length tokens
+    dev: list[Sentence]  # whole sentences (the artifact's own dev scores read them so)
+    dev_desc: str  # where dev came from, for the artifact's metadata
+    holdout: list[Sentence]  # the latest training sentences, never trained on nor selected on
+    holdout_desc: str
+    scheme: str  # of the training file's tags: IOB1, IOB2 or BIOES
+    labels: list[str]  # entity types, sorted
+    tags: list[str]  # the network's BIOES tags of those labels
+
+    @property
+    def tag_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tags)}
+
+
+def read_corpus(
+    train_files: Sequence[str],
+    dev_file: str | None,
+    dev_fraction: float,
+    split_seed: int,
+    max_length: int,
+    holdout_fraction: float = 0.0,
+) -> Corpus:
+    """The training sentences of ``train_files`` and the dev sentences of ``dev_file`` (without
+    it, a ``dev_fraction`` of the training sentences, chosen with ``split_seed``). With
+    ``holdout_fraction``, the latest of the training sentences left (``split_latest``) are set
+    aside as a held-out slice: the dev slice is chosen first, so it is the same with or without
+    one."""
+    train_sents = [s for f in train_files for s in read_conll(f)]
+    if dev_file:
+        dev_sents, dev_desc = read_conll(dev_file), dev_file
+    else:
+        train_sents, dev_sents = split_dev(train_sents, dev_fraction, split_seed)
+        dev_desc = f"{dev_fraction:g} of {' '.join(train_files)} (split_dev seed {split_seed})"
+    holdout: list[Sentence] = []
+    holdout_desc = ""
+    if holdout_fraction:
+        train_sents, holdout = split_latest(train_sents, holdout_fraction)
+        holdout_desc = f"the last {holdout_fraction:g} of {' '.join(train_files)} (split_latest)"
+        if not dev_file:
+            holdout_desc += " once the dev slice is set aside"
+    scheme = detect_scheme([t for _, t in train_sents])
+    labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
+    train_sents = pieces(train_sents, max_length)
+    log.info(
+        "%d train / %d dev / %d held-out sentences, scheme %s, labels %s",
+        len(train_sents),
+        len(dev_sents),
+        len(holdout),
+        scheme,
+        labels,
+    )
+    return Corpus(
+        train_sents,
+        dev_sents,
+        dev_desc,
+        holdout,
+        holdout_desc,
+        scheme,
+        labels,
+        bioes_tags(labels),
+    )
+
+
+def pieces(sents: Sequence[Sentence], max_length: int) -> list[Sentence]:
+    """Sentences cut into pieces of at most ``max_length`` tokens (entities cut at a cut point
+    are re-read by conlleval's rules, so a piece never starts with a dangling I- tag's problem)."""
+    out: list[Sentence] = []
+    for tokens, tags in sents:
+        for i in range(0, len(tokens), max_length):
+            out.append((tokens[i : i + max_length], tags[i : i + max_length]))
+    return out
+
+
+def build_vocabs(
+    sents: Sequence[Sentence],
+    language: str,
+    pretrained: dict | None,
+    pretrained_top: int,
+    min_bigram_freq: int,
+) -> tuple[Vocab, Vocab, Vocab | None]:
+    """Word, character and (for zh) bigram vocabularies from the training sentences (+ pretrained
+    words)."""
+    words, chars = Vocab(), Vocab()
+    counts = Counter(word_key(t) for tokens, _ in sents for t in tokens)
+    for w, _ in counts.most_common():
+        words.add(w)
+    for tokens, _ in sents:  # fallback keys of numbers: "1996" -> "0000"
+        for t in tokens:
+            if any(c.isdigit() for c in t):
+                words.add(digit_key(t))
+    if pretrained is not None:
+        for w in pretrained["words"][:pretrained_top]:
+            words.add(w)
+    for ch, _ in Counter(c for tokens, _ in sents for t in tokens for c in t).most_common():
+        if ord(ch) < 65536:
+            chars.add(ch)
+    bigrams = None
+    if language == "zh":
+        bigram_counts: Counter = Counter()
+        for tokens, _ in sents:
+            padded = ["<s>"] + tokens + ["</s>"]
+            bigram_counts.update(a + b for a, b in zip(padded, padded[1:]))
+        bigrams = Vocab(b for b, n in bigram_counts.most_common() if n >= min_bigram_freq)
+    return words, chars, bigrams
+
+
+def encode(
+    sents: Sequence[Sentence], featurizer: Featurizer, tag_index: dict[str, int], sep: str
+) -> list[Example]:
+    """Tensors of each sentence; gold tags are converted to BIOES."""
+    out = []
+    for tokens, tags in sents:
+        text, offsets = join_tokens(tokens, sep)
+        feats, chars = featurizer.encode(text, offsets)
+        bioes = spans_to_tags(tags_to_spans(tags), len(tokens), "BIOES")
+        out.append((feats, chars, torch.tensor([tag_index[t] for t in bioes])))
+    return out
+
+
+def make_batches(
+    examples: Sequence[Example], batch_tokens: int, rng: random.Random | None
+) -> list[list[int]]:
+    """Index batches of similar length, about ``batch_tokens`` tokens each (shuffled if ``rng``)."""
+    order = sorted(
+        range(len(examples)), key=lambda i: (len(examples[i][2]), rng.random() if rng else i)
+    )
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        n = len(examples[i][2])
+        if cur and max(cur_max, n) * (len(cur) + 1) > batch_tokens:
+            batches.append(cur)
+            cur, cur_max = [], 0
+        cur.append(i)
+        cur_max = max(cur_max, n)
+    if cur:
+        batches.append(cur)
+    if rng:
+        rng.shuffle(batches)
+    return batches
+
+
+def widen_chars(chars: torch.Tensor, width: int) -> torch.Tensor:
+    """Pad (N, w) character rows with zeros to (N, width)."""
+    return (
+        chars
+        if chars.size(1) == width
+        else torch.nn.functional.pad(chars, (0, width - chars.size(1)))
+    )
+
+
+def collate(examples: Sequence[Example], idx: Sequence[int]) -> tuple[torch.Tensor, ...]:
+    feats = pad_sequence([examples[i][0] for i in idx], batch_first=True)  # (B, T, F)
+    width = max(examples[i][1].size(1) for i in idx)
+    chars = pad_sequence(
+        [widen_chars(examples[i][1], width) for i in idx], batch_first=True
+    ).long()  # (B, T, W)
+    tags = pad_sequence([examples[i][2] for i in idx], batch_first=True)  # (B, T)
+    lengths = torch.tensor([len(examples[i][2]) for i in idx])  # (B,)
+    return feats[:, :, 0], feats[:, :, 1:], chars, lengths, tags
+
+
+def load_pretrained(path: str | None) -> dict | None:
+    """``{"words": [...], "vectors": (N, D) tensor, "source": {...}}`` from
+    ``tagstream.model.training.pretrained``."""
+    if not path:
+        return None
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    return data
+
+
+# jieba's part-of-speech tags of names -> the gazetteer feature's types
+_JIEBA_TYPES = {
+    "nr": "person",
+    "nrt": "person",
+    "nrfg": "person",
+    "ns": "place",
+    "nt": "organisation",
+}
+
+
+def lower_cased(sents: Sequence[Sentence]) -> list[Sentence]:
+    """The sentences with every token lower-cased, tags kept (``--lowercase``)."""
+    return [([t.lower() for t in tokens], tags) for tokens, tags in sents]
+
+
+def load_gazetteer() -> list[str]:
+    """Chinese lexicon lines from jieba's dictionary (MIT; training-time only): every word of 2-8
+    characters, as ``word<TAB>type`` when jieba tags it as a person, place or organisation name."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("jieba")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtra(
+            "--gazetteer reads jieba's dictionary, and jieba is not installed: install the train "
+            "extra (pip install -e '.[train]') or pip install 'jieba>=0.42'"
+        )
+    path = os.path.join(spec.submodule_search_locations[0], "dict.txt")
+    lines = set()
+    with open(path, encoding="utf-8") as f:
+        for row in f:
+            parts = row.split()  # word, frequency, part-of-speech tag
+            if len(parts) != 3 or not 2 <= len(parts[0]) <= 8:
+                continue
+            kind = _JIEBA_TYPES.get(parts[2])
+            lines.add(f"{parts[0]}\t{kind}" if kind else parts[0])
+    return sorted(lines)
+
+
+def load_lexicon(language: str, top: int) -> list[str]:
+    """Words of 2-4 characters among wordfreq's ``top`` most frequent (training-time only)."""
+    try:
+        from wordfreq import top_n_list
+    except ImportError as e:
+        raise MissingExtra(
+            f"--language {language} builds its lexicon feature from the wordfreq package, which is "
+            "not installed: install the train extra (pip install -e '.[train]') or "
+            "pip install 'wordfreq>=3.1'"
+        ) from e
+    return sorted(
+        {
+            w
+            for w in top_n_list(language, top)
+            if 2 <= len(w) <= 4 and "\n" not in w and "\t" not in w and not w.isspace()
+        }
+    )

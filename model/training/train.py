@@ -1,0 +1,292 @@
+"""Train a tagger on CoNLL-style files and save the best artifact (early stopping on dev span F1).
+
+    python -m tagstream.model.training.train --train ../shared/data/conll2003/train.txt \\
+        --dev ../shared/data/conll2003/valid.txt \\
+        --language en --name en-news --version 1.1.0 --output model/artifacts/en-news.pt
+    # the shipped model's options, as a file:
+    python -m tagstream.model.training.train --recipe model/recipes/en-news.toml
+
+Files: one token a line, tag in the last column (IOB1, IOB2 or BIOES; detected), ``-DOCSTART-``
+lines ignored, tab or space separated. Without ``--dev``, a seeded ``--dev-fraction`` of the
+training sentences is set aside (see ``tagstream.model.training.conll.split_dev``). Sentences longer
+than ``--max-length`` are cut into pieces of that length. Progress (loss and tokens/s) goes to
+stderr: a tqdm bar if tqdm (the ``train`` extra) is installed, else a plain line every 30 seconds.
+
+Each time dev F1 improves the network is exported, and the exported artifact itself is scored on the
+dev sentences (gold tokens, as ``python -m tagstream.model.training.evaluate``): those are the
+stored scores.
+
+This module is that policy (what is kept, when the learning rate drops, when to stop); its command
+line options are `tagstream.model.training.args`, the progress display
+`tagstream.model.training.progress`, reading and encoding the data is
+`tagstream.model.training.data`, and the loop that trains and yields each evaluation is
+`tagstream.model.training.loop`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+
+import torch
+
+from ..features import GAZETTEER_SIZE, LEXICON_SIZE, Featurizer
+from ..network import NetworkConfig
+from ..spans import tags_to_spans
+from ..tokenize import join_tokens
+from ..tokenize import spec as tokenizer_spec
+from ..vocab import CASES
+from .args import parse_args
+from .data import (
+    LANGUAGES,
+    MissingExtra,
+    build_vocabs,
+    encode,
+    load_gazetteer,
+    load_lexicon,
+    load_pretrained,
+    lower_cased,
+    pieces,
+    read_corpus,
+)
+from .evaluate import format_report
+from .export import build_network, confidence_note, export, read_meta
+from .loop import LoopOptions, TrainingRun, init_word_table
+from .progress import progress
+from .teacher import LAC_TAGS, AuxTask, lac_tags
+
+log = logging.getLogger(__name__)
+
+
+def train(args: argparse.Namespace, command: str = "") -> dict:
+    """Train, export the best model to ``args.output``; returns the best dev scores.
+
+    The policy is here: each evaluation that beats the ones before it is exported (and the
+    exported artifact's own dev scores are the ones stored); one that does not lowers the
+    learning rate by ``--lr-decay``; ``--patience`` of those in a row stop training."""
+    t_start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    kind, sep, features = LANGUAGES[args.language]
+    lexicon = (
+        load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None
+    )  # fails early
+    gazetteer = load_gazetteer() if args.gazetteer else []
+    if gazetteer:
+        features = [*features, "gazetteer"]
+        lexicon = sorted(set(lexicon or ()) | set(gazetteer))
+
+    # 1. data
+    corpus = read_corpus(
+        args.train,
+        args.dev,
+        args.dev_fraction,
+        args.split_seed,
+        args.max_length,
+        args.holdout_fraction,
+    )
+    labels, tags = corpus.labels, corpus.tags
+
+    # 2. vocabularies and network
+    pretrained = load_pretrained(args.pretrained)
+    words, chars, bigrams = build_vocabs(
+        corpus.train, args.language, pretrained, args.pretrained_top, args.min_bigram_freq
+    )
+    word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
+    sizes = {"case": len(CASES), "lexicon": LEXICON_SIZE, "gazetteer": GAZETTEER_SIZE}
+    extra_sizes = [sizes.get(f) or len(bigrams) for f in features]  # type: ignore[arg-type]
+    cfg = NetworkConfig(
+        num_words=len(words),
+        word_dim=word_dim,
+        tune_words=not args.freeze_words,
+        num_chars=len(chars),
+        char_dim=args.char_dim,
+        char_filters=args.char_filters,
+        extra_sizes=extra_sizes,
+        extra_dims=[args.extra_dim] * len(extra_sizes),
+        hidden=args.hidden,
+        lstm_layers=args.layers,
+        heads=args.heads,
+        dropout=args.dropout,
+        crf=not args.softmax,
+        num_tags=len(tags),
+    )
+    net = build_network(cfg, labels, chars)
+    covered = init_word_table(net, words, pretrained)
+    net.word_table.requires_grad_(cfg.tune_words)
+    featurizer = Featurizer(
+        words, features, bigrams, cfg.max_word_chars, frozenset(lexicon) if lexicon else None
+    )
+    train_ex = encode(corpus.train, featurizer, corpus.tag_index, sep)
+    dev_ex = encode(pieces(corpus.dev, args.max_length), featurizer, corpus.tag_index, sep)
+    dev_gold = [tags_to_spans([tags[t] for t in ex[2].tolist()]) for ex in dev_ex]
+    holdout = None
+    if corpus.holdout:
+        held_ex = encode(pieces(corpus.holdout, args.max_length), featurizer, corpus.tag_index, sep)
+        holdout = (held_ex, [tags_to_spans([tags[t] for t in ex[2].tolist()]) for ex in held_ex])
+    log.info(
+        "vocab: %d words (%d pretrained), %d chars, %s bigrams; %d parameters",
+        len(words),
+        covered,
+        len(chars),
+        len(bigrams) if bigrams else 0,
+        sum(p.numel() for p in net.parameters()),
+    )
+
+    meta = {
+        "name": args.name,
+        "version": args.version,
+        "language": args.language,
+        "tokenizer": tokenizer_spec(kind),
+        "max_length": args.max_length,
+        "max_word_chars": cfg.max_word_chars,
+        "labels": labels,
+        "features": features,
+        "network": cfg.to_dict(),
+        "confidence": confidence_note(cfg.crf),
+        "pretrained": (pretrained or {}).get("source"),
+        "lexicon": (
+            f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, "
+            "CC-BY-SA 4.0"
+            + (
+                ", and jieba 0.42 dict.txt words of 2-8 characters, MIT (its nr/nrt/nrfg, ns, nt "
+                "names typed person, place, organisation for the gazetteer feature)"
+                if gazetteer
+                else ""
+            )
+            + f": {len(lexicon)} words"
+        )
+        if lexicon
+        else None,
+    }
+    teacher = None
+    if args.teacher:  # LAC's tag of each training token's first character
+        texts = [join_tokens(tokens, sep) for tokens, _ in corpus.train]
+        char_tags = lac_tags([text for text, _ in texts])
+        targets = [tags[[a for a, _ in offsets]] for tags, (_, offsets) in zip(char_tags, texts)]
+        teacher = (AuxTask(net, LAC_TAGS, args.teacher_weight), targets)
+    options = LoopOptions(
+        epochs=args.epochs,
+        batch_tokens=args.batch_tokens,
+        clip=args.clip,
+        word_dropout=args.word_dropout,
+        eval_every=args.eval_every,
+        steps=args.steps,
+        max_minutes=args.max_minutes,
+        average=args.average,
+        recall_margin=args.recall_margin,
+        lowercase=args.lowercase,
+    )
+    run = TrainingRun(
+        net,
+        train_ex,
+        dev_ex,
+        dev_gold,
+        tags,
+        options,
+        args.lr,
+        rng,
+        t_start,
+        progress,
+        holdout,
+        encode(lower_cased(corpus.train), featurizer, corpus.tag_index, sep)
+        if args.lowercase
+        else (),
+        teacher,
+    )
+
+    # 3. epochs, and what each evaluation decides
+    best: dict = {"f1": -1.0}
+    bad_evals = 0
+    for ev in run.evaluations():
+        micro = ev.scores["micro"]
+        log.info(
+            "epoch %.2f  dev P %.2f R %.2f F1 %.2f  (best %.2f)",
+            ev.epoch,
+            micro["precision"],
+            micro["recall"],
+            ev.f1,
+            ev.best_f1,
+        )
+        if ev.holdout is not None:
+            log.info("           held-out F1 %.2f", ev.holdout["micro"]["f1"])
+        if ev.is_best:  # early stopping follows the network's scores; the artifact's are stored
+            best.update(f1=ev.f1, epoch=ev.epoch)
+            bad_evals = 0
+            meta["training"] = {
+                "train": list(args.train),
+                "dev": corpus.dev_desc,
+                "train_sentences": len(corpus.train),
+                "train_tokens": run.train_tokens,
+                "scheme": corpus.scheme,
+                "seed": args.seed,
+                "holdout": corpus.holdout_desc or None,
+                "average": args.average or None,
+                "recall_margin": args.recall_margin or None,
+                "lowercase": args.lowercase or None,
+                "teacher": f"{args.teacher} x {args.teacher_weight}" if args.teacher else None,
+                "best_epoch": round(ev.epoch, 2),
+                "command": command,
+                "train_seconds": round(time.perf_counter() - t_start),
+                "torch": torch.__version__,
+            }
+            export(
+                net,
+                meta,
+                words,
+                bigrams,
+                args.output,
+                lexicon,
+                dev=corpus.dev,
+                dev_desc=corpus.dev_desc,
+                holdout=corpus.holdout,
+                holdout_desc=corpus.holdout_desc,
+            )
+            best["result"] = read_meta(args.output)["dev_scores"]
+            if best["result"]["micro"] != micro:
+                log.info(
+                    "  the exported artifact: dev P %.2f R %.2f F1 %.2f (stored)",
+                    best["result"]["micro"]["precision"],
+                    best["result"]["micro"]["recall"],
+                    best["result"]["micro"]["f1"],
+                )
+        else:
+            bad_evals += 1
+            run.scale_lr(args.lr_decay)
+        if bad_evals >= args.patience:
+            run.stop()
+    log.info(
+        "best dev F1 %.2f at epoch %s; saved %s (%.0f s); its scores as stored:",
+        best["f1"],
+        best.get("epoch"),
+        args.output,
+        time.perf_counter() - t_start,
+    )
+    print(format_report(best["result"]))
+    held = read_meta(args.output).get("holdout_scores")
+    if held:
+        print(f"held-out slice ({corpus.holdout_desc}):")
+        print(format_report(held))
+    return best["result"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    try:
+        train(args, command="python -m tagstream.model.training.train " + " ".join(argv))
+    except MissingExtra as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Training details: the confidence note, the progress line without tqdm, a missing train extra."""
+
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import tagstream.model.training.progress
+import tagstream.model.training.train
+from tagstream.model import load
+from tagstream.model.training.progress import PlainProgress
+from tagstream.model.training.train import main as train_main
+
+SENTENCES = [
+    "John Smith lives in Paris .",
+    "Mary Jones visited London .",
+    "In Berlin , Anna Lee said nothing .",
+]
+TAGS = ["B-PER I-PER O O B-LOC O", "B-PER I-PER O B-LOC O", "O B-LOC O B-PER I-PER O O O"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    lines = []
+    for text, tags in zip(SENTENCES * 5, TAGS * 5):
+        lines += [f"{tok} {tag}" for tok, tag in zip(text.split(), tags.split())] + [""]
+    (tmp_path / "train.txt").write_text("\n".join(lines))
+    (tmp_path / "dev.txt").write_text("\n".join(lines[:20]))
+    return tmp_path
+
+
+def args(d, *extra):
+    return [
+        "--train",
+        str(d / "train.txt"),
+        "--dev",
+        str(d / "dev.txt"),
+        "--output",
+        str(d / "m.pt"),
+        "--epochs",
+        "1",
+        "--word-dim",
+        "8",
+        "--char-dim",
+        "4",
+        "--char-filters",
+        "4",
+        "--extra-dim",
+        "2",
+        "--hidden",
+        "8",
+        "--heads",
+        "2",
+        "--batch-tokens",
+        "32",
+        "--threads",
+        "1",
+        *extra,
+    ]
+
+
+def test_confidence_note_follows_the_output_layer(files):
+    assert train_main(args(files, "--softmax")) == 0
+    tagger = load(files / "m.pt")
+    assert tagger.info["network"]["crf"] is False
+    assert (
+        tagger.info["confidence"]
+        == "mean over the span's tokens of the softmax probability of the predicted tag"
+    )
+    assert all(0 <= s.score <= 1 for s in tagger.tag(["John Smith lives in Paris ."])[0])
+
+
+def test_without_tqdm_a_plain_progress_line_goes_to_stderr(files, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
+    assert isinstance(tagstream.model.training.train.progress(100, "epoch 1"), PlainProgress)
+    monkeypatch.setattr(
+        tagstream.model.training.progress,
+        "PlainProgress",
+        lambda total, desc: PlainProgress(total, desc, interval=0),
+    )
+    assert train_main(args(files)) == 0
+    err = capsys.readouterr().err
+    assert re.search(
+        r"^epoch 1: \d+% \([\d,]+/[\d,]+ tokens\), loss [\d.]+, [\d,]+ tokens/s$", err, re.M
+    )
+
+
+def test_plain_progress_line():
+    out = io.StringIO()
+    bar = PlainProgress(2_000_000, "epoch 3", interval=0, file=out)
+    bar.update(845_312)
+    bar.set_postfix(loss="0.019", tok_s="7203", refresh=False)
+    bar.update(0)
+    assert re.fullmatch(
+        r"epoch 3: 42% \(845,312/2,000,000 tokens\), loss 0\.019, [\d,]+ tokens/s",
+        out.getvalue().splitlines()[-1],
+    )
+
+
+def test_chinese_without_wordfreq_names_the_extra(files, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wordfreq", None)
+    assert train_main(args(files, "--language", "zh")) == 2
+    err = capsys.readouterr().err
+    assert "wordfreq" in err and "pip install -e '.[train]'" in err and "train extra" in err
+    assert not (files / "m.pt").exists()
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[3] / "model" / "recipes").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_each_recipe_names_its_model_and_reads_as_training_options(recipe):
+    from tagstream.model.training.train import parse_args
+
+    args = parse_args(["--recipe", str(recipe)])
+    assert args.name == recipe.stem and args.output.endswith(f"{recipe.stem}.pt")
+    assert all(Path(p).is_absolute() for p in args.train)
+    override = parse_args(["--recipe", str(recipe), "--seed", "7", "--output", "/tmp/x.pt"])
+    assert override.seed == 7 and override.output == "/tmp/x.pt"
+
+
+def test_a_recipe_with_an_unknown_option_is_refused(tmp_path, capsys):
+    from tagstream.model.training.train import parse_args
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('train = ["a.txt"]\noutput = "x.pt"\nhiden = 64\n')
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--recipe", str(bad)])
+    assert e.value.code == 2 and "unknown options ['hiden']" in capsys.readouterr().err

@@ -1,0 +1,5 @@
+"""``python -m tagstream.worker.cli``: the ``tagstream`` command."""
+
+from . import console
+
+console()

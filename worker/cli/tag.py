@@ -1,0 +1,89 @@
+"""``tagstream tag``: the worker's labelling without Kafka, from JSON lines or plain text lines
+to JSON lines, one output line per input line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import IO
+
+from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from .. import logs
+    from ..messages import InvalidMessage, dumps, output_doc, parse_input
+    from ..models import load_tagger
+
+    logs.configure("WARNING")
+    try:
+        tagger = load_tagger(args.model, args.threads, args.precision)
+    except ValueError as exc:
+        print(f"tagstream tag: cannot load the model: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    model_ref = f"{tagger.name}@{tagger.version}"
+    name = str(args.input) if args.input else "-"
+    errors = 0
+    with contextlib.ExitStack() as files:
+        try:
+            inp = files.enter_context(open(args.input, "rb")) if args.input else sys.stdin.buffer
+            out = files.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
+        except OSError as exc:
+            print(f"tagstream tag: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        for chunk in _chunks(_lines(inp, args.input_format), args.batch_size):
+            docs, prepared = [], []
+            for number, raw in chunk:
+                source = {"file": name, "line": number}
+                try:
+                    doc_id, text = parse_input(raw, args.input_format, args.max_text_chars)
+                except InvalidMessage as exc:
+                    docs.append(
+                        {
+                            "id": None,
+                            "error": {"class": exc.reason, "message": exc.message},
+                            "source": source,
+                        }
+                    )
+                    errors += 1
+                    continue
+                docs.append((doc_id, text, source))
+                prepared.append(tagger.prepare(text))
+            results = iter(tagger.tag_prepared(prepared))
+            for doc in docs:
+                if isinstance(doc, tuple):
+                    doc_id, text, source = doc
+                    doc = output_doc(
+                        doc_id, next(results), model_ref, source, text if args.echo_text else None
+                    )
+                out.write(dumps(doc) + b"\n")
+            out.flush()
+    if errors:
+        print(
+            f'tagstream tag: {errors} line(s) could not be labelled (see their "error")',
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _lines(inp: IO[bytes], input_format: str) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines. JSON lines: blank lines are skipped. Text: every line is a text (a blank
+    one gets no spans), so output line N answers input line N."""
+    for number, raw in enumerate(inp, start=1):
+        raw = raw.rstrip(b"\r\n")
+        if input_format == "text" or raw.strip():
+            yield number, raw
+
+
+def _chunks(items: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,223 @@
+"""The worker's settings tree, read from the environment (and an optional `.env` file).
+
+Every setting is an environment variable with the prefix ``TAGSTREAM_``; nested groups use a
+double underscore: ``TAGSTREAM_KAFKA__BOOTSTRAP_SERVERS``, ``TAGSTREAM_BATCHING__MAX_WAIT_MS``.
+The whole tree is validated once at start-up (`load_settings`); an invalid value raises
+`ConfigError`, whose message names the variable and the bad value (never the value of a secret).
+
+This module is the tree: each setting, its type, bounds, default and the comment above it (the
+documentation's table is generated from them). The ``kafka`` group, the largest, is
+`tagstream.worker.settings.kafka`, with the checks between its settings. How every setting is
+named and the wording of the errors are `tagstream.worker.settings.rules`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from .kafka import KafkaSettings
+from .rules import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    ConfigError,
+    describe,
+    describe_unparsable,
+    env_name,
+)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BatchingSettings(_Group):
+    """When a micro-batch closes: whichever limit is reached first."""
+
+    # Records per batch. Larger batches use the CPU better (one model call for more texts)
+    # and raise throughput, up to a point; they add latency and bound the records redone after
+    # a crash.
+    max_batch_records: int = Field(default=64, ge=1, le=100_000)
+    # Tokens per batch, so a few long texts don't make one huge, slow batch; a text longer
+    # than this is a batch of its own.
+    max_batch_tokens: int = Field(default=4_096, ge=1)
+    # How long the first record of a batch may wait for more while the model is free. 0: a
+    # batch starts as soon as the model is free, and what arrives while it tags waits for the
+    # next one, so batches grow with the load by themselves (on an AMD EPYC, `tagstream demo`
+    # at 50 msg/s, medians: p50 64 ms, p99 140 ms over 16 runs with 0; 71 and 157 ms over 4
+    # with 50; the burst alike within noise). A wait makes larger batches, fewer produce and
+    # commit round trips, at light load only.
+    max_wait_ms: int = Field(default=0, ge=0)
+
+
+class ModelSettings(_Group):
+    # An installed model by name (`tagstream models` lists them: en-news, en-social, zh-news
+    # and those of installed model packages); unset (and no path): en-news.
+    name: str | None = Field(default=None, min_length=1)
+    # A model artifact file (.pt), instead of a name.
+    path: Path | None = None
+    # Torch intra-op threads for the inference thread; 0 leaves torch's default (one per core).
+    # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
+    # more threads than free cores make torch's thread pool much slower, not faster.
+    threads: int = Field(default=1, ge=0, le=256)
+    # The network's numeric path. auto: float32 on every CPU (bfloat16 was not faster with AMX
+    # nor with AVX512_BF16, and emulated it is several times slower). The choice and its reason
+    # are logged at start-up and are a label of tagstream_model_info.
+    precision: Literal["auto", "bfloat16", "float32"] = "auto"
+    # How long tagging one batch may take: this, plus timeout_ms_per_token for each token of
+    # the batch. Past it the batch's records are dead-lettered (tagging_timeout), the worker
+    # goes on with a fresh inference thread, and the late one finishes on its own; /healthz
+    # turns 503 when two late ones are still running (a hung model: restart me).
+    batch_timeout_s: float = Field(default=30.0, gt=0)
+    # The per-token part of that budget (milliseconds).
+    timeout_ms_per_token: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _exists(self) -> ModelSettings:
+        if self.path is not None and not self.path.is_file():
+            raise ValueError(f"{env_name(('model', 'path'))}={self.path}: no such file")
+        if self.path is not None and self.name is not None:
+            raise ValueError(
+                f"{env_name(('model', 'name'))}={self.name} and {env_name(('model', 'path'))}="
+                f"{self.path}: set one of them"
+            )
+        return self
+
+    @property
+    def ref(self) -> str | Path | None:
+        """What to load: the path, else the name, else None (the default model)."""
+        return self.path if self.path is not None else self.name
+
+
+class HttpSettings(_Group):
+    # Address of the HTTP server (/metrics, /healthz, /readyz); an IPv6 address ("::")
+    # serves IPv4 too where the OS allows. In a Kubernetes pod the kubelet's probes and
+    # Prometheus connect to the pod's IP, so keep all interfaces there (the default); outside a
+    # cluster, 127.0.0.1 keeps the endpoints to the machine itself. Either way the server is
+    # bounded: a fixed pool of threads, a cap on idle connections, 5 s to send a request.
+    host: str = "0.0.0.0"
+    # Its port; 0 picks a free one.
+    port: int = Field(default=8080, ge=0, le=65_535)
+    # /healthz turns 503 when the main loop has not turned for this long.
+    max_loop_stall_s: float = Field(default=60.0, gt=0)
+
+
+class LogSettings(_Group):
+    # Lowest level logged (kafka-python's own logs: WARNING and above).
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text, or json: one object per line with ts, level, logger, msg and the event's fields.
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """The root of the tree. Construct through `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # at_least_once: a batch's outputs are acknowledged before its offsets are committed (a
+    # crash redoes at most one batch). exactly_once: each batch is one Kafka transaction.
+    delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # json: the value is an object {"id" (optional), "text"}; text: the whole value is the text.
+    input_format: Literal["json", "text"] = "json"
+    # Copy the input text into the output value ("text").
+    echo_text: bool = False
+    # Longer texts are dead-lettered (text_too_long).
+    max_text_chars: int = Field(default=100_000, ge=1)
+    # SIGTERM: time allowed to finish tagging what was consumed, deliver it and commit; closing
+    # the clients then takes up to 5 s each. Must be shorter than the max poll interval.
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+
+    kafka: KafkaSettings = KafkaSettings()
+    batching: BatchingSettings = BatchingSettings()
+    model: ModelSettings = ModelSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.drain_timeout_s * 1000 >= self.kafka.max_poll_interval_ms:
+            raise ValueError(
+                f"{env_name(('drain_timeout_s',))}={self.drain_timeout_s}, "
+                f"{env_name(('kafka', 'max_poll_interval_ms'))}={self.kafka.max_poll_interval_ms}: "
+                "the drain timeout must be shorter than the max poll interval"
+            )
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain data for logging; secrets appear as '**********'."""
+        return self.model_dump(mode="json")
+
+
+def env_names() -> set[str]:
+    """Every environment variable the worker reads (used by the Helm chart's tests)."""
+    names: set[str] = set()
+    for field, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.update(env_name((field, sub)) for sub in annotation.model_fields)
+        else:
+            names.add(env_name((field,)))
+    return names
+
+
+# TAGSTREAM_* variables that are not settings: the project's own tools (the corpora, caches, the
+# local broker, the fault suite, the image test) and the variables Kubernetes sets in every pod
+# for each Service of its namespace (a release named "tagstream" makes TAGSTREAM_SERVICE_HOST,
+# TAGSTREAM_PORT=tcp://..., TAGSTREAM_PORT_8080_TCP_ADDR and so on).
+_TOOLS = re.compile(
+    r"TAGSTREAM_(?:DATA_DIR|CACHE_DIR|FAULTS|FAULTS?_\w+|IMAGE_TEST_\w+"
+    r"|KAFKA_(?:STATE|HEAP_OPTS|UP_TIMEOUT)|KAFKA_SECURITY\w*)"
+)
+_SERVICE_LINK = re.compile(
+    r"TAGSTREAM_(?:\w+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_\w+)?|PORT_\d+_(?:TCP|UDP|SCTP)\w*)"
+)
+_SERVICE_PORT = re.compile(r"TAGSTREAM_(?:\w+_)?PORT")  # its value: tcp://10.0.0.1:8080
+
+
+def _not_a_setting(name: str, value: str) -> bool:
+    return bool(
+        _TOOLS.fullmatch(name)
+        or _SERVICE_LINK.fullmatch(name)
+        or (_SERVICE_PORT.fullmatch(name) and re.match(r"(tcp|udp|sctp)://", value))
+    )
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``TAGSTREAM_*`` variable that is no setting (a misspelt name would otherwise be
+    ignored, and its setting keep its default), naming the nearest real one. Raises
+    `ConfigError`."""
+    environ = os.environ if environ is None else environ
+    known = env_names()
+    problems = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in known or _not_a_setting(name, value):
+            continue
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        problems.append(f"{name}: not a setting{hint} (docs/configuration.md lists them)")
+    if problems:
+        raise ConfigError(problems)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the whole tree; raise `ConfigError` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([describe(e) for e in exc.errors()]) from None
+    except SettingsError as exc:  # a value that cannot even be parsed (say, a group as a string)
+        raise ConfigError([describe_unparsable(exc)]) from None
