@@ -56,6 +56,9 @@ class Pipeline:
         self._health = health
         self._stop = stop
         self._clock = clock
+        self._floor = tagging.ScoreFloor(
+            settings.model.min_score, dict(settings.model.min_score_by_label)
+        )
         b = settings.batching
         self._batcher = Batcher(
             b.max_batch_records, b.max_batch_tokens, b.max_wait_ms / 1000, clock
@@ -229,7 +232,9 @@ class Pipeline:
 
     def _submit(self, batch: Batch) -> InFlight:
         deadline = self._clock() + self._budget_s(batch)
-        return InFlight.submit(self._executor, self._tagger, batch, self._metrics, deadline)
+        return InFlight.submit(
+            self._executor, self._tagger, batch, self._metrics, deadline, self._floor
+        )
 
     def _budget_s(self, batch: Batch) -> float:
         """How long tagging this batch may take (settings ``model.batch_timeout_s`` and

@@ -34,6 +34,7 @@ class Tagger(Protocol):
     name: str
     version: str
     precision: str  # the numeric path it runs on ("bfloat16", "float32")
+    labels: tuple[str, ...]  # the entity labels it finds
 
     def prepare(self, text: str) -> Prepared: ...
 

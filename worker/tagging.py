@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -64,8 +64,33 @@ def decode(record: SourceRecord, settings: Settings, tagger: Tagger) -> Entry:
     return TextRecord(record, doc_id, text, prepared.num_tokens, prepared)
 
 
-def tag_batch(tagger: Tagger, batch: Batch, metrics: Metrics) -> list[LabelledRecord | DeadLetter]:
-    """Runs on the inference thread. One result per entry of the batch, in order."""
+@dataclass(frozen=True)
+class ScoreFloor:
+    """The lowest score a span needs to be kept: ``by_label`` for its label, else ``default``
+    (settings ``model.min_score`` and ``model.min_score_by_label``)."""
+
+    default: float = 0.0
+    by_label: Mapping[str, float] = field(default_factory=dict)
+
+    def keep(self, spans: Sequence[Span]) -> tuple[Span, ...]:
+        if not self.default and not self.by_label:
+            return tuple(spans)
+        by_label, default = self.by_label, self.default
+        return tuple(s for s in spans if s.score >= by_label.get(s.label, default))
+
+    def unknown_labels(self, labels: Iterable[str]) -> list[str]:
+        """The labels of ``by_label`` that are not among a model's ``labels``."""
+        return sorted(set(self.by_label) - set(labels))
+
+
+NO_FLOOR = ScoreFloor()
+
+
+def tag_batch(
+    tagger: Tagger, batch: Batch, metrics: Metrics, floor: ScoreFloor = NO_FLOOR
+) -> list[LabelledRecord | DeadLetter]:
+    """Runs on the inference thread. One result per entry of the batch, in order; spans under
+    the ``floor`` are left out."""
     texts = batch.texts
     spans_by_text: dict[int, list[Span] | DeadLetter] = {}
     if texts:
@@ -85,7 +110,7 @@ def tag_batch(tagger: Tagger, batch: Batch, metrics: Metrics) -> list[LabelledRe
             continue
         result = spans_by_text[id(entry)]
         out.append(
-            result if isinstance(result, DeadLetter) else LabelledRecord(entry, tuple(result))
+            result if isinstance(result, DeadLetter) else LabelledRecord(entry, floor.keep(result))
         )
     return out
 
@@ -114,11 +139,13 @@ class InFlight:
         batch: Batch,
         metrics: Metrics,
         deadline: float = float("inf"),
+        floor: ScoreFloor = NO_FLOOR,
     ) -> InFlight:
         """Hand the batch to the inference thread (`tag_batch`)."""
         metrics.batch_records.observe(len(batch.entries))
         metrics.batch_tokens.observe(batch.tokens)
-        return cls(batch, executor.submit(tag_batch, tagger, batch, metrics), deadline=deadline)
+        future = executor.submit(tag_batch, tagger, batch, metrics, floor)
+        return cls(batch, future, deadline=deadline)
 
     def late(self, now: float) -> bool:
         """Still tagging past its deadline."""

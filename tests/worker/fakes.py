@@ -290,6 +290,7 @@ class EchoTagger:
     name = "fake"
     version = "0"
     precision = "float32"
+    labels = ("PER",)
 
     def __init__(self):
         self.batches: list[int] = []

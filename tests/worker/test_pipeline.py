@@ -19,9 +19,12 @@ from tests.worker.fakes import EchoTagger, FakeSink, FakeSource, Journal, record
 P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
 
 
-def make(tagger=None, transactional=False, batch=4, wait_ms=1000, drain_s=5.0, partitions=2):
+def make(
+    tagger=None, transactional=False, batch=4, wait_ms=1000, drain_s=5.0, partitions=2, model=None
+):
     journal = Journal()
     settings = load_settings(
+        model=model or {},
         delivery="exactly_once" if transactional else "at_least_once",
         drain_timeout_s=drain_s,
         kafka={"output_topic": "out", "dead_letter_topic": "dlq", "input_topic": "in"},

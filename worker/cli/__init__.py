@@ -85,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
         help="the network's numeric path (auto: float32, the faster one on every CPU "
         "measured; bfloat16 is native only with AMX or AVX512_BF16)",
     )
+    tag.add_argument(
+        "--min-score",
+        type=_score,
+        default=0.0,
+        help="leave out spans scored below this (0 to 1; default 0: every span), as "
+        "TAGSTREAM_MODEL__MIN_SCORE does in the worker",
+    )
+    tag.add_argument(
+        "--min-score-label",
+        type=_label_score,
+        action="append",
+        default=[],
+        metavar="LABEL=SCORE",
+        help="a floor for one label instead of --min-score (repeatable), as "
+        "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL does",
+    )
     tag.set_defaults(func=cmd_tag)
 
     models = sub.add_parser(
@@ -153,6 +169,23 @@ def _at_least(least: int) -> Callable[[str], int]:
         return n
 
     return parse
+
+
+def _score(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"a score is between 0 and 1, got {value}")
+    return x
+
+
+def _label_score(value: str) -> tuple[str, float]:
+    label, sep, score = value.partition("=")
+    if not sep or not label.strip():
+        raise argparse.ArgumentTypeError(f"{value!r}: expected LABEL=SCORE, e.g. MISC=0.8")
+    return label.strip(), _score(score)
 
 
 def _positive_float(value: str) -> float:

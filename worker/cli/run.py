@@ -83,6 +83,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("stopped during start-up, before joining the group")
         http.stop()
         return EXIT_OK
+    unknown = sorted(set(settings.model.min_score_by_label) - set(tagger.labels))
+    if unknown:
+        log.error(
+            "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL: %s has no label %s (its labels: %s)",
+            f"{tagger.name}@{tagger.version}",
+            ", ".join(unknown),
+            ", ".join(tagger.labels),
+        )
+        http.stop()
+        return EXIT_USAGE
     metrics.set_model(tagger.name, tagger.version, tagger.precision)
     health.model_loaded = True
     log.info(

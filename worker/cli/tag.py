@@ -16,12 +16,22 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from .. import logs
     from ..messages import InvalidMessage, dumps, output_doc, parse_input
     from ..models import load_tagger
+    from ..tagging import ScoreFloor
 
     logs.configure("WARNING")
     try:
         tagger = load_tagger(args.model, args.threads, args.precision)
     except ValueError as exc:
         print(f"tagstream tag: cannot load the model: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    floor = ScoreFloor(args.min_score, dict(args.min_score_label))
+    unknown = floor.unknown_labels(tagger.labels)
+    if unknown:
+        print(
+            f"tagstream tag: --min-score-label: {tagger.name} has no label "
+            f"{', '.join(unknown)} (its labels: {', '.join(tagger.labels)})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     model_ref = f"{tagger.name}@{tagger.version}"
     name = str(args.input) if args.input else "-"
@@ -56,7 +66,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
                 if isinstance(doc, tuple):
                     doc_id, text, source = doc
                     doc = output_doc(
-                        doc_id, next(results), model_ref, source, text if args.echo_text else None
+                        doc_id,
+                        floor.keep(next(results)),
+                        model_ref,
+                        source,
+                        text if args.echo_text else None,
                     )
                 out.write(dumps(doc) + b"\n")
             out.flush()

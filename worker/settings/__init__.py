@@ -14,11 +14,12 @@ named and the wording of the errors are `tagstream.worker.settings.rules`.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -78,9 +79,23 @@ class ModelSettings(_Group):
     batch_timeout_s: float = Field(default=30.0, gt=0)
     # The per-token part of that budget (milliseconds).
     timeout_ms_per_token: float = Field(default=5.0, ge=0)
+    # Spans scored below this are left out of the output (0: every span the model finds). A
+    # span's score is the model's confidence in it: the mean over its tokens of the posterior
+    # probability of their tags. Each model card shows precision and recall at several floors
+    # (docs/models.md).
+    min_score: float = Field(default=0.0, ge=0, le=1)
+    # Floors per label, replacing min_score for those labels, as a JSON object: {"MISC": 0.8}.
+    # A label the model does not have is refused at start-up.
+    min_score_by_label: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _exists(self) -> ModelSettings:
+        for label, floor in self.min_score_by_label.items():
+            if not 0 <= floor <= 1:
+                raise ValueError(
+                    f"{env_name(('model', 'min_score_by_label'))}: {label}: {floor} is not a "
+                    "score (0 to 1)"
+                )
         if self.path is not None and not self.path.is_file():
             raise ValueError(f"{env_name(('model', 'path'))}={self.path}: no such file")
         if self.path is not None and self.name is not None:
@@ -220,4 +235,27 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError([describe(e) for e in exc.errors()]) from None
     except SettingsError as exc:  # a value that cannot even be parsed (say, a group as a string)
-        raise ConfigError([describe_unparsable(exc)]) from None
+        raise ConfigError(_not_json(os.environ) or [describe_unparsable(exc)]) from None
+
+
+def _not_json(environ: Mapping[str, str]) -> list[str]:
+    """The settings given as JSON (a dict or list field of a group) whose variable does not
+    hold JSON: pydantic-settings names only the group."""
+    problems = []
+    for group, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            continue
+        for field, sub in annotation.model_fields.items():
+            if get_origin(sub.annotation) not in (dict, list):
+                continue
+            name = env_name((group, field))
+            value = environ.get(name)
+            if value is None:
+                continue
+            try:
+                json.loads(value)
+            except ValueError:
+                example = '{"MISC": 0.8}' if get_origin(sub.annotation) is dict else '["a"]'
+                problems.append(f"{name}={value!r}: not JSON; expected e.g. {example}")
+    return problems

@@ -46,6 +46,9 @@ def describe(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if not loc or message.startswith(ENV_PREFIX):  # a combination: the message names the variables
         return message
+    if len(loc) > 2:  # inside a JSON setting of a group: the variable, then the key
+        key = ".".join(str(part) for part in loc[2:])
+        return f"{env_name(loc[:2])}: {key}={error.get('input')!r}: {message}"
     name = env_name(loc)
     if error["type"] == "extra_forbidden":  # a typo; its value may be a misspelt secret
         return f"{name}: not a setting (check the spelling)"

@@ -1,6 +1,16 @@
 import pytest
 
-from tagstream.model.training.evaluate import score, score_tags
+from tagstream.model.training.evaluate import (
+    FLOORS,
+    at_floors,
+    calibration,
+    entity_surfaces,
+    format_yardstick,
+    recall_by_novelty,
+    score,
+    score_tags,
+    yardstick,
+)
 
 
 def test_hand_worked_conlleval_example():
@@ -33,3 +43,55 @@ def test_boundary_errors_count_twice():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError):
         score([[]], [])
+
+
+# -- the yardstick: unseen entities, calibration, floors ---------------------------------------
+
+SENTS = [
+    (
+        ["Ada", "Lovelace", "met", "Babbage", "in", "London"],
+        ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"],
+    ),
+    (["Paris", "is", "far"], ["B-LOC", "O", "O"]),
+]
+# predicted: Ada Lovelace right (0.9), Babbage wrong label (0.6), London right (0.95), Paris
+# right (0.3), "far" a false LOC (0.55)
+PRED = [
+    [(0, 2, "PER", 0.9), (3, 4, "LOC", 0.6), (5, 6, "LOC", 0.95)],
+    [(0, 1, "LOC", 0.3), (2, 3, "LOC", 0.55)],
+]
+
+
+def test_recall_is_split_by_whether_the_surface_form_was_seen_in_train():
+    seen = entity_surfaces([(["ada", "lovelace"], ["B-PER", "I-PER"]), (["Babbage"], ["B-ORG"])])
+    assert seen == {"ada lovelace", "babbage"}
+    r = recall_by_novelty(SENTS, PRED, seen)
+    assert r["seen"] == {"recall": 50.0, "gold": 2, "correct": 1}  # Ada Lovelace; Babbage missed
+    assert r["unseen"] == {"recall": 100.0, "gold": 2, "correct": 2}  # London, Paris
+
+
+def test_calibration_compares_each_bins_mean_score_with_its_accuracy():
+    r = calibration(SENTS, PRED, bins=2)
+    # bin 0-0.5: Paris (0.3, right); bin 0.5-1: 0.9 right, 0.6 wrong, 0.95 right, 0.55 wrong
+    assert r["spans"] == 5
+    assert r["table"] == [(0.0, 0.5, 1, 0.3, 1.0), (0.5, 1.0, 4, 0.75, 0.5)]
+    assert r["ece"] == pytest.approx(100 * (1 / 5 * 0.7 + 4 / 5 * 0.25))
+
+
+def test_a_floor_trades_recall_for_precision():
+    r = at_floors(SENTS, PRED, floors=(0.0, 0.5, 0.9))
+    assert (r[0.0]["correct"], r[0.0]["predicted"]) == (3, 5)
+    assert (r[0.5]["correct"], r[0.5]["predicted"]) == (2, 4)  # Paris (0.3) is left out
+    assert (r[0.9]["correct"], r[0.9]["predicted"]) == (2, 2)
+    assert r[0.9]["precision"] == 100.0 and r[0.9]["recall"] == 50.0
+
+
+def test_the_yardstick_of_a_model(tiny_model):
+    from tagstream.model import load
+
+    result = yardstick(load(tiny_model), SENTS, entity_surfaces(SENTS[:1]))
+    assert result["sentences"] == 2
+    assert set(result["floors"]) == {str(f) for f in FLOORS}
+    novelty = result["recall_by_novelty"]
+    assert (novelty["seen"]["gold"], novelty["unseen"]["gold"]) == (3, 1)
+    assert "ECE" in format_yardstick("tiny", result)

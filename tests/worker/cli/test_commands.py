@@ -71,6 +71,55 @@ def test_tag_json_lines_skips_blank_lines(tmp_path, tiny_model):
     assert [(d["id"], d["source"]["line"]) for d in docs] == [("a", 1), ("b", 3)]
 
 
+NEWS = [
+    "Angela Merkel met Emmanuel Macron in Paris on Tuesday .",
+    "Shares of Siemens AG rose 3 percent in Frankfurt after the Bundesbank report .",
+    "The Yankees beat the Red Sox 5-3 at Fenway Park ; Jeter hit a home run .",
+]
+
+
+def test_tag_min_score_leaves_out_the_spans_under_it(tmp_path):
+    """On the shipped model: the floors keep exactly the spans scored at or above them."""
+    lines = [json.dumps({"id": str(i), "text": t}).encode() for i, t in enumerate(NEWS)]
+    status, docs = run_tag(tmp_path, lines)
+    assert status == 0
+    every = [(s["label"], s["text"], s["score"]) for d in docs for s in d["spans"]]
+    # floors half-way between two scores (the output rounds them to 4 decimals)
+    scores = sorted({score for _, _, score in every})
+    assert len(scores) >= 4, every
+    gaps = [(b - a, (a + b) / 2) for a, b in zip(scores, scores[1:]) if b - a > 1e-3]
+    floor = gaps[len(gaps) // 2][1]
+    status, docs = run_tag(tmp_path, lines, "--min-score", str(floor))
+    kept = [(s["label"], s["text"], s["score"]) for d in docs for s in d["spans"]]
+    assert kept == [s for s in every if s[2] > floor] != every
+    label = every[0][0]  # that label kept whatever its score, the others under a higher floor
+    higher = gaps[-1][1]
+    status, docs = run_tag(
+        tmp_path, lines, "--min-score", str(higher), "--min-score-label", f"{label}=0"
+    )
+    kept = [(s["label"], s["text"], s["score"]) for d in docs for s in d["spans"]]
+    assert kept == [s for s in every if s[0] == label or s[2] > higher]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--min-score", "1.5"], "a score is between 0 and 1"),
+        (["--min-score-label", "MISC"], "expected LABEL=SCORE"),
+        (["--min-score-label", "PERSON=0.5"], "has no label PERSON (its labels: LOC, MISC"),
+    ],
+)
+def test_tag_refuses_a_bad_floor_with_status_2(tmp_path, capsys, args, says):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "Rome"}\n')
+    try:
+        status = main(["tag", "--input", str(inp), *args])
+    except SystemExit as exit:  # argparse's own refusal
+        status = exit.code
+    assert status == 2
+    assert says in capsys.readouterr().err
+
+
 def test_tag_rejects_a_foreign_model_file_with_status_2(tmp_path):
     bogus = tmp_path / "model.pt"
     bogus.write_bytes(b"not a model at all")

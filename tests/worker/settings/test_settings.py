@@ -217,3 +217,50 @@ def test_run_refuses_a_misspelt_variable_with_status_2(tmp_path):
     proc = run_worker(env, tmp_path)
     assert proc.returncode == 2
     assert "did you mean TAGSTREAM_DELIVERY?" in proc.stderr
+
+
+def test_score_floors_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_MODEL__MIN_SCORE", "0.6")
+    monkeypatch.setenv("TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL", '{"MISC": 0.8, "PER": 0}')
+    m = load_settings().model
+    assert (m.min_score, m.min_score_by_label) == (0.6, {"MISC": 0.8, "PER": 0.0})
+
+
+def test_no_score_floor_by_default():
+    m = load_settings().model
+    assert (m.min_score, m.min_score_by_label) == (0.0, {})
+
+
+@pytest.mark.parametrize(
+    "name, value, says",
+    [
+        ("TAGSTREAM_MODEL__MIN_SCORE", "1.5", "TAGSTREAM_MODEL__MIN_SCORE='1.5'"),
+        ("TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL", '{"MISC": 2}', "MISC: 2.0 is not a score"),
+        (
+            "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL",
+            "MISC=0.8",
+            "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL='MISC=0.8': not JSON",
+        ),
+        (
+            "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL",
+            '{"MISC": "high"}',
+            "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL: MISC='high': Input should be a valid number",
+        ),
+    ],
+)
+def test_a_score_floor_out_of_range_is_refused_by_name(monkeypatch, name, value, says):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert says in str(info.value)
+
+
+def test_run_refuses_a_floor_for_a_label_the_model_has_not(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL": '{"PERSON": 0.5}',
+        "TAGSTREAM_HTTP__PORT": "0",
+    }
+    proc = run_worker(env, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "has no label PERSON (its labels: LOC, MISC, ORG, PER)" in proc.stderr
