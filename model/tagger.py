@@ -5,8 +5,10 @@
 [[Span(start=0, end=12, label='PER', ...), Span(start=21, end=26, label='LOC', ...)]]
 
 Span offsets are code-point offsets into the original text, end exclusive, and
-``span.text == text[span.start:span.end]``. ``span.score`` is the mean, over the span's tokens,
-of the CRF posterior marginal probability of the predicted tag (in [0, 1]).
+``span.text == text[span.start:span.end]``. ``span.score`` is the chance the span is right: the
+mean, over the span's tokens, of the CRF posterior marginal probability of the predicted tag,
+calibrated on the dev split where the artifact carries a calibration
+(``tagstream.model.calibration``), in [0, 1].
 
 Texts longer than ``max_length`` tokens are cut into chunks at sentence ends (else at whitespace
 between tokens, else hard) and their spans merged back; nothing is truncated.
@@ -24,6 +26,7 @@ import torch
 
 from .artifact import ArtifactError, read
 from .artifact_checks import check
+from .calibration import Calibration
 from .chunks import by_length, char_grid, chunk_bounds, gather, sub_batches, token_code_points
 from .features import Featurizer
 from .precision import Precision, choose_precision
@@ -73,6 +76,8 @@ class Tagger:
         # the numeric path, chosen when loading (`tagstream.model.precision`), and why
         self.precision_choice: Precision = precision or choose_precision("float32")
         self.precision: str = self.precision_choice.path
+        # raw span scores -> the chance a span is right (`tagstream.model.calibration`)
+        self.calibration = Calibration.from_meta(meta.get("calibration"), self.labels)
         self._featurizer = Featurizer(
             words, meta["features"], bigrams, int(meta["max_word_chars"]), lexicon
         )
@@ -233,7 +238,8 @@ class Tagger:
             doc, at = docs[d], a + positions[first]
             for s, e, label in tags_to_spans(names[first:stop]):
                 start, end = doc.starts[at + s], doc.ends[at + e - 1]
-                score = min(1.0, max(0.0, sum(scores[first + s : first + e]) / (e - s)))
+                raw = min(1.0, max(0.0, sum(scores[first + s : first + e]) / (e - s)))
+                score = self.calibration.apply(label, raw)
                 out[d].append(Span(start, end, label, doc.text[start:end], score))
 
     def smoke_test(self, path: pathlib.Path) -> None:

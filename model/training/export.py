@@ -64,6 +64,12 @@ def confidence_note(crf: bool) -> str:
     return "mean over the span's tokens of the softmax probability of the predicted tag"
 
 
+CALIBRATED = (
+    "the chance the span is right: the mean over its tokens of the CRF marginal probability of "
+    "the predicted tag, calibrated per label on the dev split (Platt scaling)"
+)
+
+
 def export(
     net: TaggerNet,
     meta: dict,
@@ -210,6 +216,7 @@ def rescript(
     holdout: Sequence[Sentence] = (),
     holdout_desc: str = "",
     version: str | None = None,
+    calibration: dict | None = None,
 ) -> pathlib.Path:
     """Re-export an artifact with this version's network code and metadata format (same weights).
 
@@ -218,8 +225,9 @@ def rescript(
     whose rules version is still implemented). ``dev``: re-score the new artifact on these gold
     sentences and store the scores; without it the stored dev scores are dropped, as they were
     measured on another network code. ``version``: the artifact's new version (a recipe's
-    run released under the version its recipe now names). ``src`` and ``dst`` may be the same
-    file.
+    run released under the version its recipe now names). ``calibration``: the score
+    calibration to store (`tagstream.model.training.calibrate`), else the artifact's own is kept.
+    ``src`` and ``dst`` may be the same file.
     """
     module, files = read(pathlib.Path(src))
     meta = json.loads(files[META_FILE])
@@ -255,9 +263,24 @@ def rescript(
     meta["confidence"] = confidence_note(cfg.crf)
     if version:
         meta["version"] = version
+    if calibration is not None:
+        meta["calibration"] = calibration
+    if "calibration" in meta:
+        meta["confidence"] = CALIBRATED
     if dev is None:
         meta["dev_scores"] = {}
-    return export(net, meta, words, bigrams, dst, lexicon, dev=dev, dev_desc=dev_desc)
+    return export(
+        net,
+        meta,
+        words,
+        bigrams,
+        dst,
+        lexicon,
+        dev=dev,
+        dev_desc=dev_desc,
+        holdout=holdout,
+        holdout_desc=holdout_desc,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,7 +211,7 @@ def test_models_lists_the_installed_models_and_tag_takes_a_name(tmp_path, capsys
         "--model",
         "zh-news",
     )
-    assert status == 0 and docs[0]["model"] == "zh-news@1.3.0"
+    assert status == 0 and docs[0]["model"] == "zh-news@1.3.1"
     assert ("北京", "LOC") in {(s["text"], s["label"]) for s in docs[0]["spans"]}
 
 
