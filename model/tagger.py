@@ -87,7 +87,7 @@ class Tagger:
         self._has_chars = self._from_ids and module.chars is not None
         self._char_cache = TokenCache(_CHAR_CACHE_ROWS) if self._has_chars else None
         # float32 one-layer networks from ``token_gates`` on: the BiLSTM's input projection once
-        # per distinct token (the bfloat16 path keeps oneDNN's LSTM, which is faster where native)
+        # per distinct token (the bfloat16 path keeps oneDNN's own LSTM)
         net = meta["network"]
         self._gate_cache = (
             TokenCache(max(1024, _GATE_CACHE_BYTES // (32 * net["hidden"])))

@@ -100,6 +100,30 @@ def test_the_code_wheel_installs_one_top_level_package(code_wheel):
     assert modules and not modules - set(names), sorted(modules - set(names))
 
 
+USER_SCRIPT = """\
+import json
+
+import tagstream
+
+nlp = tagstream.load("en-news", threads=1)
+texts: list[str | dict[str, str]] = [
+    "Angela Merkel met Emmanuel Macron in Paris.",
+    {"id": "b", "text": "nothing here"},
+]
+for doc in nlp.pipe(texts, batch_size=1):
+    spans: list[dict[str, object]] = doc["spans"]
+    print(json.dumps(doc), flush=True)
+"""
+# strict, but not into the dependencies' own sources (torch alone takes minutes)
+MYPY_CONFIG = """\
+[mypy]
+strict = True
+[mypy-torch.*,kafka.*,prometheus_client.*,pydantic.*,pydantic_settings.*]
+follow_imports = skip
+ignore_missing_imports = True
+"""
+
+
 @pytest.mark.slow
 def test_the_wheel_works_in_a_fresh_virtualenv_away_from_the_repository(code_wheel, tmp_path):
     """Installed with pip into a new virtualenv in a temporary directory (its dependencies lent
@@ -161,3 +185,20 @@ def test_the_wheel_works_in_a_fresh_virtualenv_away_from_the_repository(code_whe
     assert listing.returncode == 0 and "\nen-news " in "\n" + listing.stdout, (
         listing.stdout + listing.stderr
     )
+
+    # the Python API, as a user imports it, and type-checked against the wheel's py.typed
+    (tmp_path / "user.py").write_text(USER_SCRIPT)
+    used = run(python, "user.py")
+    assert used.returncode == 0, used.stderr[-2000:]
+    first, second = (json.loads(line) for line in used.stdout.splitlines())
+    assert first["model"].startswith("en-news@") and first["source"] == {"index": 0}
+    assert {(s["text"], s["label"]) for s in first["spans"]} >= {("Angela Merkel", "PER")}
+    assert second["id"] == "b" and second["spans"] == []
+    config = tmp_path / "mypy.ini"
+    config.write_text(MYPY_CONFIG)
+    mypy = [sys.executable, "-m", "mypy", "--config-file", str(config), "--python-executable"]
+    checked = run(*mypy, python, "user.py")
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    (tmp_path / "wrong.py").write_text(USER_SCRIPT.replace("batch_size=1", 'batch_size="1"'))
+    wrong = run(*mypy, python, "wrong.py")
+    assert wrong.returncode == 1 and 'No overload variant of "pipe"' in wrong.stdout, wrong.stdout

@@ -199,7 +199,7 @@ class Delivery:
             self._settings.kafka.output_topic,
             record.source.key,
             value,
-            record.source.headers,
+            messages.output_headers(record.source.headers),
             result,
         )
 

@@ -6,15 +6,26 @@ Input value (``input_format="json"``): a UTF-8 JSON object ``{"id": str (optiona
 Output value: ``{"id", "spans": [{"start", "end", "label", "text", "score"}],
 "model": "name@version", "source": {"topic", "partition", "offset"}}`` plus ``"text"`` when
 echoing is on. ``start``/``end`` are code-point offsets into the input text, end exclusive.
+
+The contract is also written as JSON Schemas, shipped in the package (`schema`): the input
+value, the output value, and the headers of a dead letter. Every output and dead letter carries
+the contract's version in the header ``tagstream.contract`` (`CONTRACT_VERSION`); it changes when
+a consumer that follows the schemas could break (docs/messages.md#versions).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 from .records import DeadLetter, SourceRecord, TextRecord
+
+CONTRACT_VERSION = "1"
+HEADER_CONTRACT = "tagstream.contract"
+SCHEMAS = ("input", "output", "dead-letter-headers")
 
 # Dead-letter reasons (the ``tagstream.error.class`` header and the metric's ``reason`` label).
 NULL_VALUE = "null_value"
@@ -172,6 +183,16 @@ def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
     return [*error_headers(dead), *own]
 
 
+def output_headers(input_headers: Sequence[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
+    """An output's headers: the input's, then the contract's version (an input's own
+    ``tagstream.contract`` is renamed ``original.tagstream.contract``)."""
+    own = tuple(
+        (ORIGINAL_PREFIX + name if name == HEADER_CONTRACT else name, value)
+        for name, value in input_headers
+    )
+    return (*own, (HEADER_CONTRACT, CONTRACT_VERSION.encode()))
+
+
 def error_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
     """The headers tagstream adds to a dead letter: the error and where the record came from."""
     src: SourceRecord = dead.source
@@ -187,4 +208,15 @@ def error_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:
             if src.unreadable
             else []
         ),
+        (HEADER_CONTRACT, CONTRACT_VERSION.encode()),
     ]
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of the contract's ``name``: "input", "output" or "dead-letter-headers"
+    (the headers as an object of UTF-8 strings)."""
+    if name not in SCHEMAS:
+        raise ValueError(f"no schema {name!r}; there are {', '.join(SCHEMAS)}")
+    text = files(__package__).joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
+    return json.loads(text)

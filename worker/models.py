@@ -14,7 +14,7 @@ from .ports import Tagger
 
 def load_tagger(ref: str | Path | None, threads: int = 0, precision: str = "auto") -> Tagger:
     """Load a model: an installed model's name (None: the default, en-news) or an artifact
-    file, on the numeric path ``precision`` ("auto": chosen from the CPU, see
+    file, on the numeric path ``precision`` ("auto": float32, see
     `tagstream.model.precision`).
 
     Raises a ValueError (`model.ArtifactError` for a missing, corrupt or incompatible file,

@@ -20,6 +20,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.contract import check_record
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -141,7 +143,8 @@ def read_all(
     isolation_level: str = "read_committed",
     settle_s: float = 0.0,
 ) -> list:
-    """Read the topic from the start until `done(records)` holds (then `settle_s` more)."""
+    """Read the topic from the start until `done(records)` holds (then `settle_s` more). The
+    records of output and dead-letter topics are checked against the contract's schemas."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level=isolation_level, enable_auto_commit=False
     )
@@ -158,10 +161,12 @@ def read_all(
             if settle_until is None and done(records):
                 settle_until = time.monotonic() + settle_s
             if settle_until is not None and time.monotonic() >= settle_until:
-                return records
-        return records
+                break
     finally:
         consumer.close()
+    for record in records:
+        check_record(topic, record)
+    return records
 
 
 def ids_of(records: list) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO
 
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -43,6 +45,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"tagstream tag: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
+        total = os.fstat(inp.fileno()).st_size if args.input else None
+        progress = Progress(sys.stderr, total)
         for chunk in _chunks(_lines(inp, args.input_format), args.batch_size):
             docs, prepared = [], []
             for number, raw in chunk:
@@ -74,6 +78,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
                     )
                 out.write(dumps(doc) + b"\n")
             out.flush()
+            progress.update(len(chunk), inp.tell() if total is not None else None)
+        progress.close()
     if errors:
         print(
             f'tagstream tag: {errors} line(s) could not be labelled (see their "error")',
@@ -81,6 +87,48 @@ def cmd_tag(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+class Progress:
+    """Records done, rate and (for a file) share and ETA, on one line of stderr, rewritten at
+    most twice a second; only when stderr is a terminal and not under CI (``CI`` set), so that
+    a pipe or a log gets nothing."""
+
+    def __init__(
+        self,
+        stream: IO[str],
+        total_bytes: int | None,
+        clock: Callable[[], float] = time.monotonic,
+        environ: Mapping[str, str] = os.environ,
+    ):
+        self._stream = stream
+        self._total = total_bytes
+        self._clock = clock
+        self.enabled = stream.isatty() and not environ.get("CI")
+        self._start = self._shown = clock()
+        self._records = 0
+        self._wrote = False
+
+    def update(self, records: int, done_bytes: int | None) -> None:
+        self._records += records
+        now = self._clock()
+        if not self.enabled or now - self._shown < 0.5:
+            return
+        self._shown = now
+        elapsed = max(now - self._start, 1e-9)
+        line = f"{self._records:,} records, {self._records / elapsed:,.0f}/s"
+        if self._total and done_bytes is not None:
+            share = min(1.0, done_bytes / self._total)
+            left = elapsed * (1 - share) / share if share else 0.0
+            line += f", {100 * share:.0f}%, {int(left) // 60}:{int(left) % 60:02d} left"
+        self._stream.write(f"\r{line}\x1b[K")
+        self._stream.flush()
+        self._wrote = True
+
+    def close(self) -> None:
+        if self._wrote:
+            self._stream.write("\n")
+            self._stream.flush()
 
 
 def _lines(inp: IO[bytes], input_format: str) -> Iterator[tuple[int, bytes]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -282,3 +283,27 @@ def test_version(capsys):
     assert done.value.code == 0
     assert capsys.readouterr().out == f"tagstream {version('tagstream')}\n"
     assert tagstream.__version__ == version("tagstream")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tag_progress_shows_on_a_terminal_only():
+    from tagstream.worker.cli.tag import Progress
+
+    now = [0.0]
+    screen = Terminal()
+    progress = Progress(screen, total_bytes=1000, clock=lambda: now[0], environ={})
+    progress.update(100, 100)  # too soon after the start: nothing yet
+    now[0] = 2.0
+    progress.update(100, 250)
+    progress.close()
+    assert screen.getvalue() == "\r200 records, 100/s, 25%, 0:06 left\x1b[K\n"
+    for stream, environ in ((io.StringIO(), {}), (Terminal(), {"CI": "true"})):
+        quiet = Progress(stream, total_bytes=None, clock=lambda: now[0], environ=environ)
+        now[0] += 5
+        quiet.update(10, None)
+        quiet.close()
+        assert stream.getvalue() == ""
