@@ -70,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_at_least(1),
         default=2048,
-        help="texts per model call, and per write of their results (default 2048: on one "
-        "thread about a tenth faster than 256, which was a fifth faster than 64)",
+        help="texts per model call, and per write of their results (default 2048; larger "
+        "batches cost less CPU per text)",
     )
     tag.add_argument("--echo-text", action="store_true", help="copy each text into its output")
     tag.add_argument("--max-text-chars", type=_at_least(1), default=100_000)
@@ -82,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("auto", "bfloat16", "float32"),
         default="auto",
-        help="the network's numeric path (auto: float32, the faster one on every CPU "
-        "measured; bfloat16 is native only with AMX or AVX512_BF16)",
+        help="the network's numeric path (auto: float32 on every CPU; bfloat16 only when "
+        "asked for: it is not faster, and without AMX or AVX512_BF16 it is emulated and much "
+        "slower)",
     )
     tag.add_argument(
         "--min-score",

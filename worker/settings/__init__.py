@@ -51,10 +51,9 @@ class BatchingSettings(_Group):
     max_batch_tokens: int = Field(default=4_096, ge=1)
     # How long the first record of a batch may wait for more while the model is free. 0: a
     # batch starts as soon as the model is free, and what arrives while it tags waits for the
-    # next one, so batches grow with the load by themselves (on an AMD EPYC, `tagstream demo`
-    # at 50 msg/s, medians: p50 64 ms, p99 140 ms over 16 runs with 0; 71 and 157 ms over 4
-    # with 50; the burst alike within noise). A wait makes larger batches, fewer produce and
-    # commit round trips, at light load only.
+    # next one, so batches grow with the load by themselves. A wait makes larger batches, fewer
+    # produce and commit round trips, at light load only, and adds latency
+    # (docs/delivery.md#micro-batching).
     max_wait_ms: int = Field(default=0, ge=0)
 
 
@@ -66,11 +65,12 @@ class ModelSettings(_Group):
     path: Path | None = None
     # Torch intra-op threads for the inference thread; 0 leaves torch's default (one per core).
     # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
-    # more threads than free cores make torch's thread pool much slower, not faster.
+    # more threads than free cores make torch's thread pool slower, not faster. To use more
+    # cores, run more workers (docs/operations.md#sizing).
     threads: int = Field(default=1, ge=0, le=256)
-    # The network's numeric path. auto: float32 on every CPU (bfloat16 was not faster with AMX
-    # nor with AVX512_BF16, and emulated it is several times slower). The choice and its reason
-    # are logged at start-up and are a label of tagstream_model_info.
+    # The network's numeric path. auto: float32 on every CPU; bfloat16 only when set (it was
+    # not faster with AMX nor with AVX512_BF16, and emulated it is much slower). The choice and
+    # its reason are logged at start-up and are a label of tagstream_model_info.
     precision: Literal["auto", "bfloat16", "float32"] = "auto"
     # How long tagging one batch may take: this, plus timeout_ms_per_token for each token of
     # the batch. Past it the batch's records are dead-lettered (tagging_timeout), the worker

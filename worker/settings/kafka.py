@@ -76,10 +76,9 @@ class KafkaSettings(BaseModel):
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     # Longest wait between two attempts to reconnect to a broker that is down (every client of
     # the worker: consumer, producer, admin). The wait doubles from 50 ms after each failed
-    # attempt up to this. With kafka-python's own default, 30 s, output resumed 9-49 s after a
-    # restarted broker's port reopened; with 2 s, 1.3-2.9 s (docs/operations.md, "Broker
-    # outages"). A broker that is down gets a connection attempt from each client about this
-    # often.
+    # attempt up to this: the longer it is, the longer a worker can sit idle after its broker is
+    # back (docs/operations.md#broker-outages compares it with kafka-python's own default,
+    # 30 s). A broker that is down gets a connection attempt from each client about this often.
     reconnect_backoff_max_ms: int = Field(default=2_000, ge=50, le=300_000)
     # How often tagstream_consumer_lag is refreshed: each owned partition's end offset, asked
     # of the broker by a client of its own, minus the group's committed offset.
