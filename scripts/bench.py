@@ -13,6 +13,11 @@ Prints, in one run on the same sentences (CoNLL-2003 English news, tokens joined
   and the CPU's model and flags; and (a) for the other shipped models, en-social and zh-news,
   on the first sentences of their own training files.
 
+Every line it prints is also kept in docs/results.md, the project's one file of measurements:
+one section per CPU and instruction-set cap (`ONEDNN_MAX_CPU_ISA`), which the next run on the
+same kind of machine replaces; the sizing tables of the docs quote it. `--no-record` leaves the
+file alone.
+
     .venv/bin/python scripts/bench.py [--sentences 5000] [--runs 3] [--skip-kafka] [--skip-peer]
         [--skip-models]
 """
@@ -56,8 +61,34 @@ with open(sys.argv[1], encoding="utf-8") as f, open(sys.argv[2], "w", encoding="
 """
 
 
+RESULTS = ROOT / "docs" / "results.md"
+RESULTS_HEAD = """# Measurements
+
+What `make bench` (`scripts/bench.py`) printed, one section per CPU and instruction-set cap: each
+run replaces its own section. The figures are medians of whole-process runs on a 2-core machine
+unless a line says otherwise; the sizing tables ([operations](operations.md#sizing)) quote them.
+"""
+LINES: list[str] = []
+
+
 def say(line: str = "") -> None:
     print(line, flush=True)
+    LINES.append(line)
+
+
+def record(section: str, command: str) -> None:
+    """Replace (or add) this machine's section of `RESULTS`, keeping the others."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else RESULTS_HEAD
+    head, *sections = re.split(r"^(?=## )", text, flags=re.M)
+    kept = [s for s in sections if s.splitlines()[0] != f"## {section}"]
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
+    body = [f"## {section}", "", f"`{command}` at commit `{commit or 'unknown'}`:", ""]
+    body += [f"- {line}" for line in LINES if line.strip()]
+    sections = sorted([*kept, "\n".join(body) + "\n\n"])
+    RESULTS.write_text(head.rstrip("\n") + "\n\n" + "".join(sections).rstrip("\n") + "\n")
+    print(f"bench: recorded in {RESULTS.relative_to(ROOT)} under '{section}'", flush=True)
 
 
 def timed(cmd: list[str], runs: int, env: dict | None = None) -> list[float]:
@@ -256,8 +287,23 @@ def main() -> int:
     ap.add_argument(
         "--skip-kafka", action="store_true", help="no broker: only the tagger and the peer"
     )
+    ap.add_argument("--no-record", action="store_true", help="do not update docs/results.md")
     args = ap.parse_args()
+    status = measure(args)
+    if not args.no_record:
+        caps = [
+            f"{v}={os.environ[v]}"
+            for v in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+            if os.environ.get(v)
+        ]
+        section = ", ".join([cpu_info().summary(), *caps])
+        args_text = " ".join(sys.argv[1:])
+        command = "make bench" + (f" BENCH_ARGS='{args_text}'" if args_text else "")
+        record(section, " ".join([*caps, command]))
+    return status
 
+
+def measure(args: argparse.Namespace) -> int:
     cpu = cpu_info()
     say(f"CPU: {cpu.summary()}; {os.cpu_count()} logical CPUs")
     for var in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
