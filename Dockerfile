@@ -35,6 +35,17 @@ RUN sh scripts/image-install /opt/tagstream /src
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
+# What the image is (OCI annotations), and which torch build it carries: cpu (PyTorch's CPU
+# index) or cuda (PyPI's build, several GB larger; scripts/image builds it only when asked).
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG TORCH_VARIANT=cpu
+LABEL org.opencontainers.image.title="tagstream" \
+      org.opencontainers.image.description="Streaming named-entity tagging worker for Kafka" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      dev.tagstream.torch.variant="${TORCH_VARIANT}"
 # Same uid/gid as the Helm chart's runAsUser/runAsGroup.
 RUN groupadd --system --gid 10001 tagstream \
     && useradd --system --uid 10001 --gid tagstream --no-create-home \

@@ -202,3 +202,17 @@ def test_the_wheel_works_in_a_fresh_virtualenv_away_from_the_repository(code_whe
     (tmp_path / "wrong.py").write_text(USER_SCRIPT.replace("batch_size=1", 'batch_size="1"'))
     wrong = run(*mypy, python, "wrong.py")
     assert wrong.returncode == 1 and 'No overload variant of "pipe"' in wrong.stdout, wrong.stdout
+
+
+def test_model_packages_require_a_tagstream_range_this_version_is_in():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    for pyproject in sorted(REPO.glob("models/*/pyproject.toml")):
+        deps = [
+            Requirement(d) for d in tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+        ]
+        (tagstream,) = [d for d in deps if d.name == "tagstream"]
+        assert tagstream.specifier and version in tagstream.specifier, (pyproject, tagstream)

@@ -5,6 +5,9 @@ Tests pass a fresh ``CollectorRegistry()`` and read values with ``registry.get_s
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -14,7 +17,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from .messages import REASONS
+from .messages import CONTRACT_VERSION, REASONS
 from .records import TopicPartition
 
 BATCH_RECORDS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -39,6 +42,24 @@ LATENCY_SECONDS_BUCKETS = (
     120,
     300,
 )
+
+
+def build_versions() -> tuple[str, str, str, str]:
+    """tagstream's version, Python's, kafka-python's (its distribution's metadata, without
+    importing it) and the message contract's."""
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return (
+        installed("tagstream"),
+        platform.python_version(),
+        installed("kafka-python"),
+        CONTRACT_VERSION,
+    )
 
 
 class Metrics:
@@ -129,6 +150,15 @@ class Metrics:
             ["name", "version", "precision"],
             registry=registry,
         )
+        # What this process runs: set once, at construction (`build_versions`).
+        self.build_info = Gauge(
+            "tagstream_build_info",
+            "The running tagstream (value 1): its version, Python's, kafka-python's and the "
+            "message contract's.",
+            ["version", "python", "kafka_python", "contract"],
+            registry=registry,
+        )
+        self.build_info.labels(*build_versions()).set(1)
         for reason in REASONS:  # start every series at 0 so rate() and alerts see them
             self.records_dead_lettered.labels(reason)
 

@@ -32,6 +32,8 @@ _HINTS = {
     "CRD_DIR": "the CRD schemas are missing: run scripts/deploy-tools",
     "PROMTOOL": "promtool is missing: apt-get install -y --no-install-recommends prometheus "
     "(or scripts/deploy-tools --with-apt)",
+    "ACTIONLINT": "actionlint is missing: run scripts/deploy-tools (builds it from the Go module "
+    "proxy)",
     "PROMETHEUS": "prometheus is missing: apt-get install -y --no-install-recommends prometheus "
     "(or scripts/deploy-tools --with-apt)",
 }
@@ -69,6 +71,11 @@ def promtool(located) -> str:
 @pytest.fixture(scope="session")
 def prometheus_bin(located) -> str:
     return _tool(located, "PROMETHEUS")
+
+
+@pytest.fixture(scope="session")
+def actionlint(located) -> str:
+    return _tool(located, "ACTIONLINT")
 
 
 @pytest.fixture(scope="session")

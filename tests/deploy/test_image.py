@@ -108,6 +108,38 @@ def test_torch_comes_from_the_cpu_index_by_default():
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["TORCH_VERSION"]), "pin an exact torch version"
 
 
+def test_the_image_says_what_it_is_and_which_torch_it_carries():
+    labels = " ".join(rest for word, rest in stages()[-1] if word == "LABEL")
+    for key in ("title", "version", "revision", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+    assert 'dev.tagstream.torch.variant="${TORCH_VARIANT}"' in labels
+    args = arg_defaults()
+    assert args["TORCH_VARIANT"] == "cpu"
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    assert args["VERSION"] == version.group(1)
+
+
+def torch_index(**env: str) -> subprocess.CompletedProcess:
+    """`scripts/image torch-index` with PyTorch's CPU index replaced by a port nothing serves."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TORCH_", "TAGSTREAM_"))}
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "image"), "torch-index"],
+        env={**clean, "TAGSTREAM_IMAGE_CPU_INDEX": "http://127.0.0.1:9", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_image_script_refuses_cuda_torch_unless_asked():
+    refused = torch_index()
+    assert refused.returncode == 1 and "TAGSTREAM_IMAGE_ALLOW_CUDA_TORCH=1" in refused.stderr
+    allowed = torch_index(TAGSTREAM_IMAGE_ALLOW_CUDA_TORCH="1")
+    assert allowed.returncode == 0 and allowed.stdout.split() == ["https://pypi.org/simple", "cuda"]
+    chosen = torch_index(TORCH_INDEX_URL="https://download.pytorch.org/whl/cpu")
+    assert chosen.stdout.split() == ["https://download.pytorch.org/whl/cpu", "cpu"]
+
+
 def test_make_image_reads_the_dockerfile():
     """`make image` (scripts/image, docs/image.md: the real buildah build, too slow for this
     suite) takes the base and the torch index from these ARG defaults. The base is fully

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tagstream.worker import messages
@@ -28,6 +30,7 @@ def test_names_are_prefixed_and_in_base_units():
         "tagstream_consumer_lag",
         "tagstream_assigned_partitions",
         "tagstream_model_info",
+        "tagstream_build_info",
     }
     text = generate_latest(registry).decode()
     assert (
@@ -93,3 +96,17 @@ def test_process_metrics_for_sizing():
     registry = CollectorRegistry()
     Metrics(registry)
     assert registry.get_sample_value("process_resident_memory_bytes") > 0
+
+
+def test_build_info_names_the_versions_running():
+    from importlib import metadata
+
+    registry = CollectorRegistry()
+    Metrics(registry, process_metrics=False)
+    labels = {
+        "version": metadata.version("tagstream"),
+        "python": platform.python_version(),
+        "kafka_python": metadata.version("kafka-python"),
+        "contract": messages.CONTRACT_VERSION,
+    }
+    assert registry.get_sample_value("tagstream_build_info", labels) == 1

@@ -12,6 +12,8 @@ client-wide setting (a timeout, the TLS and SASL settings) reaches all of them a
 
 Each builder first installs the fixes of `patches` that mend kafka-python itself
 (`install_fixes`); a kafka-python version they were not written for gets a warning instead.
+The options no setting names come from ``TAGSTREAM_KAFKA__CONSUMER_EXTRA_CONFIG`` and
+``..._PRODUCER_EXTRA_CONFIG`` (`extra_config`), after the worker's own are refused from them.
 """
 
 from __future__ import annotations
@@ -93,11 +95,90 @@ def connection(k: KafkaSettings) -> dict[str, Any]:
     }
 
 
+# Options that are never taken from the extra config: delivery depends on them (offsets committed
+# only after delivery, read_committed, idempotent acks=all, transactions, bytes in and out), or
+# their value is a Python object no environment variable can hold.
+UNSAFE = {
+    "consumer": {
+        "enable_auto_commit": "offsets are committed after delivery, never automatically",
+        "auto_commit_interval_ms": "offsets are committed after delivery, never automatically",
+        "default_offset_commit_callback": "offsets are committed after delivery",
+        "isolation_level": "the worker reads read_committed (never aborted transactions)",
+        "key_deserializer": "the worker reads raw bytes",
+        "value_deserializer": "the worker reads raw bytes",
+        "consumer_timeout_ms": "the worker polls with its own timeouts",
+        "exclude_internal_topics": "the worker subscribes to one topic",
+    },
+    "producer": {
+        "acks": "outputs are acknowledged by every in-sync replica (acks=all)",
+        "enable_idempotence": "the producer is idempotent: no duplicates from its retries",
+        "retries": "idempotence and delivery_timeout_ms bound the retries",
+        "max_in_flight_requests_per_connection": "more than 5 would reorder an idempotent producer",
+        "transactional_id": "TAGSTREAM_KAFKA__TRANSACTIONAL_ID sets it",
+        "key_serializer": "the worker writes raw bytes",
+        "value_serializer": "the worker writes raw bytes",
+    },
+}
+KNOWN = {
+    "consumer": set(KafkaConsumer.DEFAULT_CONFIG),
+    "producer": set(KafkaProducer.DEFAULT_CONFIG),
+}
+_OBJECTS = {"selector", "kafka_client", "ssl_context", "socket_options", "metric_reporters",
+            "partitioner", "sasl_oauth_token_provider"}  # fmt: skip
+
+
+# What the worker sets itself, from its settings (besides `connection` and the TLS and SASL
+# options): an extra option may not override it.
+OWNED = {
+    "consumer": {
+        "bootstrap_servers", "request_timeout_ms", "reconnect_backoff_max_ms",
+        "security_protocol", "client_id", "group_id", "group_instance_id", "auto_offset_reset",
+        "partition_assignment_strategy", "max_poll_records", "max_poll_interval_ms",
+        "session_timeout_ms", "heartbeat_interval_ms", "bootstrap_timeout_ms",
+        "allow_auto_create_topics",
+    },
+    "producer": {
+        "bootstrap_servers", "request_timeout_ms", "reconnect_backoff_max_ms",
+        "security_protocol", "client_id", "linger_ms", "compression_type",
+        "delivery_timeout_ms", "max_request_size", "batch_size", "allow_auto_create_topics",
+        "transaction_timeout_ms",
+    },
+}  # fmt: skip
+
+
+def extra_config(k: KafkaSettings, role: str) -> dict[str, Any]:
+    """The consumer's or producer's extra options, checked: ValueError naming the variable and
+    each option refused (unknown to kafka-python, set by the worker, or unsafe)."""
+    given = k.consumer_extra_config if role == "consumer" else k.producer_extra_config
+    if not given:
+        return {}
+    known = KNOWN[role]
+    problems = []
+    for name in sorted(given):
+        if name not in known:
+            problems.append(f"{name}: not a kafka-python {role} option")
+        elif name in OWNED[role] or name.startswith(("sasl_", "ssl_")):
+            problems.append(f"{name}: set by the worker from its settings")
+        elif name in UNSAFE[role]:
+            problems.append(f"{name}: {UNSAFE[role][name]}")
+        elif name in _OBJECTS:
+            problems.append(f"{name}: takes a Python object, not a value")
+    if problems:
+        variable = f"TAGSTREAM_KAFKA__{role.upper()}_EXTRA_CONFIG"
+        raise ValueError(f"{variable}: " + "; ".join(problems))
+    return dict(given)
+
+
+def _consumer(k: KafkaSettings, **options: Any) -> KafkaConsumer:
+    configs = {**connection(k), **options}
+    return KafkaConsumer(**configs, **extra_config(k, "consumer"))
+
+
 def group_consumer(settings: Settings, assignors: tuple) -> KafkaConsumer:
     """The group member that consumes the input; offsets are committed only when told."""
     k = settings.kafka
-    return KafkaConsumer(
-        **connection(k),
+    return _consumer(
+        k,
         client_id=k.client_id,
         group_id=k.group_id,
         group_instance_id=k.group_instance_id,  # static membership when set (KIP-345)
@@ -116,15 +197,13 @@ def group_consumer(settings: Settings, assignors: tuple) -> KafkaConsumer:
 
 def lag_consumer(k: KafkaSettings) -> KafkaConsumer:
     """Outside the group: asks the brokers for end offsets only."""
-    return KafkaConsumer(
-        **connection(k), client_id=f"{k.client_id}-lag", group_id=None, enable_auto_commit=False
-    )
+    return _consumer(k, client_id=f"{k.client_id}-lag", group_id=None, enable_auto_commit=False)
 
 
 def probe_consumer(k: KafkaSettings) -> KafkaConsumer:
     """Outside the group: reads one record of one partition at a time."""
-    return KafkaConsumer(
-        **connection(k),
+    return _consumer(
+        k,
         client_id=f"{k.client_id}-probe",
         group_id=None,
         enable_auto_commit=False,
@@ -142,19 +221,20 @@ def producer(settings: Settings, batch_size: int) -> KafkaProducer:
             "transactional_id": k.effective_transactional_id(),
             "transaction_timeout_ms": k.transaction_timeout_ms,
         }
-    return KafkaProducer(
+    configs = {
         **connection(k),
-        client_id=k.client_id,
-        acks="all",
-        enable_idempotence=True,  # no duplicates or reordering from producer retries
-        linger_ms=k.linger_ms,
-        compression_type=None if k.compression_type == "none" else k.compression_type,
-        delivery_timeout_ms=k.delivery_timeout_ms,
-        max_request_size=k.max_request_size,
-        batch_size=batch_size,
-        allow_auto_create_topics=False,
+        "client_id": k.client_id,
+        "acks": "all",
+        "enable_idempotence": True,  # no duplicates or reordering from producer retries
+        "linger_ms": k.linger_ms,
+        "compression_type": None if k.compression_type == "none" else k.compression_type,
+        "delivery_timeout_ms": k.delivery_timeout_ms,
+        "max_request_size": k.max_request_size,
+        "batch_size": batch_size,
+        "allow_auto_create_topics": False,
         **transactions,
-    )
+    }
+    return KafkaProducer(**configs, **extra_config(k, "producer"))
 
 
 def admin(k: KafkaSettings) -> KafkaAdminClient:

@@ -97,6 +97,15 @@ class KafkaSettings(BaseModel):
     # Exactly-once only: the broker aborts a transaction left open longer than this (say, by
     # a crashed worker whose successor has another transactional id).
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000)
+    # Options of kafka-python's KafkaConsumer that no setting here names, as a JSON object:
+    # {"fetch_max_bytes": 52428800, "client_rack": "eu-west-1a"}; every consumer of the worker
+    # gets them. Refused at start-up (exit 2): an option kafka-python does not have, one the
+    # settings above already set, and one that would break delivery (offset commits, isolation,
+    # deserializers); docs/configuration.md lists them.
+    consumer_extra_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # The same for the KafkaProducer (acks, idempotence, retries, transactions and serializers
+    # are the worker's).
+    producer_extra_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     # TLS (SSL, SASL_SSL) and SASL authentication (SASL_PLAINTEXT, SASL_SSL).
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -75,3 +75,59 @@ def test_reconnect_backoff_bounds(monkeypatch):
     monkeypatch.setenv("TAGSTREAM_KAFKA__RECONNECT_BACKOFF_MAX_MS", "10")
     with pytest.raises(ConfigError, match="TAGSTREAM_KAFKA__RECONNECT_BACKOFF_MAX_MS"):
         load_settings()
+
+
+def test_extra_options_reach_every_client(recorded, monkeypatch):
+    monkeypatch.setenv("TAGSTREAM_KAFKA__CONSUMER_EXTRA_CONFIG", '{"fetch_max_bytes": 1048576}')
+    monkeypatch.setenv("TAGSTREAM_KAFKA__PRODUCER_EXTRA_CONFIG", '{"max_block_ms": 5000}')
+    settings = load_settings()
+    consumer.Source(settings, Metrics(CollectorRegistry(), process_metrics=False)).close(0)
+    clients.lag_consumer(settings.kafka)
+    clients.probe_consumer(settings.kafka)
+    producer.Sink(settings)
+    made = {(name, kwargs.get("client_id")): kwargs for name, kwargs in recorded}
+    consumers = [kw for (name, _), kw in made.items() if name == "consumer"]
+    assert len(consumers) == 3 and all(kw["fetch_max_bytes"] == 1048576 for kw in consumers)
+    (sent,) = [kw for (name, _), kw in made.items() if name == "producer"]
+    assert sent["max_block_ms"] == 5000 and sent["acks"] == "all"
+
+
+@pytest.mark.parametrize(
+    "variable, value, says",
+    [
+        ("CONSUMER", '{"fetch_max_bytez": 1}', "fetch_max_bytez: not a kafka-python consumer"),
+        ("CONSUMER", '{"group_id": "other"}', "group_id: set by the worker"),
+        ("CONSUMER", '{"ssl_cafile": "/x"}', "ssl_cafile: set by the worker"),
+        ("CONSUMER", '{"enable_auto_commit": true}', "enable_auto_commit: offsets are committed"),
+        ("CONSUMER", '{"isolation_level": "read_uncommitted"}', "isolation_level: the worker"),
+        ("PRODUCER", '{"acks": 1}', "acks: outputs are acknowledged"),
+        ("PRODUCER", '{"enable_idempotence": false}', "enable_idempotence"),
+        ("PRODUCER", '{"partitioner": "x"}', "partitioner: takes a Python object"),
+    ],
+)
+def test_an_extra_option_the_worker_owns_or_does_not_know_is_refused(
+    recorded, monkeypatch, variable, value, says
+):
+    monkeypatch.setenv(f"TAGSTREAM_KAFKA__{variable}_EXTRA_CONFIG", value)
+    k = load_settings().kafka
+    with pytest.raises(ValueError, match=f"TAGSTREAM_KAFKA__{variable}_EXTRA_CONFIG: .*{says}"):
+        clients.extra_config(k, variable.lower())
+
+
+def test_every_option_the_worker_sets_is_owned_or_unsafe(recorded):
+    """So an extra option can never override one of them, whatever the settings."""
+    settings = load_settings(delivery="exactly_once")
+    consumer.Source(settings, Metrics(CollectorRegistry(), process_metrics=False)).close(0)
+    producer.Sink(settings)
+    for name, kwargs in recorded:
+        role = "consumer" if name == "consumer" else "producer" if name == "producer" else None
+        if role is None:
+            continue
+        loose = {
+            option
+            for option in kwargs
+            if option not in clients.OWNED[role]
+            and option not in clients.UNSAFE[role]
+            and not option.startswith(("sasl_", "ssl_"))
+        }
+        assert not loose, (role, loose)
