@@ -7,6 +7,8 @@
 * helm/tagstream/README.md: the table of every chart value, read from helm/tagstream/values.yaml
   in helm-docs style: a ``# --`` comment (continued by further ``#`` lines) directly above a key
   describes it; the default is the value in the file.
+* docs/operations.md: the sizing table, read from docs/results.md (what `make bench` recorded,
+  one row per CPU and instruction-set cap), so the docs quote no figure it did not measure.
 
 Only the part between the file's BEGIN/END GENERATED markers is rewritten; the text around it
 is written by hand. tests/test_docs.py fails when a committed file differs from what this
@@ -22,6 +24,7 @@ import argparse
 import ast
 import difflib
 import inspect
+import re
 import socket
 import sys
 import textwrap
@@ -196,11 +199,77 @@ def settings_table() -> str:
     return table(["variable", "type", "default", "description"], rows)
 
 
+# -- the sizing table (docs/results.md) ------------------------------------------------------------
+
+RESULTS_MD = ROOT / "docs" / "results.md"
+OPERATIONS_MD = ROOT / "docs" / "operations.md"
+
+
+def _cpu_label(heading: str) -> str:
+    """ "Intel(R) Xeon(R) Processor (amx_bf16, ..., avx2, ...), ONEDNN_MAX_CPU_ISA=AVX2, ..."
+    -> "Intel Xeon Processor (AVX-512, AMX), AVX2 path forced"."""
+    name, _, rest = heading.partition(" (")
+    flags, _, caps = rest.partition(")")
+    flags_set = {f.strip() for f in flags.split(",")}
+    isa = [
+        label
+        for flag, label in (
+            ("avx512f", "AVX-512"),
+            ("avx512_bf16", "AVX512_BF16"),
+            ("amx_tile", "AMX"),
+        )
+        if flag in flags_set
+    ] or (["AVX2"] if "avx2" in flags_set else [])
+    label = f"{name.replace('(R)', '').replace('(TM)', '')} ({', '.join(isa)})"
+    if "ONEDNN_MAX_CPU_ISA=" in caps:
+        label += ", AVX2 path forced"
+    return label
+
+
+def sizing_rows() -> list[list[str]]:
+    """One row per section of docs/results.md: the CPU, tagging against spaCy, words/s, the
+    demo's burst and its messages per CPU-second."""
+    if not RESULTS_MD.exists():
+        return []
+    rows = []
+    for section in RESULTS_MD.read_text(encoding="utf-8").split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+
+        def find(pattern: str) -> str:
+            match = re.search(pattern, body)
+            return match.group(1) if match else "not measured"
+
+        rows.append(
+            [
+                _cpu_label(heading.strip()),
+                find(r"ratio tagstream float32 / spaCy: ([0-9.]+x)").replace("x", "×"),
+                find(r"tagstream float32: ([0-9,]+) words/s"),
+                find(r"end to end, burst: .*?: ([0-9,]+) messages/s"),
+                find(r"end to end, cpu: .*?: ([0-9,]+) messages per CPU-second"),
+            ]
+        )
+    return rows
+
+
+def sizing_table() -> str:
+    return table(
+        [
+            "CPU (2 cores)",
+            "tagging, 1 thread, against spaCy's NER",
+            "words/s",
+            "burst, messages/s",
+            "messages per CPU-second",
+        ],
+        sizing_rows(),
+    )
+
+
 # -- the files -------------------------------------------------------------------------------------
 
 TARGETS: dict[Path, tuple[str, Callable[[], str]]] = {
     CONFIGURATION_MD: ("settings", settings_table),
     CHART_README: ("values", chart_values_table),
+    OPERATIONS_MD: ("sizing", sizing_table),
 }
 
 
