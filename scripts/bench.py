@@ -81,9 +81,14 @@ def record(section: str, command: str) -> None:
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else RESULTS_HEAD
     head, *sections = re.split(r"^(?=## )", text, flags=re.M)
     kept = [s for s in sections if s.splitlines()[0] != f"## {section}"]
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
-    ).stdout.strip()
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run(  # the code measured differs from the commit (this file aside)
+        [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/results.md"],
+        capture_output=True,
+        text=True,
+    )
+    commit = commit.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
     body = [f"## {section}", "", f"`{command}` at commit `{commit or 'unknown'}`:", ""]
     body += [f"- {line}" for line in LINES if line.strip()]
     sections = sorted([*kept, "\n".join(body) + "\n\n"])
