@@ -131,17 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from .args import parse_args
-    from .data import read_corpus
+    from .data import corpus_of
 
     recipe = parse_args(["--recipe", args.recipe])
-    corpus = read_corpus(
-        recipe.train,
-        recipe.dev,
-        recipe.dev_fraction,
-        recipe.split_seed,
-        recipe.max_length,
-        recipe.holdout_fraction,
-    )
+    corpus = corpus_of(recipe)
     path = pathlib.Path(args.model or recipe.output)
     tagger = load(path, threads=args.threads)
     tagger.calibration = Calibration()  # fit on the raw scores

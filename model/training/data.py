@@ -15,6 +15,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -105,6 +106,19 @@ def read_corpus(
         scheme,
         labels,
         bioes_tags(labels),
+    )
+
+
+def corpus_of(options: Any) -> Corpus:
+    """`read_corpus` with the training options (``python -m tagstream.model.training.train``'s
+    arguments, or a recipe's: train, dev, the split options, max_length)."""
+    return read_corpus(
+        options.train,
+        options.dev,
+        options.dev_fraction,
+        options.split_seed,
+        options.max_length,
+        options.holdout_fraction,
     )
 
 

@@ -258,17 +258,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _by_recipe(args: argparse.Namespace) -> int:
     from .args import parse_args
-    from .data import read_corpus
+    from .data import corpus_of
 
     recipe = parse_args(["--recipe", args.recipe])
-    corpus = read_corpus(
-        recipe.train,
-        recipe.dev,
-        recipe.dev_fraction,
-        recipe.split_seed,
-        recipe.max_length,
-        recipe.holdout_fraction,
-    )
+    corpus = corpus_of(recipe)
     tagger = load(args.model or recipe.output, threads=args.threads)
     seen = entity_surfaces(corpus.train)
     out: dict = {"model": f"{tagger.name}@{tagger.version}", "recipe": args.recipe}

@@ -44,13 +44,13 @@ from .data import (
     LANGUAGES,
     MissingExtra,
     build_vocabs,
+    corpus_of,
     encode,
     load_gazetteer,
     load_lexicon,
     load_pretrained,
     lower_cased,
     pieces,
-    read_corpus,
 )
 from .evaluate import format_report
 from .export import build_network, confidence_note, export, read_meta
@@ -83,14 +83,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         lexicon = sorted(set(lexicon or ()) | set(gazetteer))
 
     # 1. data
-    corpus = read_corpus(
-        args.train,
-        args.dev,
-        args.dev_fraction,
-        args.split_seed,
-        args.max_length,
-        args.holdout_fraction,
-    )
+    corpus = corpus_of(args)
     labels, tags = corpus.labels, corpus.tags
 
     # 2. vocabularies and network
