@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from . import messages
 from .logs import RateLimitedLog
 from .metrics import Metrics
+from .outputs import OutputError, shaper_of
 from .ports import DeliveryError, Sink, Source
 from .records import (
     DeadLetter,
@@ -56,7 +57,7 @@ class Delivery:
         self._source = source
         self._sink = sink
         self._metrics = metrics
-        self._model_ref = model_ref
+        self._shaper = shaper_of(settings, model_ref)
         self._clock = clock
         self._uncommitted: dict[TopicPartition, int] = {}  # delivered, commit failed: retry
         self._commit_tried_at = 0.0
@@ -192,14 +193,16 @@ class Delivery:
         if isinstance(result, DeadLetter):
             return _dead_letter_outgoing(result, self._settings.kafka.dead_letter_topic)
         record = result.record
-        value = messages.output_value(
-            record, result.spans, self._model_ref, self._settings.echo_text
-        )
+        try:
+            value = self._shaper.value(record, result.spans)
+        except OutputError as exc:
+            dead = DeadLetter(record.source, exc.reason, exc.message)
+            return _dead_letter_outgoing(dead, self._settings.kafka.dead_letter_topic)
         return Outgoing(
             self._settings.kafka.output_topic,
             record.source.key,
             value,
-            messages.output_headers(record.source.headers),
+            self._shaper.headers(record.source.headers),
             result,
         )
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from .pointers import resolve
 from .records import DeadLetter, SourceRecord, TextRecord
 
 CONTRACT_VERSION = "1"
@@ -40,6 +42,7 @@ OUTPUT_TOO_LARGE = "output_too_large"
 TAGGING_FAILED = "tagging_failed"
 TAGGING_TIMEOUT = "tagging_timeout"
 UNREADABLE_RECORD = "unreadable_record"
+OUTPUT_POINTER_BLOCKED = "output_pointer_blocked"
 REASONS = (
     NULL_VALUE,
     INVALID_UTF8,
@@ -53,6 +56,7 @@ REASONS = (
     TAGGING_FAILED,
     TAGGING_TIMEOUT,
     UNREADABLE_RECORD,
+    OUTPUT_POINTER_BLOCKED,
 )
 
 HEADER_ERROR_CLASS = "tagstream.error.class"
@@ -81,6 +85,15 @@ class InvalidMessage(Exception):
         self.message = message
 
 
+@dataclass(frozen=True, slots=True)
+class InputDocument:
+    """What a record value holds: the text, its id, and (JSON input) the whole document."""
+
+    id: str | None
+    text: str
+    document: Any = None
+
+
 def parse_input(
     value: bytes | None, input_format: str, max_text_chars: int
 ) -> tuple[str | None, str]:
@@ -89,6 +102,23 @@ def parse_input(
     >>> parse_input(b'{"id": "a1", "text": "Paris"}', "json", 100)
     ('a1', 'Paris')
     """
+    doc = read_input(value, input_format, max_text_chars)
+    return doc.id, doc.text
+
+
+def read_input(
+    value: bytes | None,
+    input_format: str,
+    max_text_chars: int,
+    text_pointer: tuple[str, ...] = ("text",),
+    id_pointer: tuple[str, ...] = ("id",),
+) -> InputDocument:
+    """The text and id of a record value, found in a JSON object by their pointers
+    (`tagstream.worker.pointers`); or raise `InvalidMessage`.
+
+    >>> read_input(b'{"payload": {"body": "Paris"}}', "json", 100, ("payload", "body"), ()).text
+    'Paris'
+    """
     if value is None:
         raise InvalidMessage(NULL_VALUE, "the record has no value (a tombstone)")
     try:
@@ -96,7 +126,7 @@ def parse_input(
     except UnicodeDecodeError as exc:
         raise InvalidMessage(INVALID_UTF8, f"value is not UTF-8: {exc}") from None
     if input_format == "text":
-        doc_id, text = None, decoded
+        doc_id, text, doc = None, decoded, None
     else:
         try:
             doc = json.loads(decoded.removeprefix("\ufeff"))
@@ -106,22 +136,33 @@ def parse_input(
             raise InvalidMessage(
                 NOT_AN_OBJECT, f"value is JSON {type(doc).__name__}, not an object"
             )
-        if "text" not in doc:
-            raise InvalidMessage(MISSING_TEXT, 'the object has no "text" field')
-        text = doc["text"]
+        text = resolve(doc, text_pointer, _NOTHING)
+        if text is _NOTHING:
+            raise InvalidMessage(MISSING_TEXT, f"the object has no text at {_show(text_pointer)}")
         if not isinstance(text, str):
             raise InvalidMessage(
-                TEXT_NOT_A_STRING, f'"text" is {type(text).__name__}, not a string'
+                TEXT_NOT_A_STRING,
+                f"the text at {_show(text_pointer)} is {type(text).__name__}, not a string",
             )
-        doc_id = doc.get("id")
+        doc_id = resolve(doc, id_pointer, None) if id_pointer else None
         if doc_id is not None and not isinstance(doc_id, str):
-            raise InvalidMessage(INVALID_ID, f'"id" is {type(doc_id).__name__}, not a string')
+            raise InvalidMessage(
+                INVALID_ID,
+                f"the id at {_show(id_pointer)} is {type(doc_id).__name__}, not a string",
+            )
     if len(text) > max_text_chars:
         raise InvalidMessage(
             TEXT_TOO_LONG,
             f"text has {len(text)} characters, more than max_text_chars={max_text_chars}",
         )
-    return doc_id, text
+    return InputDocument(doc_id, text, doc)
+
+
+_NOTHING = object()
+
+
+def _show(tokens: tuple[str, ...]) -> str:
+    return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
 
 
 def output_value(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class Prepared(Protocol):
@@ -83,6 +83,7 @@ class TextRecord:
     text: str
     tokens: int  # the tagger's token count, for the batch's token limit
     prepared: Prepared  # the tagger's ready-to-run form of `text`; opaque to the worker
+    document: Any = None  # the parsed input document, kept when the output mode writes into it
 
 
 @dataclass(frozen=True, slots=True)

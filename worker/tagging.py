@@ -18,7 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import messages
+from . import messages, pointers
 from .deadline import Deadline
 from .messages import TAGGING_TIMEOUT, InvalidMessage
 from .records import (
@@ -51,17 +51,23 @@ def decode(record: SourceRecord, settings: Settings, tagger: Tagger) -> Entry:
             f"offsets {first}-{last} could not be read and were skipped: {record.unreadable.error}",
         )
     try:
-        doc_id, text = messages.parse_input(
-            record.value, settings.input_format, settings.max_text_chars
+        doc = messages.read_input(
+            record.value,
+            settings.input_format,
+            settings.max_text_chars,
+            pointers.parse(settings.text_pointer),
+            pointers.parse(settings.id_pointer),
         )
     except InvalidMessage as exc:
         return DeadLetter(record, exc.reason, exc.message)
+    text = doc.text
     try:
         prepared = tagger.prepare(text)
     except Exception as exc:  # the tagger promises not to raise; never let one record stop us
         log.exception("tokenising a record failed")
         return DeadLetter(record, messages.TAGGING_FAILED, f"tokenising failed: {exc!r}")
-    return TextRecord(record, doc_id, text, prepared.num_tokens, prepared)
+    kept = doc.document if settings.output.mode != "spans" else None
+    return TextRecord(record, doc.id, text, prepared.num_tokens, prepared, kept)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--train", nargs="+", help="training CoNLL file(s) (required, here or in the recipe)"
     )
     ap.add_argument("--dev", help="dev CoNLL file (else a slice of --train is set aside)")
+    ap.add_argument(
+        "--transfer",
+        nargs="+",
+        help="CoNLL file(s) of another corpus to train on as well (never dev or held out), "
+        "their labels renamed by --transfer-labels; a sentence with an entity of a label not "
+        "renamed is left out",
+    )
+    ap.add_argument(
+        "--transfer-labels",
+        default="",
+        help="how --transfer's labels become the model's, e.g. PER=person,LOC=location "
+        "(in a recipe also a table)",
+    )
+    ap.add_argument(
+        "--transfer-limit",
+        type=int,
+        default=0,
+        help="train on at most this many --transfer sentences, a sample chosen with --seed "
+        "(0: all)",
+    )
     add_split_options(ap, scoring=False)
     ap.add_argument(
         "--average",

@@ -67,12 +67,14 @@ def read_corpus(
     split_seed: int,
     max_length: int,
     holdout_fraction: float = 0.0,
+    transfer: Transfer | None = None,
 ) -> Corpus:
     """The training sentences of ``train_files`` and the dev sentences of ``dev_file`` (without
     it, a ``dev_fraction`` of the training sentences, chosen with ``split_seed``). With
     ``holdout_fraction``, the latest of the training sentences left (``split_latest``) are set
     aside as a held-out slice: the dev slice is chosen first, so it is the same with or without
-    one."""
+    one. With ``transfer``, sentences of another corpus join the training sentences (never dev
+    or the held-out slice), their labels renamed (`Transfer.sentences`)."""
     train_sents = [s for f in train_files for s in read_conll(f)]
     if dev_file:
         dev_sents, dev_desc = read_conll(dev_file), dev_file
@@ -88,6 +90,10 @@ def read_corpus(
             holdout_desc += " once the dev slice is set aside"
     scheme = detect_scheme([t for _, t in train_sents])
     labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
+    if transfer is not None:
+        extra = transfer.sentences(scheme, labels)
+        log.info("%d sentences of %s join training", len(extra), " ".join(transfer.files))
+        train_sents = train_sents + extra
     train_sents = pieces(train_sents, max_length)
     log.info(
         "%d train / %d dev / %d held-out sentences, scheme %s, labels %s",
@@ -109,9 +115,68 @@ def read_corpus(
     )
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """Sentences of another corpus to train on, such as CoNLL-2003 news for a social-media model:
+    ``labels`` renames its entity types to the model's (``{"PER": "person"}``). A sentence with
+    an entity whose type is not renamed is left out whole, since keeping it would teach that
+    entity as no entity; ``limit`` keeps that many of the rest (0: all), chosen with ``seed``."""
+
+    files: tuple[str, ...]
+    labels: dict[str, str]
+    limit: int = 0
+    seed: int = 1
+
+    def sentences(self, scheme: str, model_labels: Sequence[str]) -> list[Sentence]:
+        """The kept sentences, their tags renamed and written in ``scheme``; ValueError for a
+        renaming to a label the model does not have."""
+        foreign = sorted(set(self.labels.values()) - set(model_labels))
+        if foreign:
+            raise ValueError(
+                f"transfer labels {foreign} are not labels of the training data "
+                f"{list(model_labels)}"
+            )
+        kept: list[Sentence] = []
+        for path in self.files:
+            for tokens, tags in read_conll(path):
+                spans = tags_to_spans(tags)
+                if any(typ not in self.labels for _, _, typ in spans):
+                    continue
+                renamed = [(a, b, self.labels[typ]) for a, b, typ in spans]
+                kept.append((tokens, spans_to_tags(renamed, len(tokens), scheme)))
+        if self.limit and len(kept) > self.limit:
+            kept = random.Random(self.seed).sample(kept, self.limit)
+        return kept
+
+
+def parse_label_map(text: str) -> dict[str, str]:
+    """``"PER=person,LOC=location"`` as a dict; ValueError for a pair without ``=``.
+
+    >>> parse_label_map("PER=person, LOC=location")
+    {'PER': 'person', 'LOC': 'location'}
+    """
+    out: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ValueError(f"{pair!r} is not LABEL=NEW_LABEL")
+        out[old.strip()] = new.strip()
+    return out
+
+
 def corpus_of(options: Any) -> Corpus:
     """`read_corpus` with the training options (``python -m tagstream.model.training.train``'s
-    arguments, or a recipe's: train, dev, the split options, max_length)."""
+    arguments, or a recipe's: train, dev, the split options, max_length, transfer)."""
+    files = getattr(options, "transfer", None)
+    transfer = None
+    if files:
+        labels = options.transfer_labels
+        transfer = Transfer(
+            tuple(files),
+            parse_label_map(labels) if isinstance(labels, str) else dict(labels),
+            getattr(options, "transfer_limit", 0) or 0,
+            options.seed,
+        )
     return read_corpus(
         options.train,
         options.dev,
@@ -119,6 +184,7 @@ def corpus_of(options: Any) -> Corpus:
         options.split_seed,
         options.max_length,
         options.holdout_fraction,
+        transfer,
     )
 
 

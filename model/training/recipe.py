@@ -8,10 +8,10 @@ or underscores); options given on the command line override it::
     python -m tagstream.model.training.train --recipe model/recipes/en-news.toml --seed 2 \\
         --output /tmp/en-news-seed2.pt
 
-Paths: ``train`` and ``dev`` are relative to the data directory (``$TAGSTREAM_DATA_DIR``,
-default ``../shared/data``), ``pretrained`` may start with ``~``, ``output`` is relative to the
-working directory. The shipped models' recipes are in ``model/recipes/``; each model card in
-docs/models.md cites its recipe.
+Paths: ``train``, ``transfer`` and ``dev`` are relative to the data directory
+(``$TAGSTREAM_DATA_DIR``, default ``../shared/data``), ``pretrained`` may start with ``~``,
+``output`` is relative to the working directory. The shipped models' recipes are in
+``model/recipes/``; each model card in docs/models.md cites its recipe.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ def read_recipe(path: str | os.PathLike, known: set[str]) -> dict:
             "see python -m tagstream.model.training.train --help"
         )
     root = data_dir()
-    if isinstance(values.get("train"), str):
-        values["train"] = [values["train"]]
-    if "train" in values:
-        values["train"] = [str(root / p) for p in values["train"]]
+    for key in ("train", "transfer"):
+        if isinstance(values.get(key), str):
+            values[key] = [values[key]]
+        if key in values:
+            values[key] = [str(root / p) for p in values[key]]
     if "dev" in values:
         values["dev"] = str(root / values["dev"])
     if "pretrained" in values:

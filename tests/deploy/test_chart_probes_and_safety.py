@@ -117,9 +117,10 @@ def test_secrets_are_only_referenced(helm: Helm, values: Path):
         "TAGSTREAM_KAFKA__SASL_PASSWORD",
         "TAGSTREAM_KAFKA__SASL_USERNAME",
         "TAGSTREAM_KAFKA__SSL_PASSWORD",
+        "TAGSTREAM_OUTPUT__PSEUDONYM_KEY",
     } & set(config)
     for var in rendered.container().get("env") or []:
-        if "PASSWORD" in var["name"] or "USERNAME" in var["name"]:
+        if any(word in var["name"] for word in ("PASSWORD", "USERNAME", "PSEUDONYM_KEY")):
             assert "secretKeyRef" in var["valueFrom"], var
 
 

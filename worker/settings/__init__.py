@@ -21,9 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from ..pointers import PointerError
+from ..pointers import parse as parse_pointer
 from .kafka import KafkaSettings
 from .rules import (
     ENV_NESTED_DELIMITER,
@@ -124,6 +126,54 @@ class HttpSettings(_Group):
     max_loop_stall_s: float = Field(default=60.0, gt=0)
 
 
+class OutputSettings(_Group):
+    """What the worker writes for a labelled record (docs/messages.md#output-modes)."""
+
+    # spans: a span document per text; enrich: the input document unchanged but for the
+    # entities, added at entities_pointer; redact: the input document with the entity mentions
+    # in its text replaced and the entities, without their text, at entities_pointer.
+    mode: Literal["spans", "enrich", "redact"] = "spans"
+    # enrich and redact: where the entities go in the output document (a JSON Pointer, RFC
+    # 6901); missing objects on the way are created.
+    entities_pointer: str = "/entities"
+    # redact: what replaces a mention: mask (mask_format) or pseudonym (the label, "_" and 12
+    # hex digits of an HMAC-SHA256 of label and mention under pseudonym_key: the same mention
+    # gets the same pseudonym as long as the key stays).
+    redact: Literal["mask", "pseudonym"] = "mask"
+    # Per label, instead of redact for those labels, as a JSON object: {"MISC": "keep",
+    # "PER": "pseudonym"} (keep: the mention stays). A label the model does not have is refused
+    # at start-up.
+    redact_by_label: dict[str, Literal["mask", "pseudonym", "keep"]] = Field(default_factory=dict)
+    # redact: a mask; {label} stands for the entity's label.
+    mask_format: str = Field(default="[{label}]", min_length=1)
+    # The pseudonyms' key, at least 16 bytes (in Kubernetes from a Secret); never logged.
+    pseudonym_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _usable(self) -> OutputSettings:
+        _pointer(("output", "entities_pointer"), self.entities_pointer, whole=False)
+        uses_key = "pseudonym" in (self.redact, *self.redact_by_label.values())
+        if self.mode == "redact" and uses_key:
+            key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else ""
+            if len(key.encode()) < 16:
+                raise ValueError(
+                    f"{env_name(('output', 'pseudonym_key'))}: pseudonyms need a key of at least "
+                    "16 bytes"
+                )
+        return self
+
+
+def _pointer(path: tuple[str, ...], value: str, whole: bool = True) -> tuple[str, ...]:
+    """The tokens of a JSON Pointer setting; ValueError naming the variable."""
+    try:
+        tokens = parse_pointer(value)
+    except PointerError as exc:
+        raise ValueError(f"{env_name(path)}: {exc}") from None
+    if not tokens and not whole:
+        raise ValueError(f"{env_name(path)}: the empty pointer is the whole document")
+    return tokens
+
+
 class LogSettings(_Group):
     # Lowest level logged (kafka-python's own logs: WARNING and above).
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -148,7 +198,14 @@ class Settings(BaseSettings):
     delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # json: the value is an object {"id" (optional), "text"}; text: the whole value is the text.
     input_format: Literal["json", "text"] = "json"
-    # Copy the input text into the output value ("text").
+    # json: where the text is in the input document, a JSON Pointer (RFC 6901), e.g.
+    # /payload/body. A record without a string there is a dead letter (missing_text,
+    # text_not_a_string).
+    text_pointer: str = "/text"
+    # json: where the id is (a JSON Pointer); empty: the records have no id. Not a string or
+    # null there: a dead letter (invalid_id).
+    id_pointer: str = "/id"
+    # Copy the input text into the output value ("text"); output mode spans only.
     echo_text: bool = False
     # Longer texts are dead-lettered (text_too_long).
     max_text_chars: int = Field(default=100_000, ge=1)
@@ -159,11 +216,34 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     batching: BatchingSettings = BatchingSettings()
     model: ModelSettings = ModelSettings()
+    output: OutputSettings = OutputSettings()
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        text = _pointer(("text_pointer",), self.text_pointer, whole=False)
+        _pointer(("id_pointer",), self.id_pointer)
+        mode = env_name(("output", "mode"))
+        if self.output.mode != "spans" and self.echo_text:
+            raise ValueError(
+                f"{env_name(('echo_text',))}=true, {mode}={self.output.mode}: echoing is for the "
+                "span document; this mode writes the input document itself"
+            )
+        if self.output.mode == "enrich" and self.input_format == "text":
+            raise ValueError(
+                f"{mode}=enrich, {env_name(('input_format',))}=text: enrich writes into a JSON "
+                "input document"
+            )
+        entities = parse_pointer(self.output.entities_pointer)
+        if self.output.mode == "redact" and self.input_format == "json":
+            shorter = min(len(text), len(entities))
+            if text[:shorter] == entities[:shorter]:
+                raise ValueError(
+                    f"{env_name(('output', 'entities_pointer'))}={self.output.entities_pointer}, "
+                    f"{env_name(('text_pointer',))}={self.text_pointer}: the entities would "
+                    "overwrite the text or go inside it"
+                )
         if self.drain_timeout_s * 1000 >= self.kafka.max_poll_interval_ms:
             raise ValueError(
                 f"{env_name(('drain_timeout_s',))}={self.drain_timeout_s}, "

@@ -1,0 +1,72 @@
+"""Training on another corpus as well, its labels renamed (`Transfer`)."""
+
+import pytest
+
+from tagstream.model.training.data import Transfer, parse_label_map, read_corpus
+
+NEWS = """-DOCSTART- -X- O O
+
+John NNP B-NP I-PER
+lives VBZ B-VP O
+in IN B-PP O
+Paris NNP B-NP I-LOC
+. . O O
+
+Acme NNP B-NP I-ORG
+hired VBD B-VP O
+Mary NNP B-NP I-PER
+. . O O
+
+Rain NN B-NP O
+. . O O
+"""
+
+SOCIAL = """@bob O
+in O
+London B-location
+with O
+Ann B-person
+
+great O
+day O
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    news, social = tmp_path / "news.txt", tmp_path / "social.conll"
+    news.write_text(NEWS)
+    social.write_text(SOCIAL)
+    return str(news), str(social)
+
+
+def test_renamed_sentences_join_training_in_the_models_scheme(files):
+    news, social = files
+    transfer = Transfer((news,), {"PER": "person", "LOC": "location"})
+    corpus = read_corpus([social], social, 0.0, 1, 128, transfer=transfer)
+    assert corpus.labels == ["location", "person"]
+    extra = corpus.train[2:]
+    # the sentence naming an ORG is left out whole; the others keep their tokens
+    assert [tokens for tokens, _ in extra] == [["John", "lives", "in", "Paris", "."], ["Rain", "."]]
+    assert extra[0][1] == ["B-person", "O", "O", "B-location", "O"]  # IOB1 read, IOB2 written
+
+
+def test_limit_samples_with_the_seed(files):
+    news, _ = files
+    one = Transfer((news,), {"PER": "person", "LOC": "location"}, limit=1, seed=3)
+    assert one.sentences("IOB2", ["location", "person"]) == one.sentences(
+        "IOB2", ["location", "person"]
+    )
+    assert len(one.sentences("IOB2", ["location", "person"])) == 1
+
+
+def test_a_label_the_model_lacks_is_refused(files):
+    news, _ = files
+    with pytest.raises(ValueError, match="corporation"):
+        Transfer((news,), {"ORG": "corporation"}).sentences("IOB2", ["person"])
+
+
+def test_label_map_text():
+    assert parse_label_map("PER=person,LOC=location,") == {"PER": "person", "LOC": "location"}
+    with pytest.raises(ValueError, match="LABEL=NEW_LABEL"):
+        parse_label_map("PER")
