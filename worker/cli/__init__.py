@@ -1,5 +1,6 @@
 """The ``tagstream`` command: ``run`` (the worker), ``tag`` (the same labelling without Kafka),
-``demo`` (a local end-to-end run for newcomers), ``models``.
+``demo`` (a local end-to-end run for newcomers), ``models``, ``replay`` (dead letters back to
+their input topic).
 
 This module is the command line: its options and their types, and `console`, the entry point.
 What each command does is the module of its name beside this one (`run`, `tag`, `models`,
@@ -19,6 +20,7 @@ from typing import NoReturn
 from .demo import cmd_demo
 from .exits import EXIT_USAGE
 from .models import cmd_models
+from .replay import cmd_replay, timestamp_ms
 from .run import cmd_run
 from .tag import cmd_tag
 
@@ -136,7 +138,64 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-broker", action="store_true", help="leave the local broker running afterwards"
     )
     demo.set_defaults(func=cmd_demo)
+
+    replay = sub.add_parser(
+        "replay",
+        help="re-produce dead letters to the topic they came from, each once "
+        "(docs/messages.md#replaying-dead-letters)",
+        description="Reads the dead-letter topic (TAGSTREAM_KAFKA__DEAD_LETTER_TOPIC, with the "
+        "worker's Kafka settings) up to its end and re-produces each dead letter taken by the "
+        "filters: its key, value and own headers, to the input topic it came from. Each dead "
+        "letter is replayed once: run the same command again after an interruption and it goes "
+        "on where it stopped.",
+    )
+    replay.add_argument(
+        "--reason",
+        action="append",
+        default=[],
+        choices=_reasons(),
+        metavar="REASON",
+        help="only dead letters of this reason (repeatable; docs/messages.md lists them)",
+    )
+    replay.add_argument(
+        "--partition",
+        type=_at_least(0),
+        action="append",
+        default=[],
+        help="only dead letters from this partition of the input topic (repeatable)",
+    )
+    replay.add_argument(
+        "--since",
+        type=timestamp_ms,
+        help="only dead letters written at or after this time (ISO 8601, UTC unless it says "
+        "otherwise, or epoch milliseconds)",
+    )
+    replay.add_argument("--until", type=timestamp_ms, help="only dead letters written before this")
+    replay.add_argument("--to", help="produce to this topic instead of the one each came from")
+    replay.add_argument("--from", dest="source_topic", help="read this dead-letter topic instead")
+    replay.add_argument(
+        "--group",
+        help="the replay's consumer group (default: one per dead-letter topic, target and "
+        "filters, so the same command goes on where it stopped)",
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="count what would be replayed; produce nothing"
+    )
+    replay.add_argument(
+        "--batch",
+        type=_at_least(1),
+        default=500,
+        help="dead letters per transaction (default 500)",
+    )
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    replay.set_defaults(func=cmd_replay)
     return parser
+
+
+def _reasons() -> tuple[str, ...]:
+    from ..messages import REASONS
+
+    return REASONS
 
 
 # Argument types: argparse turns their errors into "argument --x: ..." and exit status 2.

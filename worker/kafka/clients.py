@@ -237,6 +237,37 @@ def producer(settings: Settings, batch_size: int) -> KafkaProducer:
     return KafkaProducer(**configs, **extra_config(k, "producer"))
 
 
+def replay_consumer(k: KafkaSettings, group: str, batch_records: int) -> KafkaConsumer:
+    """``tagstream replay``'s reader of the dead-letter topic: partitions assigned by the replay,
+    offsets committed only through its transactions."""
+    return _consumer(
+        k,
+        client_id=f"{k.client_id}-replay",
+        group_id=group,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_poll_records=batch_records,
+        allow_auto_create_topics=False,
+    )
+
+
+def replay_producer(k: KafkaSettings, group: str) -> KafkaProducer:
+    """``tagstream replay``'s writer: transactional, one transactional id per replay group."""
+    configs = {
+        **connection(k),
+        "client_id": f"{k.client_id}-replay",
+        "acks": "all",
+        "enable_idempotence": True,
+        "transactional_id": f"{group}-producer",
+        "transaction_timeout_ms": k.transaction_timeout_ms,
+        "delivery_timeout_ms": k.delivery_timeout_ms,
+        "max_request_size": k.max_request_size,
+        "allow_auto_create_topics": False,
+    }
+    return KafkaProducer(**configs, **extra_config(k, "producer"))
+
+
 def admin(k: KafkaSettings) -> KafkaAdminClient:
     return KafkaAdminClient(**connection(k), client_id=k.client_id)
 
