@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from . import messages
+from .formats import Writer
 from .logs import RateLimitedLog
 from .metrics import Metrics
 from .outputs import OutputError, shaper_of
@@ -49,6 +50,7 @@ class Delivery:
         model_ref: str,
         clock: Callable[[], float] = time.monotonic,
         waiting: Callable[[], float | None] = lambda: None,
+        writer: Writer | None = None,
     ):
         self._settings = settings
         # Called while waiting on the broker; returns a deadline (monotonic) to give up by, or
@@ -57,7 +59,7 @@ class Delivery:
         self._source = source
         self._sink = sink
         self._metrics = metrics
-        self._shaper = shaper_of(settings, model_ref)
+        self._shaper = shaper_of(settings, model_ref, writer)
         self._clock = clock
         self._uncommitted: dict[TopicPartition, int] = {}  # delivered, commit failed: retry
         self._commit_tried_at = 0.0

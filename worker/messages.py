@@ -43,6 +43,10 @@ TAGGING_FAILED = "tagging_failed"
 TAGGING_TIMEOUT = "tagging_timeout"
 UNREADABLE_RECORD = "unreadable_record"
 OUTPUT_POINTER_BLOCKED = "output_pointer_blocked"
+NOT_WIRE_FORMAT = "not_wire_format"
+SCHEMA_NOT_FOUND = "schema_not_found"
+WRONG_SCHEMA_TYPE = "wrong_schema_type"
+UNDECODABLE = "undecodable"
 REASONS = (
     NULL_VALUE,
     INVALID_UTF8,
@@ -57,6 +61,10 @@ REASONS = (
     TAGGING_TIMEOUT,
     UNREADABLE_RECORD,
     OUTPUT_POINTER_BLOCKED,
+    NOT_WIRE_FORMAT,
+    SCHEMA_NOT_FOUND,
+    WRONG_SCHEMA_TYPE,
+    UNDECODABLE,
 )
 
 HEADER_ERROR_CLASS = "tagstream.error.class"
@@ -92,6 +100,7 @@ class InputDocument:
     id: str | None
     text: str
     document: Any = None
+    schema_id: int | None = None  # the Schema Registry's id of the value's schema
 
 
 def parse_input(
@@ -126,36 +135,48 @@ def read_input(
     except UnicodeDecodeError as exc:
         raise InvalidMessage(INVALID_UTF8, f"value is not UTF-8: {exc}") from None
     if input_format == "text":
-        doc_id, text, doc = None, decoded, None
-    else:
-        try:
-            doc = json.loads(decoded.removeprefix("\ufeff"))
-        except (ValueError, RecursionError) as exc:
-            raise InvalidMessage(INVALID_JSON, f"value is not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise InvalidMessage(
-                NOT_AN_OBJECT, f"value is JSON {type(doc).__name__}, not an object"
-            )
-        text = resolve(doc, text_pointer, _NOTHING)
-        if text is _NOTHING:
-            raise InvalidMessage(MISSING_TEXT, f"the object has no text at {_show(text_pointer)}")
-        if not isinstance(text, str):
-            raise InvalidMessage(
-                TEXT_NOT_A_STRING,
-                f"the text at {_show(text_pointer)} is {type(text).__name__}, not a string",
-            )
-        doc_id = resolve(doc, id_pointer, None) if id_pointer else None
-        if doc_id is not None and not isinstance(doc_id, str):
-            raise InvalidMessage(
-                INVALID_ID,
-                f"the id at {_show(id_pointer)} is {type(doc_id).__name__}, not a string",
-            )
-    if len(text) > max_text_chars:
+        return checked(InputDocument(None, decoded), max_text_chars)
+    try:
+        doc = json.loads(decoded.removeprefix("\ufeff"))
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessage(INVALID_JSON, f"value is not JSON: {exc}") from None
+    return from_document(doc, max_text_chars, text_pointer, id_pointer)
+
+
+def from_document(
+    doc: Any,
+    max_text_chars: int,
+    text_pointer: tuple[str, ...] = ("text",),
+    id_pointer: tuple[str, ...] = ("id",),
+    what: str = "JSON",
+) -> InputDocument:
+    """The text and id of a decoded input document (JSON, or an Avro record as Python data)."""
+    if not isinstance(doc, dict):
+        raise InvalidMessage(NOT_AN_OBJECT, f"value is {what} {type(doc).__name__}, not an object")
+    text = resolve(doc, text_pointer, _NOTHING)
+    if text is _NOTHING:
+        raise InvalidMessage(MISSING_TEXT, f"the object has no text at {_show(text_pointer)}")
+    if not isinstance(text, str):
+        raise InvalidMessage(
+            TEXT_NOT_A_STRING,
+            f"the text at {_show(text_pointer)} is {type(text).__name__}, not a string",
+        )
+    doc_id = resolve(doc, id_pointer, None) if id_pointer else None
+    if doc_id is not None and not isinstance(doc_id, str):
+        raise InvalidMessage(
+            INVALID_ID,
+            f"the id at {_show(id_pointer)} is {type(doc_id).__name__}, not a string",
+        )
+    return checked(InputDocument(doc_id, text, doc), max_text_chars)
+
+
+def checked(doc: InputDocument, max_text_chars: int) -> InputDocument:
+    if len(doc.text) > max_text_chars:
         raise InvalidMessage(
             TEXT_TOO_LONG,
-            f"text has {len(text)} characters, more than max_text_chars={max_text_chars}",
+            f"text has {len(doc.text)} characters, more than max_text_chars={max_text_chars}",
         )
-    return InputDocument(doc_id, text, doc)
+    return doc
 
 
 _NOTHING = object()
@@ -206,11 +227,23 @@ def output_doc(
 
 def dumps(doc: Any) -> bytes:
     """Compact UTF-8 JSON; lone surrogates (legal in a JSON escape) fall back to ASCII escapes."""
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        return json.dumps(doc, ensure_ascii=True, separators=(",", ":"), default=_jsonable).encode(
+            "ascii"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """Avro data JSON has no type for: bytes as Avro's JSON encoding writes them (one code
+    point per byte), decimals, times and UUIDs as strings."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def dead_letter_headers(dead: DeadLetter) -> list[tuple[str, bytes]]:

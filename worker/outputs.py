@@ -28,6 +28,7 @@ from .pointers import PointerError, assign, parse
 from .records import Span, TextRecord
 
 if TYPE_CHECKING:
+    from .formats import Writer
     from .settings import Settings
 
 MASK = "mask"
@@ -117,10 +118,16 @@ class Shaper:
     text_pointer: tuple[str, ...] = ("text",)
     entities_pointer: tuple[str, ...] = ("entities",)
     redaction: Redaction = Redaction()
+    writer: Writer | None = None  # JSON when None
 
     def value(self, record: TextRecord, spans: Sequence[Span]) -> bytes:
         if self.mode == "spans":
-            return messages.output_value(record, spans, self.model_ref, self.echo_text)
+            src = record.source
+            source = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
+            text = record.text if self.echo_text else None
+            return self._encode(
+                messages.output_doc(record.id, spans, self.model_ref, source, text), record
+            )
         if self.mode == "enrich":
             return self._into_document(record, [_span_dict(s) for s in spans], None)
         text, entities = self.redaction.apply(record.text, spans)
@@ -146,7 +153,10 @@ class Shaper:
             assign(doc, self.entities_pointer, entities)
         except PointerError as exc:
             raise OutputError(messages.OUTPUT_POINTER_BLOCKED, f"entities pointer: {exc}") from None
-        return messages.dumps(doc)
+        return self._encode(doc, record)
+
+    def _encode(self, doc: Any, record: TextRecord) -> bytes:
+        return self.writer.encode(doc, record) if self.writer else messages.dumps(doc)
 
 
 def _span_dict(span: Span) -> dict[str, Any]:
@@ -166,7 +176,7 @@ def _renamed(
     return tuple((messages.ORIGINAL_PREFIX + n if n in names else n, v) for n, v in headers)
 
 
-def shaper_of(settings: Settings, model_ref: str) -> Shaper:
+def shaper_of(settings: Settings, model_ref: str, writer: Writer | None = None) -> Shaper:
     """The `Shaper` the settings ask for (``output.*``, ``echo_text``, the pointers)."""
     out = settings.output
     key = out.pseudonym_key.get_secret_value().encode() if out.pseudonym_key else None
@@ -181,4 +191,5 @@ def shaper_of(settings: Settings, model_ref: str) -> Shaper:
         Redaction(out.redact, dict(out.redact_by_label), out.mask_format, key)
         if out.mode == "redact" or not uses_key
         else Redaction(),
+        writer,
     )

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import tagging
 from .batcher import Batcher
 from .delivery import Delivery
+from .formats import Reader, RegistryUnavailable, Writer
 from .http import Health
 from .metrics import Metrics
 from .ports import DeliveryError, Sink, Source, Tagger, UnreadableInput
@@ -47,8 +48,11 @@ class Pipeline:
         health: Health,
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
+        reader: Reader | None = None,
+        writer: Writer | None = None,
     ):
         self._settings = settings
+        self._reader = reader or Reader(settings)
         self._tagger = tagger
         self._source = source
         self._sink = sink
@@ -65,7 +69,14 @@ class Pipeline:
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagstream-infer")
         self._delivery = Delivery(
-            settings, source, sink, metrics, f"{tagger.name}@{tagger.version}", clock, self._waiting
+            settings,
+            source,
+            sink,
+            metrics,
+            f"{tagger.name}@{tagger.version}",
+            clock,
+            self._waiting,
+            writer,
         )
         self._inflight: InFlight | None = None
         self._late: InFlight | None = None  # a batch timed out and still being tagged
@@ -97,6 +108,12 @@ class Pipeline:
                     "the worker stopped: records were not acknowledged; "
                     "nothing undelivered was committed"
                 )
+        except RegistryUnavailable as exc:
+            log.error(
+                "the worker stopped: the schema registry does not answer (%s); the record that "
+                "needs it and those after it stay uncommitted",
+                exc,
+            )
         except Exception:
             log.exception("the worker stopped on an error; undelivered records stay uncommitted")
         finally:
@@ -228,7 +245,7 @@ class Pipeline:
     # -- stages --------------------------------------------------------------------------
 
     def _entry(self, record: SourceRecord) -> Entry:
-        return tagging.decode(record, self._settings, self._tagger)
+        return tagging.decode(record, self._settings, self._tagger, self._reader)
 
     def _submit(self, batch: Batch) -> InFlight:
         deadline = self._clock() + self._budget_s(batch)

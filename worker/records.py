@@ -84,6 +84,7 @@ class TextRecord:
     tokens: int  # the tagger's token count, for the batch's token limit
     prepared: Prepared  # the tagger's ready-to-run form of `text`; opaque to the worker
     document: Any = None  # the parsed input document, kept when the output mode writes into it
+    schema_id: int | None = None  # the Schema Registry's id of the input value's schema
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import messages, pointers
+from . import messages
 from .deadline import Deadline
+from .formats import Reader
 from .messages import TAGGING_TIMEOUT, InvalidMessage
 from .records import (
     Batch,
@@ -41,8 +42,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def decode(record: SourceRecord, settings: Settings, tagger: Tagger) -> Entry:
-    """The record's text, tokenised once (`Tagger.prepare`); or why it cannot be labelled."""
+def decode(
+    record: SourceRecord, settings: Settings, tagger: Tagger, reader: Reader | None = None
+) -> Entry:
+    """The record's text, tokenised once (`Tagger.prepare`); or why it cannot be labelled.
+    A schema registry that does not answer raises `RegistryUnavailable`: the record is fine,
+    and the worker must not move past it."""
     if record.unreadable is not None:
         first, last = record.unreadable.first_offset, record.offset
         return DeadLetter(
@@ -51,13 +56,7 @@ def decode(record: SourceRecord, settings: Settings, tagger: Tagger) -> Entry:
             f"offsets {first}-{last} could not be read and were skipped: {record.unreadable.error}",
         )
     try:
-        doc = messages.read_input(
-            record.value,
-            settings.input_format,
-            settings.max_text_chars,
-            pointers.parse(settings.text_pointer),
-            pointers.parse(settings.id_pointer),
-        )
+        doc = (reader or Reader(settings)).read(record.value)
     except InvalidMessage as exc:
         return DeadLetter(record, exc.reason, exc.message)
     text = doc.text
@@ -67,7 +66,7 @@ def decode(record: SourceRecord, settings: Settings, tagger: Tagger) -> Entry:
         log.exception("tokenising a record failed")
         return DeadLetter(record, messages.TAGGING_FAILED, f"tokenising failed: {exc!r}")
     kept = doc.document if settings.output.mode != "spans" else None
-    return TextRecord(record, doc.id, text, prepared.num_tokens, prepared, kept)
+    return TextRecord(record, doc.id, text, prepared.num_tokens, prepared, kept, doc.schema_id)
 
 
 @dataclass(frozen=True)

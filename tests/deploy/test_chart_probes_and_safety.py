@@ -118,6 +118,8 @@ def test_secrets_are_only_referenced(helm: Helm, values: Path):
         "TAGSTREAM_KAFKA__SASL_USERNAME",
         "TAGSTREAM_KAFKA__SSL_PASSWORD",
         "TAGSTREAM_OUTPUT__PSEUDONYM_KEY",
+        "TAGSTREAM_SCHEMA_REGISTRY__USERNAME",
+        "TAGSTREAM_SCHEMA_REGISTRY__PASSWORD",
     } & set(config)
     for var in rendered.container().get("env") or []:
         if any(word in var["name"] for word in ("PASSWORD", "USERNAME", "PSEUDONYM_KEY")):

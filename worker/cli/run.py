@@ -32,8 +32,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from .. import logs
+    from ..formats import Reader, RegistryUnavailable, Writer, registry_of
     from ..http import Health, HttpServer
     from ..metrics import Metrics
+    from ..registry import RegistryRefused
     from ..settings import ConfigError, check_environment, load_settings
 
     try:
@@ -43,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"tagstream: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.configure(settings.log.level, settings.log.format)
-    logs.redact(settings.kafka.secret_values())
+    logs.redact(settings.secret_values())
     log.info("starting", extra={"settings": settings.redacted()})
     for warning in settings.kafka.warnings():
         log.warning("risky settings: %s", warning)
@@ -135,7 +137,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KafkaError as exc:
         log.error("cannot connect to Kafka at %s: %r", settings.kafka.bootstrap_servers, exc)
         return EXIT_FAILED
-    pipeline = Pipeline(settings, tagger, source, sink, metrics, health, stop)
+    registry = registry_of(settings, waiting=health.beat)
+    try:
+        reader, writer = Reader(settings, registry), Writer(settings, registry)
+        writer.register()  # a refused output schema stops the worker here, not per record
+    except (RegistryUnavailable, RegistryRefused) as exc:
+        log.error("the schema registry at %s: %s", settings.schema_registry.url, exc)
+        source.close()
+        sink.close()
+        return EXIT_FAILED
+    pipeline = Pipeline(
+        settings, tagger, source, sink, metrics, health, stop, reader=reader, writer=writer
+    )
     # What start-up made (torch, the model, the clients: ~200,000 objects) lives as long as the
     # process: out of the cyclic GC's reach, a full collection no longer walks it (113 ms on an
     # AMD EPYC, a pause in the middle of a batch that showed as the p99 latency).

@@ -133,6 +133,10 @@ class OutputSettings(_Group):
     # entities, added at entities_pointer; redact: the input document with the entity mentions
     # in its text replaced and the entities, without their text, at entities_pointer.
     mode: Literal["spans", "enrich", "redact"] = "spans"
+    # json; avro or json_schema: the Schema Registry's wire format, the schema registered under
+    # "<output topic>-value". avro writes the span document with the shipped Avro schema, or
+    # (enrich, redact of an avro input) the input's schema with the entities field added.
+    format: Literal["json", "avro", "json_schema"] = "json"
     # enrich and redact: where the entities go in the output document (a JSON Pointer, RFC
     # 6901); missing objects on the way are created.
     entities_pointer: str = "/entities"
@@ -174,6 +178,26 @@ def _pointer(path: tuple[str, ...], value: str, whole: bool = True) -> tuple[str
     return tokens
 
 
+class SchemaRegistrySettings(_Group):
+    """A Schema Registry (the Confluent-compatible REST API), for input_format avro or
+    json_schema and output.format avro or json_schema (docs/messages.md#avro-and-json-schema)."""
+
+    # The API's base URL: http://registry:8081 (Confluent, Karapace, Redpanda) or Apicurio's
+    # http://registry:8080/apis/ccompat/v7. Unset: no registry.
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    # Basic authentication (Confluent Cloud: the API key).
+    username: str | None = None
+    # Its password (the API secret); never logged.
+    password: SecretStr | None = None
+    # CA certificates (PEM) to verify an https registry with, instead of the system's.
+    cafile: Path | None = None
+    # Seconds to wait for one answer.
+    timeout_s: float = Field(default=5.0, gt=0)
+    # How long a lookup is retried while the registry does not answer; then the worker stops
+    # without moving past the record (a restart retries), rather than skip it.
+    retry_s: float = Field(default=30.0, ge=0)
+
+
 class LogSettings(_Group):
     # Lowest level logged (kafka-python's own logs: WARNING and above).
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -196,8 +220,10 @@ class Settings(BaseSettings):
     # at_least_once: a batch's outputs are acknowledged before its offsets are committed (a
     # crash redoes at most one batch). exactly_once: each batch is one Kafka transaction.
     delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
-    # json: the value is an object {"id" (optional), "text"}; text: the whole value is the text.
-    input_format: Literal["json", "text"] = "json"
+    # json: the value is an object {"id" (optional), "text"}; text: the whole value is the text;
+    # avro, json_schema: the Schema Registry's wire format (schema_registry.url), the text and
+    # id found by their pointers in the decoded record.
+    input_format: Literal["json", "text", "avro", "json_schema"] = "json"
     # json: where the text is in the input document, a JSON Pointer (RFC 6901), e.g.
     # /payload/body. A record without a string there is a dead letter (missing_text,
     # text_not_a_string).
@@ -217,6 +243,7 @@ class Settings(BaseSettings):
     batching: BatchingSettings = BatchingSettings()
     model: ModelSettings = ModelSettings()
     output: OutputSettings = OutputSettings()
+    schema_registry: SchemaRegistrySettings = SchemaRegistrySettings()
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
 
@@ -236,6 +263,7 @@ class Settings(BaseSettings):
                 "input document"
             )
         entities = parse_pointer(self.output.entities_pointer)
+        self._registry_formats(entities)
         if self.output.mode == "redact" and self.input_format == "json":
             shorter = min(len(text), len(entities))
             if text[:shorter] == entities[:shorter]:
@@ -251,6 +279,39 @@ class Settings(BaseSettings):
                 "the drain timeout must be shorter than the max poll interval"
             )
         return self
+
+    def _registry_formats(self, entities: tuple[str, ...]) -> None:
+        out = self.output
+        formats = env_name(("input_format",)), env_name(("output", "format"))
+        used = [
+            f"{name}={value}"
+            for name, value in zip(formats, (self.input_format, out.format), strict=True)
+            if value in ("avro", "json_schema")
+        ]
+        if used and self.schema_registry.url is None:
+            raise ValueError(f"{', '.join(used)}: needs {env_name(('schema_registry', 'url'))}")
+        if out.format == "json_schema" and out.mode != "spans":
+            raise ValueError(
+                f"{formats[1]}=json_schema writes the span document; {out.mode} writes the "
+                "input's own document: use json or avro"
+            )
+        if out.format == "avro" and out.mode != "spans":
+            if self.input_format != "avro":
+                raise ValueError(
+                    f"{formats[1]}=avro with output mode {out.mode} writes the input's Avro "
+                    f"schema with the entities added: {formats[0]} must be avro"
+                )
+            if len(entities) != 1:
+                raise ValueError(
+                    f"{env_name(('output', 'entities_pointer'))}={out.entities_pointer}: with "
+                    "Avro output the entities are a field of the input record: one name, "
+                    "such as /entities"
+                )
+
+    def secret_values(self) -> list[str]:
+        """Every secret's value, for the log formatter to scrub wherever it might appear."""
+        more = [self.schema_registry.password, self.output.pseudonym_key]
+        return self.kafka.secret_values() + [s.get_secret_value() for s in more if s]
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain data for logging; secrets appear as '**********'."""
