@@ -191,6 +191,39 @@ def other_model_rows(work: Path, count: int, runs: int) -> None:
         )
 
 
+MEMORY_PROBE = """
+import sys
+from tagstream.worker.models import load_tagger
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+loaded = []
+for name in sys.argv[1:]:
+    tagger = load_tagger(name, 1, "float32")
+    tagger.tag_prepared([tagger.prepare("Ada Lovelace wrote the first program in London.")])
+    loaded.append(tagger)
+    print(name, round(rss_mb()))
+"""
+
+
+def memory_rows() -> None:
+    """(b) resident memory of one process as a worker loads its models (TAGSTREAM_MODEL__EXTRA):
+    what each extra model adds, after one warm-up text each, as `tagstream run` does."""
+    names = ["en-news", *OTHER_MODELS]
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, *names], capture_output=True, text=True, check=True
+    )
+    before = None
+    for line in out.stdout.split("\n"):
+        if not line.strip():
+            continue
+        name, mb = line.split()
+        added = "" if before is None else f" (+{int(mb) - before} MB)"
+        say(f"resident memory with {name}{' added' if before else ' loaded'}: {mb} MB{added}")
+        before = int(mb)
+
+
 def peer_row(work: Path, words: int, runs: int) -> float | None:
     python = ensure_peer()
     if python is None:
@@ -348,6 +381,7 @@ def measure(args: argparse.Namespace) -> int:
                     say(f"ratio tagstream {path} / spaCy: {rate / peer:.2f}x")
         if not args.skip_models:
             other_model_rows(work, min(len(sentences), 5000), args.runs)
+            memory_rows()
     if args.skip_kafka:
         return 0
     bootstrap, started = broker()

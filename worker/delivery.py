@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from . import messages
 from .formats import Writer
@@ -51,6 +51,7 @@ class Delivery:
         clock: Callable[[], float] = time.monotonic,
         waiting: Callable[[], float | None] = lambda: None,
         writer: Writer | None = None,
+        model_refs: Mapping[str, str] | None = None,
     ):
         self._settings = settings
         # Called while waiting on the broker; returns a deadline (monotonic) to give up by, or
@@ -59,7 +60,7 @@ class Delivery:
         self._source = source
         self._sink = sink
         self._metrics = metrics
-        self._shaper = shaper_of(settings, model_ref, writer)
+        self._shaper = shaper_of(settings, model_ref, writer, model_refs or {})
         self._clock = clock
         self._uncommitted: dict[TopicPartition, int] = {}  # delivered, commit failed: retry
         self._commit_tried_at = 0.0
@@ -204,7 +205,7 @@ class Delivery:
             self._settings.kafka.output_topic,
             record.source.key,
             value,
-            self._shaper.headers(record.source.headers),
+            self._shaper.headers(record.source.headers, self._shaper.ref_of(record)),
             result,
         )
 
@@ -228,6 +229,7 @@ class Delivery:
                 )
                 continue
             produced += 1
+            self._metrics.records_labelled.labels(self._shaper.ref_of(entry.record)).inc()
             self._metrics.end_to_end_latency.observe(
                 max(0.0, now - entry.record.source.timestamp_ms / 1000)
             )

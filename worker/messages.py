@@ -47,6 +47,7 @@ NOT_WIRE_FORMAT = "not_wire_format"
 SCHEMA_NOT_FOUND = "schema_not_found"
 WRONG_SCHEMA_TYPE = "wrong_schema_type"
 UNDECODABLE = "undecodable"
+UNKNOWN_MODEL = "unknown_model"  # worker/routing.py
 REASONS = (
     NULL_VALUE,
     INVALID_UTF8,
@@ -65,6 +66,7 @@ REASONS = (
     SCHEMA_NOT_FOUND,
     WRONG_SCHEMA_TYPE,
     UNDECODABLE,
+    UNKNOWN_MODEL,
 )
 
 HEADER_ERROR_CLASS = "tagstream.error.class"

@@ -88,6 +88,12 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.records_labelled = Counter(
+            "tagstream_records_labelled",
+            "Labelled records acknowledged by the output topic, by model (name@version).",
+            ["model"],
+            registry=registry,
+        )
         self.spans = Counter(
             "tagstream_spans", "Entity spans published, by label.", ["label"], registry=registry
         )
@@ -163,8 +169,13 @@ class Metrics:
             self.records_dead_lettered.labels(reason)
 
     def set_model(self, name: str, version: str, precision: str = "") -> None:
+        self.set_models([(name, version, precision)])
+
+    def set_models(self, models: list[tuple[str, str, str]]) -> None:
+        """The loaded models: (name, version, precision) each."""
         self.model_info.clear()
-        self.model_info.labels(name, version, precision).set(1)
+        for name, version, precision in models:
+            self.model_info.labels(name, version, precision).set(1)
 
     def set_lag(self, tp: TopicPartition, lag: int) -> None:
         self.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)

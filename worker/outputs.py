@@ -119,6 +119,11 @@ class Shaper:
     entities_pointer: tuple[str, ...] = ("entities",)
     redaction: Redaction = Redaction()
     writer: Writer | None = None  # JSON when None
+    model_refs: Mapping[str, str] = field(default_factory=dict)  # by a record's model name
+
+    def ref_of(self, record: TextRecord) -> str:
+        """name@version of the model that labelled the record."""
+        return self.model_refs.get(record.model, self.model_ref)
 
     def value(self, record: TextRecord, spans: Sequence[Span]) -> bytes:
         if self.mode == "spans":
@@ -126,7 +131,7 @@ class Shaper:
             source = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
             text = record.text if self.echo_text else None
             return self._encode(
-                messages.output_doc(record.id, spans, self.model_ref, source, text), record
+                messages.output_doc(record.id, spans, self.ref_of(record), source, text), record
             )
         if self.mode == "enrich":
             return self._into_document(record, [_span_dict(s) for s in spans], None)
@@ -135,11 +140,14 @@ class Shaper:
             return text.encode("utf-8", "surrogatepass")
         return self._into_document(record, entities, text)
 
-    def headers(self, input_headers: Sequence[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
+    def headers(
+        self, input_headers: Sequence[tuple[str, bytes]], model_ref: str = ""
+    ) -> tuple[tuple[str, bytes], ...]:
+        model_ref = model_ref or self.model_ref
         base = messages.output_headers(_renamed(input_headers, (HEADER_OUTPUT, HEADER_MODEL)))
         if self.mode == "spans":
             return base
-        return (*base, (HEADER_OUTPUT, self.mode.encode()), (HEADER_MODEL, self.model_ref.encode()))
+        return (*base, (HEADER_OUTPUT, self.mode.encode()), (HEADER_MODEL, model_ref.encode()))
 
     def _into_document(
         self, record: TextRecord, entities: list[dict[str, Any]], text: str | None
@@ -176,7 +184,12 @@ def _renamed(
     return tuple((messages.ORIGINAL_PREFIX + n if n in names else n, v) for n, v in headers)
 
 
-def shaper_of(settings: Settings, model_ref: str, writer: Writer | None = None) -> Shaper:
+def shaper_of(
+    settings: Settings,
+    model_ref: str,
+    writer: Writer | None = None,
+    model_refs: Mapping[str, str] | None = None,
+) -> Shaper:
     """The `Shaper` the settings ask for (``output.*``, ``echo_text``, the pointers)."""
     out = settings.output
     key = out.pseudonym_key.get_secret_value().encode() if out.pseudonym_key else None
@@ -192,4 +205,5 @@ def shaper_of(settings: Settings, model_ref: str, writer: Writer | None = None) 
         if out.mode == "redact" or not uses_key
         else Redaction(),
         writer,
+        dict(model_refs or {}),
     )

@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .ports import DeliveryError, Sink, Source, Tagger, UnreadableInput
 from .records import Batch, Entry, SourceRecord, TopicPartition, source_of
 from .rewinds import Rewinds
+from .routing import Models
 from .settings import Settings
 from .tagging import InFlight
 
@@ -50,8 +51,10 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         reader: Reader | None = None,
         writer: Writer | None = None,
+        models: Models | None = None,
     ):
         self._settings = settings
+        self._models = models or Models(tagger)
         self._reader = reader or Reader(settings)
         self._tagger = tagger
         self._source = source
@@ -77,6 +80,7 @@ class Pipeline:
             clock,
             self._waiting,
             writer,
+            {t.name: f"{t.name}@{t.version}" for t in self._models.all},
         )
         self._inflight: InFlight | None = None
         self._late: InFlight | None = None  # a batch timed out and still being tagged
@@ -245,12 +249,20 @@ class Pipeline:
     # -- stages --------------------------------------------------------------------------
 
     def _entry(self, record: SourceRecord) -> Entry:
-        return tagging.decode(record, self._settings, self._tagger, self._reader)
+        return tagging.decode(
+            record,
+            self._settings,
+            self._tagger,
+            self._reader,
+            self._models
+            if self._models.extra or self._models.header or self._models.pointer
+            else None,
+        )
 
     def _submit(self, batch: Batch) -> InFlight:
         deadline = self._clock() + self._budget_s(batch)
         return InFlight.submit(
-            self._executor, self._tagger, batch, self._metrics, deadline, self._floor
+            self._executor, self._models, batch, self._metrics, deadline, self._floor
         )
 
     def _budget_s(self, batch: Batch) -> float:

@@ -85,6 +85,7 @@ class TextRecord:
     prepared: Prepared  # the tagger's ready-to-run form of `text`; opaque to the worker
     document: Any = None  # the parsed input document, kept when the output mode writes into it
     schema_id: int | None = None  # the Schema Registry's id of the input value's schema
+    model: str = ""  # the name of the model chosen for it ("": the worker's only model)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from .records import (
     TopicPartition,
     source_of,
 )
+from .routing import UNKNOWN_MODEL, Models, UnknownModel
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -43,7 +44,11 @@ log = logging.getLogger(__name__)
 
 
 def decode(
-    record: SourceRecord, settings: Settings, tagger: Tagger, reader: Reader | None = None
+    record: SourceRecord,
+    settings: Settings,
+    tagger: Tagger,
+    reader: Reader | None = None,
+    models: Models | None = None,
 ) -> Entry:
     """The record's text, tokenised once (`Tagger.prepare`); or why it cannot be labelled.
     A schema registry that does not answer raises `RegistryUnavailable`: the record is fine,
@@ -60,13 +65,22 @@ def decode(
     except InvalidMessage as exc:
         return DeadLetter(record, exc.reason, exc.message)
     text = doc.text
+    model = ""
+    if models is not None:
+        try:
+            tagger = models.choose(record.headers, doc.document)
+        except UnknownModel as exc:
+            return DeadLetter(record, UNKNOWN_MODEL, str(exc))
+        model = tagger.name
     try:
         prepared = tagger.prepare(text)
     except Exception as exc:  # the tagger promises not to raise; never let one record stop us
         log.exception("tokenising a record failed")
         return DeadLetter(record, messages.TAGGING_FAILED, f"tokenising failed: {exc!r}")
     kept = doc.document if settings.output.mode != "spans" else None
-    return TextRecord(record, doc.id, text, prepared.num_tokens, prepared, kept, doc.schema_id)
+    return TextRecord(
+        record, doc.id, text, prepared.num_tokens, prepared, kept, doc.schema_id, model
+    )
 
 
 @dataclass(frozen=True)
@@ -92,21 +106,27 @@ NO_FLOOR = ScoreFloor()
 
 
 def tag_batch(
-    tagger: Tagger, batch: Batch, metrics: Metrics, floor: ScoreFloor = NO_FLOOR
+    tagger: Tagger | Models, batch: Batch, metrics: Metrics, floor: ScoreFloor = NO_FLOOR
 ) -> list[LabelledRecord | DeadLetter]:
     """Runs on the inference thread. One result per entry of the batch, in order; spans under
-    the ``floor`` are left out."""
-    texts = batch.texts
+    the ``floor`` are left out. With several models, each model's texts are one call of it."""
+    by_model: dict[str, list[TextRecord]] = {}
+    for record in batch.texts:
+        by_model.setdefault(record.model, []).append(record)
     spans_by_text: dict[int, list[Span] | DeadLetter] = {}
-    if texts:
+    if by_model:
         start = time.perf_counter()
-        try:
-            for record, spans in zip(texts, tagger.tag_prepared([r.prepared for r in texts])):
-                spans_by_text[id(record)] = spans
-        except Exception:  # isolate the record the tagger chokes on, tag the rest
-            log.exception("tagging a batch failed; tagging its records one by one")
-            for record in texts:
-                spans_by_text[id(record)] = tag_one(tagger, record)
+        for name, texts in by_model.items():
+            model = tagger.named(name) if isinstance(tagger, Models) and name else tagger
+            if isinstance(model, Models):
+                model = model.default
+            try:
+                for record, spans in zip(texts, model.tag_prepared([r.prepared for r in texts])):
+                    spans_by_text[id(record)] = spans
+            except Exception:  # isolate the record the tagger chokes on, tag the rest
+                log.exception("tagging a batch failed; tagging its records one by one")
+                for record in texts:
+                    spans_by_text[id(record)] = tag_one(model, record)
         metrics.inference_seconds.observe(time.perf_counter() - start)
     out: list[LabelledRecord | DeadLetter] = []
     for entry in batch.entries:
@@ -140,7 +160,7 @@ class InFlight:
     def submit(
         cls,
         executor: Executor,
-        tagger: Tagger,
+        tagger: Tagger | Models,
         batch: Batch,
         metrics: Metrics,
         deadline: float = float("inf"),

@@ -18,6 +18,7 @@ def test_names_are_prefixed_and_in_base_units():
     assert names == {
         "tagstream_records_consumed",
         "tagstream_records_produced",
+        "tagstream_records_labelled",
         "tagstream_records_dead_lettered",
         "tagstream_spans",
         "tagstream_batch_records",

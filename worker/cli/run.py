@@ -68,42 +68,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..kafka.producer import Sink
     from ..models import load_tagger
     from ..pipeline import Pipeline
+    from ..pointers import parse as parse_pointer
+    from ..routing import Models
 
     def load_and_warm_up():  # noqa: ANN202
-        tagger = load_tagger(settings.model.ref, settings.model.threads, settings.model.precision)
-        # The first call of a TorchScript network plans its execution (8x a later call): spent
-        # here, before /readyz, not on the first record a client is waiting for.
-        tagger.tag_prepared([tagger.prepare(WARM_UP_TEXT)])
-        return tagger
+        m = settings.model
+        taggers = []
+        for ref in [m.ref, *(_ref(x) for x in m.extra)]:
+            tagger = load_tagger(ref, m.threads, m.precision)
+            # The first call of a TorchScript network plans its execution (8x a later call):
+            # spent here, before /readyz, not on the first record a client is waiting for.
+            tagger.tag_prepared([tagger.prepare(WARM_UP_TEXT)])
+            taggers.append(tagger)
+        return taggers
 
     try:
-        tagger = _unless_stopped(load_and_warm_up, stop)
+        taggers = _unless_stopped(load_and_warm_up, stop)
     except ValueError as exc:  # model.ArtifactError
         log.error("cannot load the model: %s", exc)
         return EXIT_USAGE
-    if tagger is None:
+    if taggers is None:
         log.info("stopped during start-up, before joining the group")
         http.stop()
         return EXIT_OK
-    unknown = sorted(set(settings.model.min_score_by_label) - set(tagger.labels))
+    try:
+        models = Models.of(
+            taggers,
+            settings.model.select_header,
+            parse_pointer(settings.model.select_pointer) if settings.model.select_pointer else None,
+        )
+    except ValueError as exc:
+        log.error("TAGSTREAM_MODEL__EXTRA: %s", exc)
+        http.stop()
+        return EXIT_USAGE
+    tagger = models.default
+    unknown = sorted(set(settings.model.min_score_by_label) - models.labels())
     if unknown:
         log.error(
             "TAGSTREAM_MODEL__MIN_SCORE_BY_LABEL: %s has no label %s (its labels: %s)",
-            f"{tagger.name}@{tagger.version}",
+            ", ".join(f"{t.name}@{t.version}" for t in models.all),
             ", ".join(unknown),
-            ", ".join(tagger.labels),
+            ", ".join(sorted(models.labels())),
         )
         http.stop()
         return EXIT_USAGE
-    metrics.set_model(tagger.name, tagger.version, tagger.precision)
+    metrics.set_models([(t.name, t.version, t.precision) for t in models.all])
     health.model_loaded = True
-    log.info(
-        "model loaded",
-        extra={
-            "model": f"{tagger.name}@{tagger.version}",
-            "precision": dataclasses.asdict(tagger.precision_choice),
-        },
-    )
+    for loaded in models.all:
+        log.info(
+            "model loaded",
+            extra={
+                "model": f"{loaded.name}@{loaded.version}",
+                "precision": dataclasses.asdict(loaded.precision_choice),
+            },
+        )
 
     try:  # fails fast, with the cause, on a rejected password, mechanism or certificate
         preflight(settings)
@@ -147,7 +165,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         sink.close()
         return EXIT_FAILED
     pipeline = Pipeline(
-        settings, tagger, source, sink, metrics, health, stop, reader=reader, writer=writer
+        settings,
+        tagger,
+        source,
+        sink,
+        metrics,
+        health,
+        stop,
+        reader=reader,
+        writer=writer,
+        models=models,
     )
     # What start-up made (torch, the model, the clients: ~200,000 objects) lives as long as the
     # process: out of the cyclic GC's reach, a full collection no longer walks it (113 ms on an
@@ -206,3 +233,10 @@ def _install_signal_handlers() -> threading.Event:
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     return stop
+
+
+def _ref(text: str) -> str | os.PathLike:
+    """An entry of TAGSTREAM_MODEL__EXTRA: an artifact path (it ends in .pt) or a name."""
+    from pathlib import Path
+
+    return Path(text) if text.endswith(".pt") else text

@@ -65,6 +65,16 @@ class ModelSettings(_Group):
     name: str | None = Field(default=None, min_length=1)
     # A model artifact file (.pt), instead of a name.
     path: Path | None = None
+    # More models served by the same worker, as a JSON list of names or artifact paths:
+    # ["zh-news", "en-social"]. A record chooses one by select_header or select_pointer (by its
+    # name, as `tagstream models` lists it); the others get the default model (name/path).
+    # Each model costs its own memory (docs/operations.md#sizing).
+    extra: list[str] = Field(default_factory=list)
+    # The header naming the model a record wants, e.g. tagstream-model. A name no loaded model
+    # has: a dead letter (unknown_model).
+    select_header: str | None = Field(default=None, min_length=1)
+    # Else the field of the input document naming it, a JSON Pointer such as /lang_model.
+    select_pointer: str | None = None
     # Torch intra-op threads for the inference thread; 0 leaves torch's default (one per core).
     # 1 by default: the main thread (Kafka, tokenising the next batch) runs beside it, and
     # more threads than free cores make torch's thread pool slower, not faster. To use more
@@ -92,6 +102,10 @@ class ModelSettings(_Group):
 
     @model_validator(mode="after")
     def _exists(self) -> ModelSettings:
+        if self.select_pointer is not None:
+            _pointer(("model", "select_pointer"), self.select_pointer, whole=False)
+        if len(set(self.extra)) != len(self.extra):
+            raise ValueError(f"{env_name(('model', 'extra'))}: a model is listed twice")
         for label, floor in self.min_score_by_label.items():
             if not 0 <= floor <= 1:
                 raise ValueError(
