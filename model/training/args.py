@@ -48,6 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(in a recipe also a table)",
     )
     ap.add_argument(
+        "--mention-swap",
+        type=int,
+        default=0,
+        help="add this many copies of the training sentences with entities, each mention "
+        "replaced by a random training mention of its label (0: none)",
+    )
+    ap.add_argument(
         "--transfer-limit",
         type=int,
         default=0,

@@ -305,6 +305,38 @@ _JIEBA_TYPES = {
 }
 
 
+def mention_swapped(sents: Sequence[Sentence], copies: int, seed: int) -> list[Sentence]:
+    """``copies`` copies of the sentences with entities, each entity mention replaced by another
+    mention of its label drawn from the sentences (``--mention-swap``): the names stay those of
+    the training data, their contexts change, so the network learns more from context and less
+    from remembering which names go where (mention replacement, Dai and Adel, COLING 2020).
+    Tags are written in BIOES-independent form: the scheme of the input is kept."""
+    scheme = detect_scheme([t for _, t in sents])
+    mentions: dict[str, list[list[str]]] = {}
+    for tokens, tags in sents:
+        for a, b, typ in tags_to_spans(tags):
+            mentions.setdefault(typ, []).append(tokens[a:b])
+    rng = random.Random(seed)
+    out: list[Sentence] = []
+    for _ in range(copies):
+        for tokens, tags in sents:
+            spans = tags_to_spans(tags)
+            if not spans:
+                continue
+            new_tokens: list[str] = []
+            new_spans: list[tuple[int, int, str]] = []
+            at = 0
+            for a, b, typ in spans:
+                new_tokens += tokens[at:a]
+                swap = rng.choice(mentions[typ])
+                new_spans.append((len(new_tokens), len(new_tokens) + len(swap), typ))
+                new_tokens += swap
+                at = b
+            new_tokens += tokens[at:]
+            out.append((new_tokens, spans_to_tags(new_spans, len(new_tokens), scheme)))
+    return out
+
+
 def lower_cased(sents: Sequence[Sentence]) -> list[Sentence]:
     """The sentences with every token lower-cased, tags kept (``--lowercase``)."""
     return [([t.lower() for t in tokens], tags) for tokens, tags in sents]

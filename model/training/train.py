@@ -50,6 +50,7 @@ from .data import (
     load_lexicon,
     load_pretrained,
     lower_cased,
+    mention_swapped,
     pieces,
 )
 from .evaluate import format_report
@@ -85,6 +86,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     # 1. data
     corpus = corpus_of(args)
     labels, tags = corpus.labels, corpus.tags
+    if args.mention_swap:
+        swapped = mention_swapped(corpus.train, args.mention_swap, args.seed)
+        log.info("%d sentences with swapped mentions join training", len(swapped))
+        corpus.train = corpus.train + pieces(swapped, args.max_length)
 
     # 2. vocabularies and network
     pretrained = load_pretrained(args.pretrained)
@@ -223,6 +228,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "average": args.average or None,
                 "recall_margin": args.recall_margin or None,
                 "lowercase": args.lowercase or None,
+                "mention_swap": args.mention_swap or None,
                 "teacher": f"{args.teacher} x {args.teacher_weight}" if args.teacher else None,
                 "best_epoch": round(ev.epoch, 2),
                 "command": command,

@@ -2,7 +2,8 @@
 for a read_committed reader; at-least-once, at most one batch redone per kill (docs/delivery.md).
 
 * kill -9 cycles: two workers of one group, one killed and restarted at once, alternately, 3-5 s
-  apart (and only once the victim works again), `KILLS` times;
+  apart (and only once the victim works again), `KILLS` times; in the span output mode with
+  both guarantees, and enriching (at-least-once) and redacting (exactly-once);
 * exactly-once, killed inside the transaction: a worker whose commits wait a moment after the
   batch's outputs are acknowledged and its offsets added (tests/faults/crashpoint.py) is killed
   in that window, `CRASHES` times; its restart (same transactional id) aborts the open
@@ -35,8 +36,16 @@ SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
-def test_kill9_cycles(cluster, start_worker, bootstrap, delivery):
+@pytest.mark.parametrize(
+    "delivery, mode",
+    [
+        ("at_least_once", "spans"),
+        ("exactly_once", "spans"),
+        ("at_least_once", "enrich"),
+        ("exactly_once", "redact"),
+    ],
+)
+def test_kill9_cycles(cluster, start_worker, bootstrap, delivery, mode):
     began = time.monotonic()
     rng = random.Random(12)
     p = Pipeline(
@@ -47,6 +56,7 @@ def test_kill9_cycles(cluster, start_worker, bootstrap, delivery):
         workers=2,
         rate=100,
         delivery=delivery,
+        output__mode=mode,
         **SETTINGS,
     )
     out = p.topics.output
@@ -85,7 +95,7 @@ def test_kill9_cycles(cluster, start_worker, bootstrap, delivery):
         notes += f"; {aborted} outputs of aborted transactions (read_uncommitted)"
     report(
         FaultResult(
-            f"kill -9 cycles, {delivery}",
+            f"kill -9 cycles, {delivery}" + ("" if mode == "spans" else f", {mode}"),
             t.inputs,
             t.lost,
             t.total_duplicates,

@@ -70,3 +70,19 @@ def test_label_map_text():
     assert parse_label_map("PER=person,LOC=location,") == {"PER": "person", "LOC": "location"}
     with pytest.raises(ValueError, match="LABEL=NEW_LABEL"):
         parse_label_map("PER")
+
+
+def test_mention_swap_keeps_labels_and_draws_names_from_training(files):
+    from tagstream.model.spans import tags_to_spans
+    from tagstream.model.training.data import mention_swapped
+
+    _, social = files
+    sents = read_corpus([social], social, 0.0, 1, 128).train
+    swapped = mention_swapped(sents, 3, seed=1)
+    assert len(swapped) == 3  # the sentence without entities is not copied
+    known = {"London": "location", "Ann": "person"}
+    for tokens, tags in swapped:
+        assert tokens[:2] == ["@bob", "in"] and tokens[3] == "with"
+        for a, b, typ in tags_to_spans(tags):
+            assert known[" ".join(tokens[a:b])] == typ
+    assert mention_swapped(sents, 3, seed=1) == swapped
