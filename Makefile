@@ -12,7 +12,7 @@ MODEL_PACKAGES := $(patsubst %,-e models/%,$(notdir $(wildcard models/*)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars deploy-tools setup test lint unit integration chaos hostile demo bench clean image
+.PHONY: help venv kafka-jars registry deploy-tools setup test lint unit integration chaos hostile demo bench clean image
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
@@ -35,12 +35,17 @@ venv: $(STAMP)
 kafka-jars:
 	scripts/kafka-local fetch
 
+# The local Schema Registry's application (Apicurio Registry from Maven Central), after the
+# Kafka jars: two Maven runs at once would share ~/.m2.
+registry: kafka-jars
+	scripts/registry-local fetch
+
 deploy-tools:
 	scripts/deploy-tools
 
-# The three set-up steps are independent: run them side by side.
+# The set-up steps are independent (but for the two Maven fetches): run them side by side.
 setup:
-	$(MAKE) --no-print-directory -j3 venv kafka-jars deploy-tools
+	$(MAKE) --no-print-directory -j3 venv registry deploy-tools
 
 test: setup lint
 	scripts/with-broker $(PY) -m pytest $(PYTEST_ARGS)
@@ -54,7 +59,7 @@ lint: venv
 unit: venv
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-integration: venv kafka-jars
+integration: venv registry
 	scripts/with-broker $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 # The fault suite (tests/faults, marker `faults`; `make test` leaves it out): workers killed
