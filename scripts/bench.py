@@ -8,10 +8,12 @@ Prints, in one run on the same sentences (CoNLL-2003 English news, tokens joined
   (b) the peer: spaCy `en_core_web_sm` with only its NER (and the tok2vec it needs), in its
       own virtualenv (never a project dependency), measured the same way, and the ratio;
   (c) end to end through the real local broker: `tagstream demo`'s burst (messages/s, messages
-      per CPU-second) and its p50/p99 latency at 50 messages/s;
+      per CPU-second) and its p50/p99 latency at 50 messages/s; the burst again in the enrich
+      and redact output modes;
   (d) kafka-python alone on that broker: produce and consume rates of 100-byte JSON records;
   and the CPU's model and flags; and (a) for the other shipped models, en-social and zh-news,
-  on the first sentences of their own training files.
+  on the first sentences of their own training files, and the resident memory each adds to a
+  worker that serves it beside en-news.
 
 Every line it prints is also kept in docs/results.md, the project's one file of measurements:
 one section per CPU and instruction-set cap (`ONEDNN_MAX_CPU_ISA`), which the next run on the
@@ -299,19 +301,21 @@ def kafka_rows(bootstrap: str, count: int = 20_000) -> None:
         admin.close()
 
 
-def demo_rows(bootstrap: str) -> None:
+def demo_rows(bootstrap: str, mode: str = "spans") -> None:
     cmd = [sys.executable, "-m", "tagstream.worker.cli", "demo", "--bootstrap-servers", bootstrap]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run([*cmd, "--output-mode", mode], capture_output=True, text=True)
     if proc.returncode:
         sys.exit(
             f"bench: tagstream demo failed ({proc.returncode}):\n"
             f"{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
         )
     summary = proc.stdout[proc.stdout.find("== summary ==") :]
-    for key in ("model", "streamed", "burst", "cpu", "memory"):
+    keys = ("model", "streamed", "burst", "cpu", "memory") if mode == "spans" else ("burst", "cpu")
+    for key in keys:
         m = re.search(rf"^{key}\s+(.*)$", summary, re.M)
         if m:
-            say(f"end to end, {key}: {m.group(1)}")
+            where = "end to end" if mode == "spans" else f"end to end in output mode {mode}"
+            say(f"{where}, {key}: {m.group(1)}")
 
 
 def main() -> int:
@@ -387,7 +391,8 @@ def measure(args: argparse.Namespace) -> int:
     bootstrap, started = broker()
     try:
         kafka_rows(bootstrap)
-        demo_rows(bootstrap)
+        for mode in ("spans", "enrich", "redact"):
+            demo_rows(bootstrap, mode)
     finally:
         if started:
             subprocess.run([str(ROOT / "scripts" / "kafka-local"), "down"], capture_output=True)

@@ -137,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep-broker", action="store_true", help="leave the local broker running afterwards"
     )
+    demo.add_argument(
+        "--output-mode",
+        choices=("spans", "enrich", "redact"),
+        default="spans",
+        help="the worker's TAGSTREAM_OUTPUT__MODE (default spans)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     replay = sub.add_parser(

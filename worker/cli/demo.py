@@ -86,6 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "TAGSTREAM_HTTP__HOST": "127.0.0.1",
             "TAGSTREAM_HTTP__PORT": str(port),
             "TAGSTREAM_LOG__LEVEL": "WARNING",
+            "TAGSTREAM_OUTPUT__MODE": args.output_mode,
         }
         if isinstance(args.model, Path):
             env["TAGSTREAM_MODEL__PATH"] = str(args.model.resolve())

@@ -51,7 +51,7 @@ class OutputReader(threading.Thread):
                 now = time.time()
                 for r in records:
                     doc = json.loads(r.value)
-                    self.labels.update(s["label"] for s in doc["spans"])
+                    self.labels.update(s["label"] for s in entities_of(doc))
                     self.arrivals.put((now, r.timestamp, doc))
         self._consumer.close()
 
@@ -111,7 +111,15 @@ def print_arrivals(
     text = texts.get(doc["id"], "")
     latencies.append(arrived - _SENT[doc["id"]])
     sent_to_send.append(produced_ms / 1000 - _SENT[doc["id"]])
-    say(f"{doc['id']}  {highlight(text, doc['spans'])}")
+    if "spans" not in doc and all("text" not in e for e in entities_of(doc)):  # redacted
+        say(f"{doc['id']}  {doc.get('text', '')}")
+    else:
+        say(f"{doc['id']}  {highlight(text, entities_of(doc))}")
+
+
+def entities_of(doc: dict) -> list[dict]:
+    """The spans of a span document, or the entities of an enriched or redacted one."""
+    return doc["spans"] if "spans" in doc else doc.get("entities", [])
 
 
 # When each demo message was sent (epoch seconds), by id: latency = arrival - sent.
