@@ -95,14 +95,15 @@ CORE = sorted(ROOT.glob("worker/*.py"))  # the loop: broker-free, model-free
 LAYOUT = {
     "worker": {
         "pipeline", "batcher", "tagging", "delivery", "rewinds", "messages", "records", "ports",
-        "deadline", "metrics", "http", "logs", "models", "labeller",
+        "deadline", "metrics", "http", "logs", "models", "labeller", "pointers", "outputs",
+        "formats", "registry", "routing", "replay",
     },
     "worker/kafka": {
         "clients", "consumer", "producer", "lag", "partitions", "preflight", "oauth",
-        "patches", "unreadable",
+        "patches", "unreadable", "replayer",
     },
     "worker/settings": {"kafka", "rules"},
-    "worker/cli": {"run", "tag", "models", "demo", "demo_measure", "exits"},
+    "worker/cli": {"run", "tag", "models", "demo", "demo_measure", "exits", "replay"},
     "model/training": {
         "train", "args", "recipe", "data", "loop", "progress", "averaging", "teacher",
         "pretrained", "export", "evaluate", "conll", "bench",
