@@ -201,6 +201,8 @@ def tally(ids: list[str], outputs: list) -> Tally:
     for rec in outputs:
         doc = json.loads(rec.value)
         if doc["id"] in labelled:
-            duplicates[doc["source"]["partition"]] += 1
+            # by input partition: the span document names it; an enriched or redacted one is
+            # the input's shape, and its output partition (same key, as many partitions) stands in
+            duplicates[doc["source"]["partition"] if "source" in doc else rec.partition] += 1
         labelled.add(doc["id"])
     return Tally(len(ids), set(ids) - labelled, dict(duplicates))
