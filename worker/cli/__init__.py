@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
         help="texts per model call, and per write of their results (default 2048; larger "
         "batches cost less CPU per text)",
     )
+    tag.add_argument(
+        "--text-pointer",
+        type=_pointer,
+        default="/text",
+        help="json: where the text is in each object, a JSON Pointer such as /payload/body, as "
+        "TAGSTREAM_TEXT_POINTER (default /text)",
+    )
+    tag.add_argument(
+        "--id-pointer",
+        type=_pointer,
+        default="/id",
+        help='json: where the id is ("": none), as TAGSTREAM_ID_POINTER (default /id)',
+    )
     tag.add_argument("--echo-text", action="store_true", help="copy each text into its output")
     tag.add_argument("--max-text-chars", type=_at_least(1), default=100_000)
     tag.add_argument(
@@ -196,6 +209,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
     replay.set_defaults(func=cmd_replay)
     return parser
+
+
+def _pointer(text: str) -> str:
+    from ..pointers import PointerError, parse
+
+    try:
+        parse(text)
+    except PointerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _reasons() -> tuple[str, ...]:

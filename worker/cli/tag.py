@@ -16,8 +16,9 @@ from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 def cmd_tag(args: argparse.Namespace) -> int:
     from .. import logs
-    from ..messages import InvalidMessage, dumps, output_doc, parse_input
+    from ..messages import InvalidMessage, dumps, output_doc, read_input
     from ..models import load_tagger
+    from ..pointers import parse
     from ..tagging import ScoreFloor
 
     logs.configure("WARNING")
@@ -37,6 +38,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     model_ref = f"{tagger.name}@{tagger.version}"
     name = str(args.input) if args.input else "-"
+    text_at, id_at = parse(args.text_pointer), parse(args.id_pointer)
     errors = 0
     with contextlib.ExitStack() as files:
         try:
@@ -52,7 +54,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
             for number, raw in chunk:
                 source = {"file": name, "line": number}
                 try:
-                    doc_id, text = parse_input(raw, args.input_format, args.max_text_chars)
+                    found = read_input(raw, args.input_format, args.max_text_chars, text_at, id_at)
+                    doc_id, text = found.id, found.text
                 except InvalidMessage as exc:
                     docs.append(
                         {

@@ -307,3 +307,24 @@ def test_tag_progress_shows_on_a_terminal_only():
         quiet.update(10, None)
         quiet.close()
         assert stream.getvalue() == ""
+
+
+def test_tag_finds_the_text_and_id_by_pointer(tmp_path, tiny_model):
+    lines = [
+        json.dumps({"meta": {"ref": "m-1"}, "payload": {"body": "Angela Merkel ."}}).encode(),
+        json.dumps({"payload": {}}).encode(),
+    ]
+    status, docs = run_tag(
+        tmp_path,
+        lines,
+        "--model",
+        str(tiny_model),
+        "--text-pointer",
+        "/payload/body",
+        "--id-pointer",
+        "/meta/ref",
+    )
+    assert status == 1  # the second line has no text there
+    assert docs[0]["id"] == "m-1" and "spans" in docs[0]
+    assert docs[1]["error"]["class"] == "missing_text"
+    assert "/payload/body" in docs[1]["error"]["message"]
