@@ -213,6 +213,7 @@ class Delivery:
         """Metrics (and a rate-limited log line per dead-letter reason) for acknowledged records."""
         now = time.time()
         produced = 0
+        by_model: dict[str, int] = {}
         for item in delivered:
             entry = item.entry
             if isinstance(entry, DeadLetter):
@@ -229,7 +230,8 @@ class Delivery:
                 )
                 continue
             produced += 1
-            self._metrics.records_labelled.labels(self._shaper.ref_of(entry.record)).inc()
+            model = entry.record.model
+            by_model[model] = by_model.get(model, 0) + 1
             self._metrics.end_to_end_latency.observe(
                 max(0.0, now - entry.record.source.timestamp_ms / 1000)
             )
@@ -237,6 +239,8 @@ class Delivery:
                 self._metrics.spans.labels(span.label).inc()
         if produced:
             self._metrics.records_produced.labels(self._settings.kafka.output_topic).inc(produced)
+        for model, count in by_model.items():
+            self._metrics.records_labelled.labels(self._shaper.ref_named(model)).inc(count)
 
 
 def _dead_letter_outgoing(

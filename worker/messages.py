@@ -192,11 +192,16 @@ def output_value(
     record: TextRecord, spans: Sequence[Any], model_ref: str, echo_text: bool
 ) -> bytes:
     """The output record's value for a labelled record."""
+    return dumps(record_doc(record, spans, model_ref, echo_text))
+
+
+def record_doc(
+    record: TextRecord, spans: Sequence[Any], model_ref: str, echo_text: bool
+) -> dict[str, Any]:
+    """The span document of a labelled record from the input topic."""
     src = record.source
     source = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
-    return dumps(
-        output_doc(record.id, spans, model_ref, source, record.text if echo_text else None)
-    )
+    return output_doc(record.id, spans, model_ref, source, record.text if echo_text else None)
 
 
 def output_doc(

@@ -168,9 +168,6 @@ class Metrics:
         for reason in REASONS:  # start every series at 0 so rate() and alerts see them
             self.records_dead_lettered.labels(reason)
 
-    def set_model(self, name: str, version: str, precision: str = "") -> None:
-        self.set_models([(name, version, precision)])
-
     def set_models(self, models: list[tuple[str, str, str]]) -> None:
         """The loaded models: (name, version, precision) each."""
         self.model_info.clear()

@@ -123,16 +123,16 @@ class Shaper:
 
     def ref_of(self, record: TextRecord) -> str:
         """name@version of the model that labelled the record."""
-        return self.model_refs.get(record.model, self.model_ref)
+        return self.ref_named(record.model)
+
+    def ref_named(self, model: str) -> str:
+        """name@version of the model of that name ("": the worker's default model)."""
+        return self.model_refs.get(model, self.model_ref)
 
     def value(self, record: TextRecord, spans: Sequence[Span]) -> bytes:
         if self.mode == "spans":
-            src = record.source
-            source = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
-            text = record.text if self.echo_text else None
-            return self._encode(
-                messages.output_doc(record.id, spans, self.ref_of(record), source, text), record
-            )
+            doc = messages.record_doc(record, spans, self.ref_of(record), self.echo_text)
+            return self._encode(doc, record)
         if self.mode == "enrich":
             return self._into_document(record, [_span_dict(s) for s in spans], None)
         text, entities = self.redaction.apply(record.text, spans)
@@ -193,7 +193,6 @@ def shaper_of(
     """The `Shaper` the settings ask for (``output.*``, ``echo_text``, the pointers)."""
     out = settings.output
     key = out.pseudonym_key.get_secret_value().encode() if out.pseudonym_key else None
-    uses_key = PSEUDONYM in (out.redact, *out.redact_by_label.values())
     return Shaper(
         out.mode,
         model_ref,
@@ -202,7 +201,7 @@ def shaper_of(
         parse(settings.text_pointer),
         parse(out.entities_pointer),
         Redaction(out.redact, dict(out.redact_by_label), out.mask_format, key)
-        if out.mode == "redact" or not uses_key
+        if out.mode == "redact"
         else Redaction(),
         writer,
         dict(model_refs or {}),

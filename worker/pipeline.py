@@ -254,9 +254,7 @@ class Pipeline:
             self._settings,
             self._tagger,
             self._reader,
-            self._models
-            if self._models.extra or self._models.header or self._models.pointer
-            else None,
+            self._models,
         )
 
     def _submit(self, batch: Batch) -> InFlight:

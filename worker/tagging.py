@@ -110,6 +110,7 @@ def tag_batch(
 ) -> list[LabelledRecord | DeadLetter]:
     """Runs on the inference thread. One result per entry of the batch, in order; spans under
     the ``floor`` are left out. With several models, each model's texts are one call of it."""
+    models = tagger if isinstance(tagger, Models) else Models(tagger)
     by_model: dict[str, list[TextRecord]] = {}
     for record in batch.texts:
         by_model.setdefault(record.model, []).append(record)
@@ -117,9 +118,7 @@ def tag_batch(
     if by_model:
         start = time.perf_counter()
         for name, texts in by_model.items():
-            model = tagger.named(name) if isinstance(tagger, Models) and name else tagger
-            if isinstance(model, Models):
-                model = model.default
+            model = models.named(name) if name else models.default
             try:
                 for record, spans in zip(texts, model.tag_prepared([r.prepared for r in texts])):
                     spans_by_text[id(record)] = spans

@@ -70,8 +70,8 @@ def test_counters_and_histograms_record_what_happened():
 def test_model_info_keeps_one_series():
     registry = CollectorRegistry()
     m = Metrics(registry, process_metrics=False)
-    m.set_model("en-news", "1.0.0", "bfloat16")
-    m.set_model("en-news", "1.1.0", "float32")
+    m.set_models([("en-news", "1.0.0", "bfloat16")])
+    m.set_models([("en-news", "1.1.0", "float32")])
     new = {"name": "en-news", "version": "1.1.0", "precision": "float32"}
     assert registry.get_sample_value("tagstream_model_info", new) == 1
     old = {"name": "en-news", "version": "1.0.0", "precision": "bfloat16"}

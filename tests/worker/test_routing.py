@@ -13,15 +13,7 @@ from tagstream.worker.metrics import Metrics
 from tagstream.worker.records import Batch, DeadLetter, LabelledRecord, SourceRecord
 from tagstream.worker.routing import UNKNOWN_MODEL, Models, UnknownModel
 from tagstream.worker.settings import ConfigError, load_settings
-
-
-@dataclass
-class Span:
-    start: int
-    end: int
-    label: str
-    text: str
-    score: float
+from tests.worker.test_outputs import Span
 
 
 class Named:

@@ -36,10 +36,6 @@ class Counts:
     filtered_out: int = 0
     not_replayable: list[tuple[int, int, str]] = field(default_factory=list)  # partition, offset
 
-    @property
-    def total_replayed(self) -> int:
-        return sum(self.replayed.values())
-
 
 class Replayer:
     def __init__(
