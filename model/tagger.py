@@ -20,7 +20,10 @@ import logging
 import os
 import pathlib
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 
 import torch
 
@@ -46,6 +49,8 @@ _CHAR_CACHE_ROWS = 65_536  # distinct tokens whose character features are kept (
 # hold some 12,000 distinct tokens; at 32 MiB (10,922) a stream of news kept evicting and
 # recomputing them (tokens/s of a warm tagger about 10% lower)
 _GATE_CACHE_BYTES = 64 * 2**20
+# sub-batches in the network at once when torch may use more than one thread (`tag_prepared`)
+_NETWORK_THREADS = 2
 
 
 def default_model_path() -> pathlib.Path:
@@ -82,6 +87,7 @@ class Tagger:
             words, meta["features"], bigrams, int(meta["max_word_chars"]), lexicon
         )
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # made by the first parallel call
         # networks exported before ``emissions_from`` existed compute every token's characters
         self._from_ids = hasattr(module, "emissions_from")
         self._has_chars = self._from_ids and module.chars is not None
@@ -138,43 +144,102 @@ class Tagger:
         return self.tag_prepared([self.prepare(t) for t in texts])
 
     def tag_prepared(self, docs: Sequence[Prepared]) -> list[list[Span]]:
-        """Entity spans of each prepared text, in input order (chunks batched longest first)."""
+        """Entity spans of each prepared text, in input order (chunks batched longest first).
+
+        Per sub-batch of chunks of similar lengths: the network's inputs (in this thread: the
+        token caches), emissions and CRF decode (the network), spans. With torch allowed more
+        than one thread, the network runs on two sub-batches at once (``_NETWORK_THREADS``): its
+        small per-step operations use one core each however many threads torch has, so a text
+        or batch of several sub-batches (a long text of many short tokens) takes about half the
+        time on two cores.
+        """
         out: list[list[Span]] = [[] for _ in docs]
         work = sorted(
             ((b - a, d, a) for d, doc in enumerate(docs) for a, b in doc.chunks), reverse=True
         )
+        ranges = sub_batches([n for n, _, _ in work])
         with self._lock, torch.inference_mode():
-            # per sub-batch of similar lengths: emissions, CRF decode (its loop over time is as
-            # long as the sub-batch's longest chunk), spans
-            for i, j in sub_batches([n for n, _, _ in work]):
-                em = self._emissions(docs, work[i:j])  # (B, T, C)
-                tags, conf = self.module.decode(
-                    em, torch.tensor([n for n, _, _ in work[i:j]])
-                )  # (B, T) each
-                self._spans(docs, work[i:j], tags, conf, out)
+            if len(ranges) < 2 or torch.get_num_threads() < 2:
+                for i, j in ranges:
+                    tags, conf = self._network(self._inputs(docs, work[i:j]), work[i:j])
+                    self._spans(docs, work[i:j], tags, conf, out)
+            else:
+                self._tag_in_parallel(docs, work, ranges, out)
         for spans in out:
             spans.sort(key=lambda s: s.start)
         return out
 
+    def _tag_in_parallel(
+        self,
+        docs: Sequence[Prepared],
+        work: list[tuple[int, int, int]],
+        ranges: list[tuple[int, int]],
+        out: list[list[Span]],
+    ) -> None:
+        """``tag_prepared``'s loop with up to ``_NETWORK_THREADS`` sub-batches in the network at
+        once; inputs and spans stay in this thread, which alone touches the token caches."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_NETWORK_THREADS, thread_name_prefix="tagstream-net")
+        running: deque[tuple[Future, int, int]] = deque()
+
+        def finish_oldest() -> None:
+            future, i, j = running.popleft()
+            tags, conf = future.result()
+            self._spans(docs, work[i:j], tags, conf, out)
+
+        def settle() -> None:  # the gate cache is about to write rows running sub-batches read
+            while running:
+                finish_oldest()
+
+        try:
+            for i, j in ranges:
+                call = self._inputs(docs, work[i:j], settle)
+                if len(running) == _NETWORK_THREADS:
+                    finish_oldest()
+                running.append((self._pool.submit(self._network, call, work[i:j]), i, j))
+            settle()
+        finally:  # an error: no sub-batch may still read the caches when the lock is released
+            wait([f for f, _, _ in running])
+
+    def _network(
+        self, call: Callable[[], torch.Tensor], batch: list[tuple[int, int, int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tags and confidences (B, T) each of a sub-batch whose emissions ``call`` computes."""
+        with torch.inference_mode():  # per thread
+            return self.module.decode(call(), torch.tensor([n for n, _, _ in batch]))
+
     def _emissions(
         self, docs: Sequence[Prepared], batch: list[tuple[int, int, int]]
     ) -> torch.Tensor:
-        """Emission scores (B, T, C) of chunks ``(length, doc, first token)`` sorted longest first.
+        """Emission scores (B, T, C) of chunks ``(length, doc, first token)`` sorted longest
+        first."""
+        return self._inputs(docs, batch)()
+
+    def _inputs(
+        self,
+        docs: Sequence[Prepared],
+        batch: list[tuple[int, int, int]],
+        settle: Callable[[], None] | None = None,
+    ) -> Callable[[], torch.Tensor]:
+        """The network's call for the emission scores (B, T, C) of chunks ``(length, doc, first
+        token)`` sorted longest first, its inputs ready: what only reads them is left to the call.
 
         The tensors are built for the whole sub-batch at once (``tagstream.model.chunks``): ids from
-        the docs' id lists, the characters gathered from the code points of the docs' texts.
+        the docs' id lists, the characters gathered from the code points of the docs' texts; what
+        the token caches hold is looked up here (``settle``: see ``TokenCache.locate``).
         """
         c = gather(docs, batch)
         lengths, cols = c.lengths, c.cols
+        module = self.module
         if self._gate_cache is not None:  # each distinct token's input projection once
             tokens = [c.text[a:b] for a, b in zip(c.starts, c.ends)]
             keys = tokens if self._local_features else list(zip(tokens, *cols[1:]))
             compute = lambda new, first: self._gates(tokens, cols, first)  # noqa: E731
             if self._from_table:  # the cache's table read in place by the network
-                table, rows = self._gate_cache.locate(keys, compute)
-                return self.module.emissions_from_table(table, rows, lengths)  # (B, T, C)
+                table, rows = self._gate_cache.locate(keys, compute, settle)
+                return partial(module.emissions_from_table, table, rows, lengths)  # (B, T, C)
             gates = self._gate_cache.lookup(keys, compute)  # an artifact of an older tagstream
-            return self.module.emissions_from_gates(gates, lengths)  # (B, T, C)
+            return partial(module.emissions_from_gates, gates, lengths)  # (B, T, C)
         ids = c.id_grid()  # (B, T, 1 + E)
         if self._char_cache is not None:  # each distinct token's character features once
             cut = self._featurizer.max_word_chars
@@ -182,15 +247,12 @@ class Tagger:
             feats = self._char_cache.lookup(
                 keys, lambda new, first: self._char_features(new)
             )  # (N, F)
-            return self.module.emissions_from(
-                ids[:, :, 0], ids[:, :, 1:], feats, lengths
-            )  # (B, T, C)
+            return partial(module.emissions_from, ids[:, :, 0], ids[:, :, 1:], feats, lengths)
         if self._from_ids:  # no character CNN (e.g. Chinese: the token is the character)
-            return self.module.emissions_from(
-                ids[:, :, 0], ids[:, :, 1:], torch.zeros(len(c.starts), 0), lengths
-            )
+            none = torch.zeros(len(c.starts), 0)
+            return partial(module.emissions_from, ids[:, :, 0], ids[:, :, 1:], none, lengths)
         chars = char_grid(c, self._featurizer.max_word_chars)  # (B, T, W)
-        return self.module.emissions(ids[:, :, 0], ids[:, :, 1:], chars, lengths)  # (B, T, C)
+        return partial(module.emissions, ids[:, :, 0], ids[:, :, 1:], chars, lengths)
 
     def _char_features(self, tokens: Sequence[str]) -> torch.Tensor:
         """(M, F) character-CNN features of ``tokens`` (their first ``max_word_chars``

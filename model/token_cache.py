@@ -105,6 +105,7 @@ class TokenCache:
         self._uses = torch.zeros(rows, dtype=torch.long)
         self.key_bytes = 0  # bytes of the held keys (``key_size``), at most max_key_bytes
         self.computed = 0  # keys computed so far (misses), for tests and benchmarks
+        self._lent = 0  # rows [0, _lent) may be read by the callers of locate since the last settle
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -128,10 +129,21 @@ class TokenCache:
         return table.index_select(0, rows)
 
     def locate(
-        self, keys: Sequence[Hashable], compute: Compute
+        self,
+        keys: Sequence[Hashable],
+        compute: Compute,
+        settle: Callable[[], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``lookup`` without the copy: ``(table, rows)``, key i's values being ``table[rows[i]]``
-        (the table is the cache's own, valid until the next call)."""
+        (the table is the cache's own, valid until the next call).
+
+        ``settle``: for a caller still reading tables and rows an earlier call returned (on
+        another thread) while it locates the next keys. The rows those calls returned are not
+        written until ``settle()`` has been called, which must return once their readers are
+        done: a call that would evict, or write a row an earlier call returned (one of its
+        rows computed only for it), calls it first. New keys written past every row returned
+        so far need no settling.
+        """
         first: dict[Hashable, int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
@@ -158,6 +170,7 @@ class TokenCache:
                 if size > room:  # this call's keys alone exceed the key budget: keep no new one
                     scratch, new, size = scratch + new, [], 0
                 if over_rows or self.key_bytes + size > self.max_key_bytes:
+                    self._settle(settle)  # eviction moves rows
                     self._evict(
                         needed,
                         others=min(self.rows // 2, self.rows - len(first)),
@@ -169,6 +182,8 @@ class TokenCache:
             if self._table.size(0) != self.rows:
                 self._table = torch.empty(self.rows, values.size(1), dtype=values.dtype)
             at = len(self._keys)
+            if at < self._lent:  # rows an earlier call returned for its own use only
+                self._settle(settle)
             self._table[at : at + values.size(0)] = values
             if new:
                 index.update((k, at + j) for j, k in enumerate(new))
@@ -178,11 +193,18 @@ class TokenCache:
                 index.update((k, at + len(new) + j) for j, k in enumerate(scratch))
         rows = torch.tensor([index[k] for k in keys])
         self._uses += torch.bincount(rows, minlength=self.rows)
+        self._lent = max(self._lent, len(self._keys) + len(scratch))
         if scratch:  # the scratch rows are free again
             for k in scratch:
                 del index[k]
             self._uses[len(self._keys) :] = 0
         return self._table, rows
+
+    def _settle(self, settle: Callable[[], None] | None) -> None:
+        """Wait (``settle``) for the readers of rows returned so far, if any may be reading."""
+        if settle is not None and self._lent:
+            settle()
+        self._lent = 0
 
     def _evict(self, needed: list[int], others: int, room: int) -> None:
         """Keep rows ``needed`` and the most used of the rest, at most ``others`` of them with

@@ -11,6 +11,8 @@ Prints, in one run on the same sentences (CoNLL-2003 English news, tokens joined
       per CPU-second) and its p50/p99 latency at 50 messages/s; the burst again in the enrich
       and redact output modes;
   (d) kafka-python alone on that broker: produce and consume rates of 100-byte JSON records;
+  (e) for every shipped model, the slowest of 100,000-character texts of hostile shapes
+      (`tagstream.model.training.hostile`) against the bound: 3 s or twice an ordinary text;
   and the CPU's model and flags; and (a) for the other shipped models, en-social and zh-news,
   on the first sentences of their own training files, and the resident memory each adds to a
   worker that serves it beside en-news.
@@ -190,6 +192,31 @@ def other_model_rows(work: Path, count: int, runs: int) -> None:
             f"tagstream {name} float32: {rate:,.0f} {'characters' if joiner == '' else 'words'}"
             f"/s per thread on {len(sents):,} {file} sentences (whole {whole:.2f} s, "
             f"start-up {start:.2f} s)"
+        )
+
+
+def hostile_rows(models: list[str], runs: int) -> None:
+    """(e) per model: the seconds a 100,000-character text of each hostile shape takes to tag
+    beyond start-up (`tagstream.model.training.hostile`, torch's default threads as in
+    `tagstream tag`), the slowest against the bound: 3 s or twice an ordinary text's."""
+    for name in models:
+        out = subprocess.run(
+            [sys.executable, "-m", "tagstream.model.training.hostile", "--model", name]
+            + ["--runs", str(runs), "--json"],
+            capture_output=True,
+            text=True,
+        )
+        if not out.stdout.strip():
+            sys.exit(f"bench: the hostile texts failed for {name}:\n{out.stderr[-2000:]}")
+        got = json.loads(out.stdout)
+        seconds = got["seconds"]
+        ordinary = seconds.pop("ordinary")
+        slowest = max(seconds, key=seconds.get)
+        verdict = "within" if seconds[slowest] <= got["bound_s"] else "OVER"
+        say(
+            f"hostile texts, {name}: 100,000 characters of {len(seconds)} shapes, slowest "
+            f"{seconds[slowest]:.2f} s ({slowest}), ordinary text {ordinary:.2f} s; {verdict} "
+            f"the bound of {got['bound_s']:.2f} s (medians of {runs}, beyond start-up)"
         )
 
 
@@ -386,6 +413,7 @@ def measure(args: argparse.Namespace) -> int:
         if not args.skip_models:
             other_model_rows(work, min(len(sentences), 5000), args.runs)
             memory_rows()
+        hostile_rows(["en-news"] if args.skip_models else ["en-news", *OTHER_MODELS], args.runs)
     if args.skip_kafka:
         return 0
     bootstrap, started = broker()

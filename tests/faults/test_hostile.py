@@ -100,27 +100,13 @@ def ordinary_text(chars: int) -> str:
 
 
 def pathological_texts() -> dict[str, str]:
-    """100,000 characters (the worker's limit) of shapes a tokeniser may choke on."""
-    n = MAX_TEXT_CHARS
-    rng = random.Random(7)
-    no_space = string.ascii_letters + string.digits + string.punctuation
-    marks = "".join(chr(c) for c in range(0x300, 0x370))  # combining diacritical marks
-    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\U0001f44d\U0001f3fd"  # ZWJ, skin tone
-    emoji = "".join(chr(0x1F600 + i % 80) for i in range(n // 2)) + family * (n // 2 // 7)
-    texts = {
-        "a_ x 50,000": "a_" * (n // 2),
-        "_ x 100,000": "_" * n,
-        "+.1 repeated": ("+.1" * (n // 3 + 1))[:n],
-        "a. x 50,000": "a." * (n // 2),
-        "' x 100,000": "'" * n,
-        "- x 100,000": "-" * n,
-        ". x 100,000": "." * n,
-        "no whitespace": "".join(rng.choices(no_space, k=n)),
-        "combining marks": "".join(rng.choices(marks, k=n)),
-        "emoji": emoji[:n],
-        "ordinary English": ordinary_text(n),
-    }
-    assert all(len(t) <= n for t in texts.values())
+    """100,000 characters (the worker's limit) of shapes a tokeniser may choke on
+    (`tagstream.model.training.hostile`, which `make bench` times with every model), and an
+    ordinary English text for comparison."""
+    from tagstream.model.training.hostile import pathological_texts as shapes
+
+    texts = {**shapes(MAX_TEXT_CHARS), "ordinary English": ordinary_text(MAX_TEXT_CHARS)}
+    assert all(len(t) <= MAX_TEXT_CHARS for t in texts.values())
     return texts
 
 

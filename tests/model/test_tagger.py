@@ -1,11 +1,13 @@
 """The artifact contract: train a tiny model -> export -> load -> tag."""
 
 import random
+import time
 
 import pytest
 import torch
 
 from tagstream.model import Prepared, Span, load
+from tagstream.model.chunks import sub_batches
 from tagstream.model.token_cache import LONGEST
 from tagstream.model.training.conll import read_conll
 from tagstream.model.training.evaluate import evaluate_tagger
@@ -305,6 +307,71 @@ def test_long_tokens_are_tagged_the_same_with_and_without_the_caches(tiny_dir, m
     assert 0 < len(gate_cache) and 0 < len(char_cache)
     assert max(len(k) for k in gate_cache._keys) <= LONGEST  # the words only
     assert max(len(k) for k in tiny._featurizer._cache) <= LONGEST
+
+
+def _parallel_texts(kind: str) -> list[str]:
+    """Texts of several sub-batches that make the gate cache write rows while earlier sub-batches
+    may be reading its table: "scratch", tokens longer than LONGEST (rows computed for one call
+    only, reused by the next); "evict", sub-batches of 30-word vocabularies that a 160-row cache
+    holds a few of at a time."""
+    rng = random.Random(5)
+    names = [*PEOPLE, *PLACES]
+    texts = []
+    for k in range(700):
+        if kind == "scratch":
+            words = [f"w{i}" for i in range(300)] + names
+            body = rng.choices(words, k=rng.randint(3, 40))
+            body[rng.randrange(len(body))] = "".join(rng.choices("AbcDeFghIjk", k=LONGEST + 5))
+        else:
+            group = k % 10  # a group's texts are of one length: sorted into a sub-batch
+            words = [f"g{group}w{i}" for i in range(25)] + names
+            body = rng.choices(words, k=1 + group)  # with " .", at most max_length 12
+        texts.append(" ".join(body) + " .")
+    return texts
+
+
+@pytest.mark.parametrize("kind", ["scratch", "evict"])
+def test_sub_batches_in_the_network_at_once_tag_as_one_at_a_time(tiny_dir, monkeypatch, kind):
+    """With torch allowed two threads, two sub-batches run in the network at once while the
+    next one's inputs are looked up: the spans and scores are those of one sub-batch at a time,
+    also when looking up the next one evicts or reuses rows a running one reads (each running
+    sub-batch slowed down so that the next one is looked up before it reads the table)."""
+    from tagstream.model.token_cache import TokenCache
+
+    texts = _parallel_texts(kind)
+    threads = torch.get_num_threads()
+    runs, emissions = {}, {}
+    try:
+        for n in (1, 2):
+            tiny = load(tiny_dir / "tiny.pt", precision="float32")
+            if kind == "evict":
+                monkeypatch.setattr(tiny, "_gate_cache", TokenCache(rows=160))
+            scores = emissions[n] = {}
+
+            def slow(call, batch, tiny=tiny, scores=scores):
+                time.sleep(0.02)  # the next sub-batch's lookup comes first, unless it settles
+                with torch.inference_mode():
+                    em = call()
+                scores[tuple(batch)] = em
+                return tiny.module.decode(em, torch.tensor([k for k, _, _ in batch]))
+
+            monkeypatch.setattr(tiny, "_network", slow)
+            torch.set_num_threads(n)
+            runs[n] = [tiny.tag(texts) for _ in range(3)]
+            assert (tiny._pool is not None) == (n == 2)  # the parallel path ran
+    finally:
+        torch.set_num_threads(threads)
+    assert emissions[1].keys() == emissions[2].keys()
+    for batch, em in emissions[1].items():
+        assert torch.allclose(em, emissions[2][batch], atol=1e-4)
+    docs, work = _work(tiny, texts)
+    assert len(sub_batches([k for k, _, _ in work])) >= 3
+    strip = lambda docs: [[(s.start, s.end, s.label) for s in spans] for spans in docs]  # noqa: E731
+    for tagged in runs[2]:
+        assert strip(tagged) == strip(runs[1][0])
+        for one, two in zip(runs[1][0], tagged):
+            assert all(abs(a.score - b.score) < 1e-4 for a, b in zip(one, two))
+    assert any(runs[1][0])
 
 
 @pytest.mark.parametrize("path", ["gates", "chars"])

@@ -164,3 +164,27 @@ def test_a_stream_of_distinct_long_tokens_stays_within_the_byte_budget():
     assert cache.key_bytes < len(words) * 128
     assert cache.nbytes <= cache.max_bytes(2 * 4)
     assert grown < 100_000  # 40 MB of tokens went through
+
+
+def test_rows_an_earlier_call_returned_are_not_written_before_settle():
+    """A caller reading returned rows on another thread (``locate(..., settle)``): appending new
+    keys past them needs no settling; evicting, or reusing an earlier call's scratch rows,
+    settles first."""
+    compute, _ = counting()
+    cache = TokenCache(rows=6)
+    settled = []
+
+    def settle():
+        settled.append(len(cache))
+
+    table, rows = cache.locate(["a", "bb"], compute, settle)
+    cache.locate(["bb", "ccc"], compute, settle)  # appended after the rows returned
+    assert settled == [] and table[rows][:, 0].tolist() == [1.0, 2.0]
+    cache.locate(["d", "e", "f", "g"], compute, settle)  # more rows than free: evicts
+    assert settled == [3]
+    cache.locate(["d"], compute, settle)  # held: nothing written
+    assert settled == [3]
+    cache.locate(["x" * (LONGEST + 1), "d"], compute, settle)  # a scratch row after the held
+    before = len(settled)
+    cache.locate(["y" * (LONGEST + 1)], compute, settle)  # would overwrite that scratch row
+    assert len(settled) == before + 1
