@@ -12,7 +12,7 @@ MODEL_PACKAGES := $(patsubst %,-e models/%,$(notdir $(wildcard models/*)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars registry deploy-tools setup test lint unit integration chaos hostile demo bench clean image
+.PHONY: help venv kafka-jars registry deploy-tools setup test lint unit integration chaos hostile demo bench clean image dist
 
 help:
 	@echo "make demo    local Kafka + a worker + a few hundred sentences, then a summary"
@@ -22,6 +22,7 @@ help:
 	@echo "make hostile the hostile-input suite: pathological texts, unreadable records, HTTP flood (~2 min)"
 	@echo "make bench   speed on this CPU: tagger per path, spaCy NER, end to end, Kafka client"
 	@echo "make setup   only the set-up: virtualenv, Kafka jars, helm and the deploy tools"
+	@echo "make dist    the release's Python packages in dist/, checked (scripts/dist)"
 
 # The virtualenv, reinstalled when pyproject.toml changes.
 $(STAMP): pyproject.toml $(wildcard models/*/pyproject.toml)
@@ -98,6 +99,11 @@ bench: venv kafka-jars
 # uid 10001 and check it (docs/image.md). Root; slow, so not part of `make test`.
 image:
 	scripts/image all
+
+# What the release workflow publishes to the package index: the code wheel and sdist and the
+# model packages, checked (twine, the code wheel's size, each model package's tagstream range).
+dist:
+	scripts/dist dist
 
 clean:
 	rm -rf $(VENV) .pytest_cache
