@@ -1,9 +1,9 @@
-"""`make docs`: regenerate the two generated parts of the documentation.
+"""`make docs`: regenerate the three generated parts of the documentation.
 
 * docs/configuration.md: the table of every ``TAGSTREAM_*`` setting, read from the settings
   models in worker/settings/__init__.py (the kafka group in worker/settings/kafka.py): the variable
-  name, its type (with the allowed values and bounds), its default, and the ``#`` comment lines
-  directly above the field.
+  name, its type (with the allowed values and bounds), its default, and the field's description
+  (``Field(description=...)``, also what ``tagstream run --help`` and ``--settings-schema`` show).
 * helm/tagstream/README.md: the table of every chart value, read from helm/tagstream/values.yaml
   in helm-docs style: a ``# --`` comment (continued by further ``#`` lines) directly above a key
   describes it; the default is the value in the file.
@@ -21,18 +21,13 @@ prints, so the tables cannot drift from the code.
 from __future__ import annotations
 
 import argparse
-import ast
 import difflib
-import inspect
 import re
-import socket
 import sys
-import textwrap
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT, Path(__file__).resolve().parent):  # the package; this script's sibling modules
@@ -53,24 +48,6 @@ END = "<!-- END GENERATED: {name} -->"
 
 
 # -- the settings (worker/settings/) ------------------------------------------------------------
-
-
-def _field_comments(cls: type) -> dict[str, str]:
-    """The ``#`` lines directly above each annotated field of a class body, joined."""
-    source = textwrap.dedent(inspect.getsource(cls))
-    lines = source.splitlines()
-    tree = ast.parse(source)
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    out: dict[str, str] = {}
-    for node in body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            comment: list[str] = []
-            i = node.lineno - 2  # the line above (lineno is 1-based)
-            while i >= 0 and lines[i].strip().startswith("#"):
-                comment.insert(0, lines[i].strip().removeprefix("#").strip())
-                i -= 1
-            out[node.target.id] = " ".join(c for c in comment if c)
-    return out
 
 
 def _strip_optional(annotation: object) -> tuple[object, bool]:
@@ -138,57 +115,23 @@ def _type(annotation: object, info: object) -> str:
 
 
 def _default(info: object) -> str:
-    from pydantic_core import PydanticUndefined
+    from tagstream.worker.settings import REQUIRED, UNSET, default_text
 
-    factory = getattr(info, "default_factory", None)
-    if factory is not None:
-        # Defaults that depend on the machine are shown with a placeholder for the host name.
-        with mock.patch.object(socket, "gethostname", return_value="<hostname>"):
-            value = factory()
-    else:
-        value = getattr(info, "default", PydanticUndefined)
-    if value is PydanticUndefined:
-        return "required"
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return code(str(value).lower())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return code(str(value))
+    text = default_text(info)  # type: ignore[arg-type]
+    return text if text in (UNSET, REQUIRED) else code(text)
 
 
 def settings_rows() -> list[tuple[str, str, str, str]]:
     """(variable, type, default, description) for every setting, in definition order: the
-    top-level settings first, then each group."""
-    from pydantic import BaseModel
-
-    from tagstream.worker.settings import Settings
+    top-level settings first, then each group; the description is the field's
+    ``Field(description=...)``."""
+    from tagstream.worker.settings import settings_fields
     from tagstream.worker.settings.rules import env_name
 
-    rows: list[tuple[str, str, str, str]] = []
-    groups: list[tuple[str, type]] = []
-    comments = _field_comments(Settings)
-    for name, info in Settings.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            groups.append((name, annotation))
-            continue
-        rows.append(
-            (env_name((name,)), _type(annotation, info), _default(info), comments.get(name, ""))
-        )
-    for group, model in groups:
-        comments = _field_comments(model)
-        for name, info in model.model_fields.items():
-            rows.append(
-                (
-                    env_name((group, name)),
-                    _type(info.annotation, info),
-                    _default(info),
-                    comments.get(name, ""),
-                )
-            )
-    return rows
+    return [
+        (env_name(path), _type(info.annotation, info), _default(info), info.description or "")
+        for path, info in settings_fields()
+    ]
 
 
 def settings_table() -> str:

@@ -48,7 +48,7 @@ def test_every_setting_is_in_the_table():
     assert rows == env_names()
 
 
-def test_settings_table_reads_defaults_types_and_comments():
+def test_settings_table_reads_defaults_types_and_descriptions():
     rows = {var: rest for var, *rest in gen_docs.settings_rows()}
     typ, default, description = rows["TAGSTREAM_KAFKA__ASSIGNMENT_STRATEGY"]
     assert typ == "`range`, `roundrobin`, `cooperative-sticky`" and default == "`range`"
@@ -70,6 +70,17 @@ def test_settings_table_follows_a_changed_default(monkeypatch):
     after = gen_docs.settings_table()
     assert (
         before != after and "| `TAGSTREAM_BATCHING__MAX_WAIT_MS` | integer, ≥ 0 | `75` |" in after
+    )
+
+
+def test_settings_table_follows_a_changed_description(monkeypatch):
+    """The description is the field's Field(description=...), not a comment in the source."""
+    from tagstream.worker.settings import BatchingSettings
+
+    info = BatchingSettings.model_fields["max_wait_ms"]
+    monkeypatch.setattr(info, "description", "Changed. Here.")
+    assert "| `TAGSTREAM_BATCHING__MAX_WAIT_MS` | integer, ≥ 0 | `0` | Changed. Here. |" in (
+        gen_docs.settings_table()
     )
 
 

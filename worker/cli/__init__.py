@@ -21,7 +21,7 @@ from .demo import cmd_demo
 from .exits import EXIT_USAGE
 from .models import cmd_models
 from .replay import cmd_replay, timestamp_ms
-from .run import cmd_run
+from .run import cmd_run, settings_epilog
 from .tag import cmd_tag
 
 
@@ -50,7 +50,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", help="run the worker: input topic -> labelled spans -> output topic"
+        "run",
+        help="run the worker: input topic -> labelled spans -> output topic",
+        description="Run the worker: input topic -> labelled spans -> output topic.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog is a list
+        add_help=False,
+    )
+    run.add_argument(
+        "-h",
+        "--help",
+        action=_HelpWithSettings,
+        help="show this help message, with every setting, and exit",
+    )
+    run.add_argument(
+        "--settings-schema",
+        action="store_true",
+        help="print the settings as a JSON Schema (each one's type, bounds, default and "
+        "description) and exit",
     )
     run.set_defaults(func=cmd_run)
 
@@ -209,6 +225,27 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
     replay.set_defaults(func=cmd_replay)
     return parser
+
+
+class _HelpWithSettings(argparse.Action):
+    """``tagstream run --help``: the help, and every setting at its end (`settings_epilog`), read
+    from the settings models only when asked for, so that the other commands start without
+    them."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs):
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        parser.epilog = settings_epilog()
+        parser.print_help()
+        parser.exit()
 
 
 def _pointer(text: str) -> str:

@@ -1,6 +1,8 @@
 """``tagstream run``: the worker, with its signal handling. Settings, HTTP server and model
 first (a SIGTERM meanwhile stops it at once), then the start-up check of the connection, the
-Kafka clients, and the pipeline until a signal drains it.
+Kafka clients, and the pipeline until a signal drains it. Also what ``tagstream run`` prints
+about its settings instead of running: the list at the end of its ``--help``
+(`settings_epilog`) and their JSON Schema (``--settings-schema``, `settings_schema`).
 
 The heavy imports (torch, kafka-python) happen inside the command, so ``tagstream --help`` stays
 quick.
@@ -13,8 +15,11 @@ import dataclasses
 import gc
 import logging
 import os
+import re
+import shutil
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -29,6 +34,10 @@ WARM_UP_TEXT = "Ada Lovelace wrote the first program in London."  # tagged once 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "settings_schema", False):
+        print(settings_schema())
+        return EXIT_OK
+
     from prometheus_client import CollectorRegistry
 
     from .. import logs
@@ -191,6 +200,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os._exit(status)  # do not wait for the inference thread
     return status
+
+
+def settings_schema() -> str:
+    """``tagstream run --settings-schema``: the JSON Schema of the settings tree, with each
+    setting's type, bounds, default and description."""
+    import json
+
+    from ..settings import Settings
+
+    return json.dumps(Settings.model_json_schema(), indent=2, ensure_ascii=False)
+
+
+# A sentence ends at a full stop followed by a space, but not the one of "e.g." or "i.e.".
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)\.(?=\s)")
+
+
+def first_sentence(text: str) -> str:
+    match = _SENTENCE_END.search(text)
+    return text if match is None else text[: match.end()]
+
+
+def settings_epilog(width: int | None = None) -> str:
+    """The end of ``tagstream run --help``: every ``TAGSTREAM_*`` variable with its default and
+    the first sentence of its description, from the same fields as docs/configuration.md."""
+    from ..settings import default_text, settings_fields
+    from ..settings.rules import env_name
+
+    if width is None:  # as argparse's own formatter
+        width = max(40, min(100, shutil.get_terminal_size().columns - 2))
+    lines = textwrap.wrap(
+        "Settings: these environment variables (and a .env file in the working directory), each "
+        "with its default and the first sentence of its description. docs/configuration.md "
+        "describes them in full; --settings-schema prints them as a JSON Schema.",
+        width,
+    )
+    group: tuple[str, ...] | None = None
+    for path, info in settings_fields():
+        if path[:-1] != group:
+            group = path[:-1]
+            lines.append("")
+        lines.append(f"  {env_name(path)} (default: {default_text(info)})")
+        lines += textwrap.wrap(
+            first_sentence(info.description or ""),
+            width,
+            initial_indent=" " * 6,
+            subsequent_indent=" " * 6,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    return "\n".join(lines)
 
 
 def _unless_stopped(work: Callable[[], T], stop: threading.Event) -> T | None:

@@ -1,7 +1,7 @@
 """The ``kafka`` group of the settings tree (`tagstream.worker.settings`): the brokers, the
 topics, the consumer group, the clients' timeouts and the TLS and SASL settings, read from
-``TAGSTREAM_KAFKA__*``. As in the rest of the tree, each setting's type, bounds, default and the
-comment above it are its documentation (scripts/gen_docs.py reads them). Below the group, the
+``TAGSTREAM_KAFKA__*``. As in the rest of the tree, each setting's type, bounds, default and
+description (``Field(description=...)``) are its documentation. Below the group, the
 checks between its settings: the SASL settings against the protocol and mechanism
 (`check_sasl`), an OAUTHBEARER token provider that can be imported (`check_token_provider`), and
 the risky but valid combinations logged at start-up (`kafka_warnings`). How the clients are
@@ -26,124 +26,217 @@ class KafkaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)  # as every group of the tree
 
-    # Comma-separated host:port list of brokers to bootstrap from.
-    bootstrap_servers: str = "localhost:9092"
-    # Texts are read from here. The three topics must exist and differ: the worker never
-    # creates topics (it checks at start-up and exits 1 naming the missing ones).
-    input_topic: str = "tagstream-input"
-    # Each labelled record goes here.
-    output_topic: str = "tagstream-output"
-    # Each record that cannot be labelled goes here, unchanged, with headers saying why.
-    dead_letter_topic: str = "tagstream-dead-letters"
-    # The consumer group: workers with the same group id share the input topic's partitions.
-    group_id: str = "tagstream"
-    # Client id of the consumer and the producer, as the brokers log it.
-    client_id: str = Field(default_factory=lambda: f"tagstream-{socket.gethostname()}")
-    # Exactly-once only: must be unique per running worker and stable across its restarts
-    # (a restart with the same id fences the crashed instance and aborts its open transaction).
-    # Default: "<group_id>-<hostname>" (the pod name on Kubernetes).
-    transactional_id: str | None = None
-    # Static group membership (KIP-345): a stable identity per worker, e.g. the pod name (the
-    # chart sets it so). A worker that restarts with the same id within the session timeout
-    # gets its partitions back at once, with no rebalance of the others; a worker that stops
-    # for good keeps its partitions unserved until the session timeout (a static member does
-    # not leave the group on shutdown). Unset: dynamic membership.
-    group_instance_id: str | None = Field(
-        default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$"
+    bootstrap_servers: str = Field(
+        default="localhost:9092",
+        description="Comma-separated host:port list of brokers to bootstrap from.",
     )
-    # Where a group without committed offsets starts reading.
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    # A record the Kafka client cannot parse (a batch failing its CRC check, a header name that
-    # is not UTF-8). "dead_letter": after two more tries, move past the unreadable offsets and
-    # write one dead letter for them (reason unreadable_record; headers name the partition and
-    # the first and last offset skipped), counted in tagstream_unreadable_offsets_total.
-    # "stop": exit 1 without committing past it; an operator moves the group on by hand
-    # (docs/messages.md). A batch compressed with a codec whose library is missing stops the
-    # worker either way: that is the installation's fault, not the record's.
-    on_unreadable: Literal["dead_letter", "stop"] = "dead_letter"
-    # Eager ("range") revokes every partition on each rebalance; "cooperative-sticky" moves only
-    # the partitions that change owner (KIP-429). Every worker of a group must use the same one.
-    assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = "range"
-    # A worker that stops heartbeating is removed from the group after this.
-    session_timeout_ms: int = Field(default=45_000, ge=1_000)
-    # At most a third of the session timeout.
-    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    # Longest time between two polls before the group evicts the worker; must exceed the
-    # drain timeout. Polling goes on while a batch is tagged, however long that takes.
-    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
-    # Timeout of one broker request; also bounds one offset commit and how long start-up
-    # waits for a broker.
-    request_timeout_ms: int = Field(default=30_000, ge=1_000)
-    # Longest wait between two attempts to reconnect to a broker that is down (every client of
-    # the worker: consumer, producer, admin). The wait doubles from 50 ms after each failed
-    # attempt up to this: the longer it is, the longer a worker can sit idle after its broker is
-    # back (docs/operations.md#broker-outages compares it with kafka-python's own default,
-    # 30 s). A broker that is down gets a connection attempt from each client about this often.
-    reconnect_backoff_max_ms: int = Field(default=2_000, ge=50, le=300_000)
-    # How often tagstream_consumer_lag is refreshed: each owned partition's end offset, asked
-    # of the broker by a client of its own, minus the group's committed offset.
-    lag_interval_s: float = Field(default=5.0, gt=0, le=3_600)
-    # How long the producer keeps retrying one output before the worker gives up and exits
-    # (nothing is committed for an undelivered output, so a restart redoes it).
-    delivery_timeout_ms: int = Field(default=120_000, ge=1_000)
-    # Producer batching delay.
-    linger_ms: int = Field(default=5, ge=0)
-    # Compression of the produced records (outputs and dead letters).
-    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
-    # Largest record the producer sends; a larger output is dead-lettered (output_too_large).
-    # The stricter of this and the output and dead-letter topics' max.message.bytes (read at
-    # start-up when the ACLs allow DescribeConfigs) applies.
-    max_request_size: int = Field(default=1_048_576, ge=1_024)
-    # Exactly-once only: the broker aborts a transaction left open longer than this (say, by
-    # a crashed worker whose successor has another transactional id).
-    transaction_timeout_ms: int = Field(default=60_000, ge=1_000)
-    # Options of kafka-python's KafkaConsumer that no setting here names, as a JSON object:
-    # {"fetch_max_bytes": 52428800, "client_rack": "eu-west-1a"}; every consumer of the worker
-    # gets them. Refused at start-up (exit 2): an option kafka-python does not have, one the
-    # settings above already set, and one that would break delivery (offset commits, isolation,
-    # deserializers); docs/configuration.md lists them.
-    consumer_extra_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    # The same for the KafkaProducer (acks, idempotence, retries, transactions and serializers
-    # are the worker's).
-    producer_extra_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    input_topic: str = Field(
+        default="tagstream-input",
+        description="Texts are read from here. The three topics must exist and differ: the worker "
+        "never creates topics (it checks at start-up and exits 1 naming the missing ones).",
+    )
+    output_topic: str = Field(
+        default="tagstream-output", description="Each labelled record goes here."
+    )
+    dead_letter_topic: str = Field(
+        default="tagstream-dead-letters",
+        description="Each record that cannot be labelled goes here, unchanged, with headers "
+        "saying why.",
+    )
+    group_id: str = Field(
+        default="tagstream",
+        description="The consumer group: workers with the same group id share the input topic's "
+        "partitions.",
+    )
+    client_id: str = Field(
+        default_factory=lambda: f"tagstream-{socket.gethostname()}",
+        description="Client id of the consumer and the producer, as the brokers log it.",
+    )
+    transactional_id: str | None = Field(
+        default=None,
+        description="Exactly-once only: must be unique per running worker and stable across its "
+        "restarts (a restart with the same id fences the crashed instance and aborts its open "
+        'transaction). Default: "<group_id>-<hostname>" (the pod name on Kubernetes).',
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Static group membership (KIP-345): a stable identity per worker, e.g. the "
+        "pod name (the chart sets it so). A worker that restarts with the same id within the "
+        "session timeout gets its partitions back at once, with no rebalance of the others; a "
+        "worker that stops for good keeps its partitions unserved until the session timeout (a "
+        "static member does not leave the group on shutdown). Unset: dynamic membership.",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a group without committed offsets starts reading."
+    )
+    on_unreadable: Literal["dead_letter", "stop"] = Field(
+        default="dead_letter",
+        description="A record the Kafka client cannot parse (a batch failing its CRC check, a "
+        'header name that is not UTF-8). "dead_letter": after two more tries, move past the '
+        "unreadable offsets and write one dead letter for them (reason unreadable_record; headers "
+        "name the partition and the first and last offset skipped), counted in "
+        'tagstream_unreadable_offsets_total. "stop": exit 1 without committing past it; an '
+        "operator moves the group on by hand (docs/messages.md). A batch compressed with a codec "
+        "whose library is missing stops the worker either way: that is the installation's fault, "
+        "not the record's.",
+    )
+    assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = Field(
+        default="range",
+        description='Eager ("range") revokes every partition on each rebalance; '
+        '"cooperative-sticky" moves only the partitions that change owner (KIP-429). Every '
+        "worker of a group must use the same one.",
+    )
+    session_timeout_ms: int = Field(
+        default=45_000,
+        ge=1_000,
+        description="A worker that stops heartbeating is removed from the group after this.",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3_000, ge=100, description="At most a third of the session timeout."
+    )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1_000,
+        description="Longest time between two polls before the group evicts the worker; must "
+        "exceed the drain timeout. Polling goes on while a batch is tagged, however long that "
+        "takes.",
+    )
+    request_timeout_ms: int = Field(
+        default=30_000,
+        ge=1_000,
+        description="Timeout of one broker request; also bounds one offset commit and how long "
+        "start-up waits for a broker.",
+    )
+    reconnect_backoff_max_ms: int = Field(
+        default=2_000,
+        ge=50,
+        le=300_000,
+        description="Longest wait between two attempts to reconnect to a broker that is down "
+        "(every client of the worker: consumer, producer, admin). The wait doubles from 50 ms "
+        "after each failed attempt up to this: the longer it is, the longer a worker can sit idle "
+        "after its broker is back (docs/operations.md#broker-outages compares it with "
+        "kafka-python's own default, 30 s). A broker that is down gets a connection attempt from "
+        "each client about this often.",
+    )
+    lag_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3_600,
+        description="How often tagstream_consumer_lag is refreshed: each owned partition's end "
+        "offset, asked of the broker by a client of its own, minus the group's committed offset.",
+    )
+    delivery_timeout_ms: int = Field(
+        default=120_000,
+        ge=1_000,
+        description="How long the producer keeps retrying one output before the worker gives up "
+        "and exits (nothing is committed for an undelivered output, so a restart redoes it).",
+    )
+    linger_ms: int = Field(default=5, ge=0, description="Producer batching delay.")
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="none",
+        description="Compression of the produced records (outputs and dead letters).",
+    )
+    max_request_size: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        description="Largest record the producer sends; a larger output is dead-lettered "
+        "(output_too_large). The stricter of this and the output and dead-letter topics' "
+        "max.message.bytes (read at start-up when the ACLs allow DescribeConfigs) applies.",
+    )
+    transaction_timeout_ms: int = Field(
+        default=60_000,
+        ge=1_000,
+        description="Exactly-once only: the broker aborts a transaction left open longer than "
+        "this (say, by a crashed worker whose successor has another transactional id).",
+    )
+    consumer_extra_config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Options of kafka-python's KafkaConsumer that no setting here names, as a "
+        'JSON object: {"fetch_max_bytes": 52428800, "client_rack": "eu-west-1a"}; every '
+        "consumer of the worker gets them. Refused at start-up (exit 2): an option kafka-python "
+        "does not have, one the settings above already set, and one that would break delivery "
+        "(offset commits, isolation, deserializers); docs/configuration.md lists them.",
+    )
+    producer_extra_config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="The same for the KafkaProducer (acks, idempotence, retries, transactions and "
+        "serializers are the worker's).",
+    )
 
-    # TLS (SSL, SASL_SSL) and SASL authentication (SASL_PLAINTEXT, SASL_SSL).
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    # With SASL_*: PLAIN or SCRAM-* (a user name and password), OAUTHBEARER (a token from a
-    # file or a function), GSSAPI (Kerberos; extra tagstream[gssapi]) or AWS_MSK_IAM (the AWS
-    # credential chain and AWS_REGION, SASL_SSL only; extra tagstream[aws]). See docs/security.md.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="TLS (SSL, SASL_SSL) and SASL authentication (SASL_PLAINTEXT, SASL_SSL).",
+    )
     sasl_mechanism: (
         Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI", "AWS_MSK_IAM"]
         | None
-    ) = None
-    # PLAIN sends the password, and OAUTHBEARER the bearer token, as they are: over
-    # SASL_PLAINTEXT anyone on the network path reads them, so the worker refuses that pair
-    # unless this is true (SCRAM never sends the password; SASL_SSL encrypts the connection).
-    allow_plaintext_credentials: bool = False
-    # PLAIN and SCRAM-* only, and required with them: the SASL user.
-    sasl_username: str | None = None
-    # PLAIN and SCRAM-* only, and required with them: the user's password.
-    sasl_password: SecretStr | None = None
-    # OAUTHBEARER: a file holding the token, read again for every new connection, so whatever
-    # renews it (a projected Kubernetes token, a sidecar) needs no restart. Or the next one.
-    sasl_oauth_token_file: Path | None = None
-    # OAUTHBEARER: "package.module:function" returning the token, called for every new
-    # connection (cache inside it); or an object with a token() method. Or the previous one.
-    sasl_oauth_token_provider: str | None = None
-    # GSSAPI: the service name of the brokers' Kerberos principal ("<service>/<host>").
-    sasl_kerberos_service_name: str = Field(default="kafka", min_length=1)
-    # GSSAPI: the host part of the brokers' principal, when it is not the broker's host name.
-    sasl_kerberos_domain_name: str | None = None
-    # CA bundle (PEM file) the brokers' certificates must chain to; unset: the system's CAs.
-    ssl_cafile: Path | None = None
-    # Client certificate (PEM file) for mutual TLS; set together with the key.
-    ssl_certfile: Path | None = None
-    # The client certificate's private key (PEM file); set together with the certificate.
-    ssl_keyfile: Path | None = None
-    # Password of the client private key, if it is encrypted.
-    ssl_password: SecretStr | None = None
-    # Check that the broker's certificate matches its host name.
-    ssl_check_hostname: bool = True
+    ) = Field(
+        default=None,
+        description="With SASL_*: PLAIN or SCRAM-* (a user name and password), OAUTHBEARER (a "
+        "token from a file or a function), GSSAPI (Kerberos; extra tagstream[gssapi]) or "
+        "AWS_MSK_IAM (the AWS credential chain and AWS_REGION, SASL_SSL only; extra "
+        "tagstream[aws]). See docs/security.md.",
+    )
+    allow_plaintext_credentials: bool = Field(
+        default=False,
+        description="PLAIN sends the password, and OAUTHBEARER the bearer token, as they are: "
+        "over SASL_PLAINTEXT anyone on the network path reads them, so the worker refuses that "
+        "pair unless this is true (SCRAM never sends the password; SASL_SSL encrypts the "
+        "connection).",
+    )
+    sasl_username: str | None = Field(
+        default=None, description="PLAIN and SCRAM-* only, and required with them: the SASL user."
+    )
+    sasl_password: SecretStr | None = Field(
+        default=None,
+        description="PLAIN and SCRAM-* only, and required with them: the user's password.",
+    )
+    sasl_oauth_token_file: Path | None = Field(
+        default=None,
+        description="OAUTHBEARER: a file holding the token, read again for every new connection, "
+        "so whatever renews it (a projected Kubernetes token, a sidecar) needs no restart. Or the "
+        "next one.",
+    )
+    sasl_oauth_token_provider: str | None = Field(
+        default=None,
+        description='OAUTHBEARER: "package.module:function" returning the token, called for '
+        "every new connection (cache inside it); or an object with a token() method. Or the "
+        "previous one.",
+    )
+    sasl_kerberos_service_name: str = Field(
+        default="kafka",
+        min_length=1,
+        description="GSSAPI: the service name of the brokers' Kerberos principal "
+        '("<service>/<host>").',
+    )
+    sasl_kerberos_domain_name: str | None = Field(
+        default=None,
+        description="GSSAPI: the host part of the brokers' principal, when it is not the broker's "
+        "host name.",
+    )
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM file) the brokers' certificates must chain to; unset: the "
+        "system's CAs.",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None,
+        description="Client certificate (PEM file) for mutual TLS; set together with the key.",
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None,
+        description="The client certificate's private key (PEM file); set together with the "
+        "certificate.",
+    )
+    ssl_password: SecretStr | None = Field(
+        default=None, description="Password of the client private key, if it is encrypted."
+    )
+    ssl_check_hostname: bool = Field(
+        default=True, description="Check that the broker's certificate matches its host name."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:

@@ -264,3 +264,62 @@ def test_run_refuses_a_floor_for_a_label_the_model_has_not(tmp_path):
     proc = run_worker(env, tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "has no label PERSON (its labels: LOC, MISC, ORG, PER)" in proc.stderr
+
+
+# -- the descriptions (docs/configuration.md, `tagstream run --help`, --settings-schema) ----------
+
+
+def _models(model, seen=None):
+    """``model`` and every group model under it, recursively."""
+    from pydantic import BaseModel
+
+    seen = [] if seen is None else seen
+    seen.append(model)
+    for info in model.model_fields.values():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            _models(info.annotation, seen)
+    return seen
+
+
+def test_every_field_of_every_settings_model_has_a_description():
+    from tagstream.worker.settings import Settings
+
+    models = _models(Settings)
+    assert {m.__name__ for m in models} >= {"Settings", "KafkaSettings", "ModelSettings"}
+    undescribed = [
+        f"{model.__name__}.{name}"
+        for model in models
+        for name, info in model.model_fields.items()
+        if not (info.description or "").strip()
+    ]
+    assert not undescribed
+
+
+def test_descriptions_quote_no_measurement():
+    """A speed belongs in the docs that measured it (docs/operations.md#sizing,
+    docs/models.md#speed), linked from the description."""
+    import re
+
+    from tagstream.worker.settings import Settings
+
+    figure = re.compile(r"\d\s*(?:msg|messages|words|tokens|records|texts)/s|\d\s*(?:×|x faster)")
+    quoted = [
+        f"{model.__name__}.{name}: {info.description}"
+        for model in _models(Settings)
+        for name, info in model.model_fields.items()
+        if figure.search(info.description or "") or "measured" in (info.description or "")
+    ]
+    assert not quoted
+
+
+def test_settings_fields_walks_every_group_in_definition_order():
+    from tagstream.worker.settings import Settings, settings_fields
+    from tagstream.worker.settings.rules import env_name
+
+    paths = [path for path, _ in settings_fields()]
+    assert paths[0] == ("delivery",) and ("kafka", "bootstrap_servers") in paths
+    assert paths.index(("drain_timeout_s",)) < paths.index(("kafka", "bootstrap_servers"))
+    assert all(len(path) in (1, 2) for path in paths)
+    assert {env_name(path) for path in paths} == env_names()
+    groups = [name for name, info in Settings.model_fields.items() if (name,) not in paths]
+    assert groups == ["kafka", "batching", "model", "output", "schema_registry", "http", "log"]
