@@ -13,6 +13,9 @@
 #                    build uses). --build-arg TORCH_INDEX_URL=https://pypi.org/simple takes PyPI's
 #                    build of the same version instead (for machines that reach only PyPI; it
 #                    carries the CUDA libraries, several GB more)
+#   EXTRAS           tagstream's extras, comma-separated: aws (SASL AWS_MSK_IAM: botocore),
+#                    gssapi (SASL GSSAPI: python-gssapi, built against the distribution's
+#                    Kerberos libraries, which the runtime stage then carries). Default: none
 #
 # The install steps live in scripts/image-install, which tests/deploy/test_image.py runs into a
 # fresh virtualenv, so CI checks what this build does without a Docker engine.
@@ -28,7 +31,13 @@ ARG TORCH_VERSION=2.15.0
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+ARG EXTRAS=""
 WORKDIR /src
+# python-gssapi has no Linux wheels: the gssapi extra is compiled against libkrb5.
+# hadolint ignore=DL3008
+RUN case ",${EXTRAS}," in *,gssapi,*) \
+        apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libkrb5-dev \
+        && rm -rf /var/lib/apt/lists/* ;; esac
 # .dockerignore admits only what the install needs (an allowlist).
 COPY . .
 RUN sh scripts/image-install /opt/tagstream /src
@@ -46,6 +55,11 @@ LABEL org.opencontainers.image.title="tagstream" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       dev.tagstream.torch.variant="${TORCH_VARIANT}"
+ARG EXTRAS=""
+# hadolint ignore=DL3008
+RUN case ",${EXTRAS}," in *,gssapi,*) \
+        apt-get update && apt-get install -y --no-install-recommends libgssapi-krb5-2 \
+        && rm -rf /var/lib/apt/lists/* ;; esac
 # Same uid/gid as the Helm chart's runAsUser/runAsGroup.
 RUN groupadd --system --gid 10001 tagstream \
     && useradd --system --uid 10001 --gid tagstream --no-create-home \

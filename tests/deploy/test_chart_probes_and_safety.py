@@ -136,13 +136,29 @@ def test_changed_settings_roll_the_pods(helm: Helm):
     assert checksum() != checksum({"worker.batching.maxWaitMs": "10"})
 
 
+# Where .github/workflows/release.yml pushes the image (ghcr.io/<repository owner>/tagstream,
+# tagged with the version, which the workflow checks is the chart's appVersion).
+PUBLISHED_IMAGE = "ghcr.io/tagstream/tagstream"
+
+
 def test_image_tag_defaults_to_app_version(helm: Helm):
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
-    assert helm.template().container()["image"] == f"tagstream:{app_version}"
+    assert helm.template().container()["image"] == f"{PUBLISHED_IMAGE}:{app_version}"
     digest = "sha256:" + "a" * 64
     assert (
-        helm.template(sets={"image.digest": digest}).container()["image"] == f"tagstream@{digest}"
+        helm.template(sets={"image.digest": digest}).container()["image"]
+        == f"{PUBLISHED_IMAGE}@{digest}"
     )
+
+
+def test_default_image_is_the_one_the_release_workflow_publishes():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "release.yml").read_text())
+    image = workflow["env"]["IMAGE"]
+    assert image.replace("${{ github.repository_owner }}", "tagstream") == PUBLISHED_IMAGE
+    push = [step for step in workflow["jobs"]["image"]["steps"] if step.get("name") == "push"]
+    assert len(push) == 1 and 'docker push "${IMAGE}:${VERSION}"' in push[0]["run"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["image"]
+    assert (values["repository"], values["tag"]) == (PUBLISHED_IMAGE, "")
 
 
 def test_metrics_service_publishes_not_ready_pods(helm: Helm):

@@ -29,9 +29,20 @@ def test_rendered_settings_are_accepted_by_the_worker(
     helm: Helm, values: Path, tmp_path, monkeypatch
 ):
     """The exact environment the pod gets loads in `tagstream.worker.settings.load_settings`
-    (mounted files and Secret values stand in as local files and dummies)."""
-    from tagstream.worker.settings import load_settings
+    (mounted files and Secret values stand in as local files and dummies; the packages of the
+    image's extras, gssapi and botocore, count as installed)."""
+    import importlib.util
 
+    from tagstream.worker.settings import load_settings
+    from tagstream.worker.settings.kafka import SASL_PACKAGES
+
+    extras = {package for package, _ in SASL_PACKAGES.values()}
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name in extras else real_find_spec(name, *a),
+    )
     rendered = helm.template(values)
     env = _env(rendered)
     mounts = {m["mountPath"]: m for m in rendered.container().get("volumeMounts", [])}

@@ -202,6 +202,7 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     env.update(
         TORCH_VERSION=args["TORCH_VERSION"],
         TORCH_INDEX_URL=PYPI,
+        EXTRAS="aws",  # the Dockerfile's ARG: the extra of SASL AWS_MSK_IAM (pure Python)
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         PYTHONDONTWRITEBYTECODE="1",
         PATH=os.pathsep.join(
@@ -222,6 +223,22 @@ def test_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path, record_propert
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     print(f"image-install took {time.monotonic() - started:.0f} s")
     assert f"loads from {venv}" in proc.stdout, proc.stdout[-2000:]  # the installed copy
+
+    extra = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-c", "import botocore; print(botocore.__version__)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert extra.returncode == 0, f"EXTRAS=aws did not install botocore: {extra.stderr}"
+    bad_extras = subprocess.run(
+        ["sh", str(src / "scripts" / "image-install"), str(venv), str(src)],
+        env={**env, "EXTRAS": "aws; rm -rf /"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad_extras.returncode == 2 and "EXTRAS must be" in bad_extras.stderr
 
     # The console script is the worker's CLI, and bad settings exit 2 as documented.
     bad = subprocess.run(
