@@ -352,34 +352,34 @@ class Settings(BaseSettings):
     )
 
     kafka: KafkaSettings = Field(
-        default=KafkaSettings(),
+        default_factory=KafkaSettings,
         description="The brokers, the topics, the consumer group, the clients' timeouts, TLS and "
         "SASL (TAGSTREAM_KAFKA__*).",
     )
     batching: BatchingSettings = Field(
-        default=BatchingSettings(),
+        default_factory=BatchingSettings,
         description="When a micro-batch closes (TAGSTREAM_BATCHING__*).",
     )
     model: ModelSettings = Field(
-        default=ModelSettings(),
+        default_factory=ModelSettings,
         description="The models served, their threads, numeric path, time budget and score "
         "floors (TAGSTREAM_MODEL__*).",
     )
     output: OutputSettings = Field(
-        default=OutputSettings(),
+        default_factory=OutputSettings,
         description="What the worker writes for a labelled record (TAGSTREAM_OUTPUT__*).",
     )
     schema_registry: SchemaRegistrySettings = Field(
-        default=SchemaRegistrySettings(),
+        default_factory=SchemaRegistrySettings,
         description="The Schema Registry for Avro and JSON Schema records "
         "(TAGSTREAM_SCHEMA_REGISTRY__*).",
     )
     http: HttpSettings = Field(
-        default=HttpSettings(),
+        default_factory=HttpSettings,
         description="The HTTP server of /metrics, /healthz and /readyz (TAGSTREAM_HTTP__*).",
     )
     log: LogSettings = Field(
-        default=LogSettings(), description="The log's level and format (TAGSTREAM_LOG__*)."
+        default_factory=LogSettings, description="The log's level and format (TAGSTREAM_LOG__*)."
     )
 
     @model_validator(mode="after")
