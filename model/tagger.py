@@ -150,8 +150,8 @@ class Tagger:
         token caches), emissions and CRF decode (the network), spans. With torch allowed more
         than one thread, the network runs on two sub-batches at once (``_NETWORK_THREADS``): its
         small per-step operations use one core each however many threads torch has, so a text
-        or batch of several sub-batches (a long text of many short tokens) takes about half the
-        time on two cores.
+        or batch of several sub-batches (a long text of many short tokens) takes less time on
+        two cores.
         """
         out: list[list[Span]] = [[] for _ in docs]
         work = sorted(
