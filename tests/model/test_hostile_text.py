@@ -135,6 +135,20 @@ def test_chunk_bounds_are_linear(unit):
     assert ratio < _RATIO, f"{unit!r}: {4 * n} tokens take {ratio:.1f} times {n}"
 
 
+@pytest.mark.parametrize("unit", ["a", "a" * 1000])
+def test_word_gazetteer_is_linear(unit):
+    """Every token begins entries of every length up to the longest (``a``, ``a a``, ...)."""
+    lexicon = [" ".join([unit] * k) + "\tplace" for k in range(1, 7)]
+    featurizer = Featurizer(Vocab(), ["gazetteer_words"], None, 20, lexicon=lexicon)
+
+    def run(n: int) -> Callable[[], object]:
+        tokens = [unit.upper()] * (n // len(unit) + 1)
+        return lambda: featurizer.columns(tokens)
+
+    n, ratio = _growth(run)
+    assert ratio < _RATIO, f"{unit[:5]!r}: {4 * n} tokens take {ratio:.1f} times {n}"
+
+
 @pytest.mark.parametrize("unit", ["中", "中国", "a"])
 def test_lexicon_features_are_linear(unit):
     """A text made of lexicon words only: every position begins words of every length."""

