@@ -35,6 +35,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--dev", help="dev CoNLL file (else a slice of --train is set aside)")
     ap.add_argument(
+        "--dev-train",
+        choices=("first", "last"),
+        default=None,
+        help="that half of the --dev file (in file order) is trained on as well; the other half "
+        "is dev. For a dev file from other sources than the training file, as WNUT-2017's is",
+    )
+    ap.add_argument(
         "--transfer",
         nargs="+",
         help="CoNLL file(s) of another corpus to train on as well (never dev or held out), "
@@ -194,6 +201,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("train", "output"):
         if not getattr(args, name):
             ap.error(f"--{name} is required (on the command line or in the recipe)")
+    if args.dev_train and not args.dev:
+        ap.error("--dev-train trains on half of the --dev file: give one")
     if args.teacher and args.language != "zh":
         ap.error(f"--teacher lac tags Chinese only, not --language {args.language}")
     if not 0 <= args.lowercase <= 1:

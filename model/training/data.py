@@ -73,13 +73,16 @@ def read_corpus(
     max_length: int,
     holdout_fraction: float = 0.0,
     transfer: Transfer | None = None,
+    dev_train: str | None = None,
 ) -> Corpus:
     """The training sentences of ``train_files`` and the dev sentences of ``dev_file`` (without
     it, a ``dev_fraction`` of the training sentences, chosen with ``split_seed``). With
     ``holdout_fraction``, the latest of the training sentences left (``split_latest``) are set
     aside as a held-out slice: the dev slice is chosen first, so it is the same with or without
     one. With ``transfer``, sentences of another corpus join the training sentences (never dev
-    or the held-out slice), their labels renamed (`Transfer.sentences`)."""
+    or the held-out slice), their labels renamed (`Transfer.sentences`). With ``dev_train``
+    ("first" or "last"), that half of the dev file's sentences is trained on as well and the
+    other half is dev."""
     train_sents = [s for f in train_files for s in read_conll(f)]
     if dev_file:
         dev_sents, dev_desc = read_conll(dev_file), dev_file
@@ -93,6 +96,16 @@ def read_corpus(
         holdout_desc = f"the last {holdout_fraction:g} of {' '.join(train_files)} (split_latest)"
         if not dev_file:
             holdout_desc += " once the dev slice is set aside"
+    if dev_train:
+        half = len(dev_sents) // 2
+        learnt, dev_sents = (
+            (dev_sents[:half], dev_sents[half:])
+            if dev_train == "first"
+            else (dev_sents[half:], dev_sents[:half])
+        )
+        other = "last" if dev_train == "first" else "first"
+        dev_desc = f"the {other} half of {dev_file} (its {dev_train} half is trained on)"
+        train_sents = train_sents + learnt
     scheme = detect_scheme([t for _, t in train_sents])
     labels = sorted({typ for _, tags in train_sents for _, _, typ in tags_to_spans(tags)})
     if transfer is not None:
@@ -190,6 +203,7 @@ def corpus_of(options: Any) -> Corpus:
         options.max_length,
         options.holdout_fraction,
         transfer,
+        getattr(options, "dev_train", None),
     )
 
 

@@ -187,3 +187,33 @@ def test_english_gazetteer_without_its_packages_names_the_extra(files, monkeypat
     err = capsys.readouterr().err
     assert "names" in err and "train extra" in err
     assert not (files / "m.pt").exists()
+
+
+def test_half_of_the_dev_file_can_be_trained_on_and_the_other_half_stays_dev(files):  # noqa: F811
+    from tagstream.model.training.conll import read_conll
+    from tagstream.model.training.data import read_corpus
+
+    dev = read_conll(str(files / "dev.txt"))
+    for half, learnt, kept in (("first", dev[:1], dev[1:]), ("last", dev[1:], dev[:1])):
+        corpus = read_corpus([str(files / "train.txt")], str(files / "dev.txt"), 0, 1, 128,
+                             dev_train=half)  # fmt: skip
+        assert corpus.dev == kept and corpus.train[-len(learnt) :] == learnt
+        assert len(corpus.train) == 15 + len(learnt)
+        assert corpus.dev_desc.startswith(f"the {'last' if half == 'first' else 'first'} half of ")
+    assert train_main(args(files, "--dev-train", "first")) == 0
+    info = load(files / "m.pt").info
+    assert info["training"]["train_sentences"] == 16
+    assert info["training"]["dev"].endswith("(its first half is trained on)")
+
+
+def test_dev_train_needs_a_dev_file(files, capsys):  # noqa: F811
+    from tagstream.model.training.train import parse_args
+
+    with pytest.raises(SystemExit) as stop:
+        parse_args(
+            ["--train", str(files / "train.txt"), "--output", "m.pt", "--dev-train", "first"]
+        )
+    assert (
+        stop.value.code == 2
+        and "--dev-train trains on half of the --dev file" in capsys.readouterr().err
+    )
