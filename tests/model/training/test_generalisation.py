@@ -195,8 +195,9 @@ def test_half_of_the_dev_file_can_be_trained_on_and_the_other_half_stays_dev(fil
 
     dev = read_conll(str(files / "dev.txt"))
     for half, learnt, kept in (("first", dev[:1], dev[1:]), ("last", dev[1:], dev[:1])):
-        corpus = read_corpus([str(files / "train.txt")], str(files / "dev.txt"), 0, 1, 128,
-                             dev_train=half)  # fmt: skip
+        corpus = read_corpus(
+            [str(files / "train.txt")], str(files / "dev.txt"), 0, 1, 128, dev_train=half
+        )
         assert corpus.dev == kept and corpus.train[-len(learnt) :] == learnt
         assert len(corpus.train) == 15 + len(learnt)
         assert corpus.dev_desc.startswith(f"the {'last' if half == 'first' else 'first'} half of ")
