@@ -25,8 +25,8 @@ SHIPPED = {
     ),
     "en-social": (
         "en-social.pt",
-        "Watching the Lakers game with Kevin in LA",
-        [("Lakers", "group"), ("Kevin", "person"), ("LA", "location")],
+        "Kevin and I flew to Chicago to watch the Bulls",
+        [("Kevin", "person"), ("Chicago", "location"), ("Bulls", "group")],
     ),
     "zh-news": (
         "zh-news.pt",
