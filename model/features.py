@@ -162,12 +162,8 @@ class Featurizer:
                 if length > 1:
                     key = f"{key} {low[j + length - 1]}"
                 found = typed.get(key, 0)
-                for t in range(len(WORD_GAZETTEER_TYPES)):
-                    if found >> t & 1:
-                        bits[j] |= 1 << 3 * t
-                        bits[j + length - 1] |= 4 << 3 * t
-                        for k in range(j + 1, j + length - 1):
-                            bits[k] |= 2 << 3 * t
+                if found:
+                    _mark(bits, j, length, found, len(WORD_GAZETTEER_TYPES))
         return [b + 1 for b in bits]
 
     def encode(self, text: str, offsets: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
@@ -224,10 +220,17 @@ def _marks(
             if j + length > n:
                 break
             found = entries.get("".join(tokens[j : j + length]), 0)
-            for t in range(kinds):
-                if found >> t & 1:
-                    bits[j] |= 1 << 3 * t
-                    bits[j + length - 1] |= 4 << 3 * t
-                    for k in range(j + 1, j + length - 1):
-                        bits[k] |= 2 << 3 * t
+            if found:  # most windows are no entry: no call for them
+                _mark(bits, j, length, found, kinds)
     return [b + 1 for b in bits]
+
+
+def _mark(bits: list[int], j: int, length: int, found: int, kinds: int) -> None:
+    """Marks in ``bits`` an entry of ``length`` tokens from token ``j`` for each kind t set in
+    ``found``: bit 3t where it begins, 3t+1 inside it, 3t+2 where it ends."""
+    for t in range(kinds):
+        if found >> t & 1:
+            bits[j] |= 1 << 3 * t
+            bits[j + length - 1] |= 4 << 3 * t
+            for k in range(j + 1, j + length - 1):
+                bits[k] |= 2 << 3 * t

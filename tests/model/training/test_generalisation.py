@@ -3,7 +3,6 @@ training sentences, the moving average of the weights, the recall margin, lower-
 and the English gazetteer."""
 
 import json
-import os
 import sys
 
 import pytest
@@ -174,7 +173,6 @@ def test_english_gazetteer_lines_come_tokenised_lower_cased_and_without_common_w
             "smith\tsurname",  # WILL and Most are common English words: left out
         ]
     )
-    assert all(os.sep not in line for line in lines)
 
 
 def test_english_gazetteer_without_its_packages_names_the_extra(files, monkeypatch, capsys):  # noqa: F811
