@@ -40,7 +40,7 @@ SHIPPED = {
 # (file under the data dir, dev fraction, split seed, the half of the file that is dev when its
 # other half is trained on: the recipe's dev-train)
 DEV = {
-    "en-news": ("conll2003/valid.txt", 0, 0, None),
+    "en-news": ("conll2003/valid.txt", 0, 0, "last"),
     "en-social": ("wnut17/dev.conll", 0, 0, "last"),
     "zh-news": ("msra/train.bio", 0.05, 13, None),
 }
