@@ -129,6 +129,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.05,
         help="chance to replace a word id by unknown in training",
     )
+    ap.add_argument(
+        "--bigram-dropout",
+        type=float,
+        default=0.0,
+        help="chance to replace a character bigram id by unknown in training (character-level "
+        "languages): the network learns to read names whose bigrams it has not seen from the "
+        "characters, the lexicon and the context",
+    )
     ap.add_argument("--max-length", type=int, default=128, help="maximum tokens per sequence")
     ap.add_argument(
         "--pretrained",

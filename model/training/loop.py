@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from ..network import TaggerNet
 from ..spans import tags_to_spans
@@ -63,6 +64,17 @@ class LoopOptions:
     average: float = 0  # evaluate the moving average of the weights with this decay (0: off)
     recall_margin: float = 0  # softmax-margin cost of a missed entity token (`TaggerNet.loss`)
     lowercase: float = 0  # chance to train on a sentence's lower-cased copy (`train_lower`)
+    bigram_dropout: float = 0  # chance to replace a character bigram id by unknown
+    bigram_columns: tuple[int, ...] = ()  # the columns of the extra features that are bigram ids
+
+
+def drop_ids(extras: Tensor, columns: Sequence[int], chance: float) -> Tensor:
+    """``extras`` (B, T, E) with each id (not padding, not unknown) of the given columns replaced
+    by unknown with ``chance``, each independently."""
+    out = extras.clone()
+    part = out[:, :, list(columns)]
+    out[:, :, list(columns)] = part.masked_fill((torch.rand(part.shape) < chance) & (part > 1), UNK)
+    return out
 
 
 class NoProgress:
@@ -216,6 +228,8 @@ class TrainingRun:
         w, extras, chars, lengths, gold = collate(self.train_both, idx)
         if self.options.word_dropout > 0:
             w = w.masked_fill((torch.rand(w.shape) < self.options.word_dropout) & (w > 1), UNK)
+        if self.options.bigram_dropout > 0 and self.options.bigram_columns:
+            extras = drop_ids(extras, self.options.bigram_columns, self.options.bigram_dropout)
         with self.teacher[0].watching() if self.teacher else nullcontext():
             loss = self.net.loss(
                 w, extras, chars, lengths, gold, self.options.recall_margin, self.o_tag

@@ -168,6 +168,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         average=args.average,
         recall_margin=args.recall_margin,
         lowercase=args.lowercase,
+        bigram_dropout=args.bigram_dropout,
+        bigram_columns=tuple(i for i, f in enumerate(features) if f.startswith("bigram_")),
     )
     run = TrainingRun(
         net,
