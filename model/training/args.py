@@ -36,10 +36,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dev", help="dev CoNLL file (else a slice of --train is set aside)")
     ap.add_argument(
         "--dev-train",
-        choices=("first", "last"),
+        choices=("first", "last", "all"),
         default=None,
         help="that half of the --dev file (in file order) is trained on as well; the other half "
-        "is dev. For a dev file from other sources than the training file, as WNUT-2017's is",
+        "is dev. For a dev file from other sources than the training file, as WNUT-2017's is. "
+        "'all' trains on the whole file: its scores are then in-sample, so it needs --keep-last",
+    )
+    ap.add_argument(
+        "--keep-last",
+        action="store_true",
+        help="train all --epochs and keep the last weights: no early stopping and no learning "
+        "rate decay on dev (dev is only reported)",
     )
     ap.add_argument(
         "--transfer",
@@ -211,6 +218,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ap.error(f"--{name} is required (on the command line or in the recipe)")
     if args.dev_train and not args.dev:
         ap.error("--dev-train trains on half of the --dev file: give one")
+    if args.dev_train == "all" and not args.keep_last:
+        ap.error("--dev-train all leaves no dev to choose an epoch on: give --keep-last")
     if args.teacher and args.language != "zh":
         ap.error(f"--teacher lac tags Chinese only, not --language {args.language}")
     if not 0 <= args.lowercase <= 1:

@@ -27,6 +27,7 @@ from ..artifact import read_meta
 from ..calibration import Calibration, logit, sigmoid
 from ..spans import tags_to_spans
 from ..tagger import load
+from .conll import read_conll
 from .evaluate import calibration as reliability
 from .evaluate import predict
 from .export import rescript
@@ -119,6 +120,20 @@ def cross_fitted(sents, pred) -> list[list[tuple]]:
     return out
 
 
+def out_of_sample(halves: Sequence[str], dev_file: str, threads: int | None = None):
+    """The sentences of ``dev_file`` and their raw spans, each half (in file order, as
+    ``--dev-train`` splits it) tagged by the model of ``halves`` trained on the other half:
+    ``halves[0]`` was trained on the first half and tags the last, ``halves[1]`` the reverse."""
+    dev = read_conll(dev_file)
+    half = len(dev) // 2
+    pred = []
+    for model, part in zip(halves, (dev[half:], dev[:half])):
+        tagger = load(model, threads=threads)
+        tagger.calibration = Calibration()
+        pred.append(predict(tagger, part))
+    return dev[half:] + dev[:half], pred[0] + pred[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m tagstream.model.training.calibrate", description=__doc__.split("\n\n")[0]
@@ -127,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="artifact (.pt) (default: the recipe's output)")
     ap.add_argument("--output", help="where to write it (default: over --model)")
     ap.add_argument("--version", help="the artifact's new version (same weights, new scores)")
+    ap.add_argument(
+        "--halves",
+        nargs=2,
+        metavar=("FIRST", "LAST"),
+        help="for a recipe with dev-train all (whose dev scores are in-sample): fit on the "
+        "spans of two models of the recipe trained with --dev-train first and last instead, "
+        "each on the half of dev it was not trained on",
+    )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
 
@@ -136,13 +159,24 @@ def main(argv: list[str] | None = None) -> int:
     recipe = parse_args(["--recipe", args.recipe])
     corpus = corpus_of(recipe)
     path = pathlib.Path(args.model or recipe.output)
+    if recipe.dev_train == "all" and not args.halves:
+        ap.error("the recipe trains on all of dev: fit on --halves FIRST LAST")
+    fitted_on = corpus.dev_desc
     tagger = load(path, threads=args.threads)
     tagger.calibration = Calibration()  # fit on the raw scores
-    dev_pred = predict(tagger, corpus.dev)
-    cal = fit(examples(corpus.dev, dev_pred))
+    if args.halves:
+        sents, dev_pred = out_of_sample(args.halves, recipe.dev, args.threads)
+        fitted_on = (
+            f"{recipe.dev}, each half scored by the recipe trained on the other "
+            f"({' '.join(pathlib.Path(h).name for h in args.halves)})"
+        )
+        where = "dev halves"
+    else:
+        sents, dev_pred, where = corpus.dev, predict(tagger, corpus.dev), "dev"
+    cal = fit(examples(sents, dev_pred))
     ece = {
-        "dev, raw": reliability(corpus.dev, dev_pred)["ece"],
-        "dev, cross-fitted": reliability(corpus.dev, cross_fitted(corpus.dev, dev_pred))["ece"],
+        f"{where}, raw": reliability(sents, dev_pred)["ece"],
+        f"{where}, cross-fitted": reliability(sents, cross_fitted(sents, dev_pred))["ece"],
     }
     if corpus.holdout:
         held_pred = predict(tagger, corpus.holdout)
@@ -163,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         holdout=corpus.holdout,
         holdout_desc=corpus.holdout_desc,
         version=args.version,
-        calibration=cal.to_meta(fitted_on=corpus.dev_desc, ece=ece),
+        calibration=cal.to_meta(fitted_on=fitted_on, ece=ece),
     )
     meta = read_meta(out)
     print(f"{meta['name']}@{meta['version']}: calibration stored in {out}")

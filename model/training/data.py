@@ -82,7 +82,7 @@ def read_corpus(
     one. With ``transfer``, sentences of another corpus join the training sentences (never dev
     or the held-out slice), their labels renamed (`Transfer.sentences`). With ``dev_train``
     ("first" or "last"), that half of the dev file's sentences is trained on as well and the
-    other half is dev."""
+    other half is dev; with "all", all of them, and dev (in-sample) is only reported."""
     train_sents = [s for f in train_files for s in read_conll(f)]
     if dev_file:
         dev_sents, dev_desc = read_conll(dev_file), dev_file
@@ -96,7 +96,10 @@ def read_corpus(
         holdout_desc = f"the last {holdout_fraction:g} of {' '.join(train_files)} (split_latest)"
         if not dev_file:
             holdout_desc += " once the dev slice is set aside"
-    if dev_train:
+    if dev_train == "all":  # the dev scores are in-sample from here on
+        train_sents = train_sents + dev_sents
+        dev_desc = f"{dev_file}, trained on as well (in-sample)"
+    elif dev_train:
         half = len(dev_sents) // 2
         learnt, dev_sents = (
             (dev_sents[:half], dev_sents[half:])

@@ -204,7 +204,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         )
         if ev.holdout is not None:
             log.info("           held-out F1 %.2f", ev.holdout["micro"]["f1"])
-        if ev.is_best:  # early stopping follows the network's scores; the artifact's are stored
+        if ev.is_best or args.keep_last:  # early stopping follows the network's scores
             best.update(f1=ev.f1, epoch=ev.epoch)
             bad_evals = 0
             meta["training"] = {
@@ -219,6 +219,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "recall_margin": args.recall_margin or None,
                 "lowercase": args.lowercase or None,
                 "mention_swap": args.mention_swap or None,
+                "keep_last": args.keep_last or None,
                 "teacher": f"{args.teacher} x {args.teacher_weight}" if args.teacher else None,
                 "best_epoch": round(ev.epoch, 2),
                 "command": command,
@@ -248,10 +249,13 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         else:
             bad_evals += 1
             run.scale_lr(args.lr_decay)
+        if args.keep_last:
+            continue
         if bad_evals >= args.patience:
             run.stop()
     log.info(
-        "best dev F1 %.2f at epoch %s; saved %s (%.0f s); its scores as stored:",
+        "%s dev F1 %.2f at epoch %s; saved %s (%.0f s); its scores as stored:",
+        "last" if args.keep_last else "best",
         best["f1"],
         best.get("epoch"),
         args.output,

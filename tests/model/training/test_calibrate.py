@@ -79,3 +79,39 @@ def test_an_artifact_with_a_malformed_calibration_is_refused(tiny_model, tmp_pat
     )
     with pytest.raises(ArtifactError, match="slope must be positive"):
         load(bad)
+
+
+def test_a_model_trained_on_all_of_dev_is_calibrated_on_the_halves_models(tmp_path, monkeypatch):
+    from tagstream.model.artifact import read_meta
+    from tagstream.model.training.calibrate import main as calibrate_main
+    from tagstream.model.training.train import main as train_main
+
+    sentences = [
+        ("John Smith lives in Paris .", "B-PER I-PER O O B-LOC O"),
+        ("Mary Jones visited London .", "B-PER I-PER O B-LOC O"),
+        ("In Berlin , Anna Lee said nothing .", "O B-LOC O B-PER I-PER O O O"),
+    ]
+    lines = []
+    for text, tags in sentences * 6:
+        lines += [f"{t} {g}" for t, g in zip(text.split(), tags.split())] + [""]
+    (tmp_path / "train.txt").write_text("\n".join(lines))
+    (tmp_path / "dev.txt").write_text("\n".join(lines))
+    monkeypatch.setenv("TAGSTREAM_DATA_DIR", str(tmp_path))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'name = "r"\nversion = "1.0.0"\nlanguage = "en"\ntrain = ["train.txt"]\n'
+        'dev = "dev.txt"\ndev-train = "all"\nkeep-last = true\nepochs = 2\nword-dim = 8\n'
+        "char-dim = 4\nchar-filters = 4\nextra-dim = 2\nhidden = 8\nheads = 2\n"
+        "batch-tokens = 32\nthreads = 1\n"
+        f'output = "{tmp_path / "all.pt"}"\n'
+    )
+    for half in ("first", "last", "all"):
+        given = ["--recipe", str(recipe), "--dev-train", half, "--output", f"{tmp_path}/{half}.pt"]
+        assert train_main(given) == 0
+    with pytest.raises(SystemExit):  # in-sample dev spans would make it over-confident
+        calibrate_main(["--recipe", str(recipe)])
+    halves = [str(tmp_path / "first.pt"), str(tmp_path / "last.pt")]
+    assert calibrate_main(["--recipe", str(recipe), "--halves", *halves]) == 0
+    cal = read_meta(tmp_path / "all.pt")["calibration"]
+    assert "each half scored by the recipe trained on the other" in cal["fitted_on"]
+    assert set(cal["ece"]) == {"dev halves, raw", "dev halves, cross-fitted"}

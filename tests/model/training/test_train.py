@@ -10,6 +10,8 @@ import pytest
 import tagstream.model.training.progress
 import tagstream.model.training.train
 from tagstream.model import load
+from tagstream.model.artifact import read_meta
+from tagstream.model.training.conll import read_conll
 from tagstream.model.training.progress import PlainProgress
 from tagstream.model.training.train import main as train_main
 
@@ -129,3 +131,22 @@ def test_a_recipe_with_an_unknown_option_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         parse_args(["--recipe", str(bad)])
     assert e.value.code == 2 and "unknown options ['hiden']" in capsys.readouterr().err
+
+
+def test_keep_last_trains_every_epoch_and_keeps_the_last_weights(files, capsys):
+    given = args(files, "--epochs", "3", "--patience", "1", "--lr", "1e-12", "--keep-last")
+    assert train_main(given) == 0  # dev cannot improve, so patience 1 would stop at once
+    meta = read_meta(files / "m.pt")
+    assert meta["training"]["best_epoch"] == 3.0
+    assert meta["training"]["keep_last"] is True
+
+
+def test_dev_train_all_trains_on_the_whole_dev_file_and_needs_keep_last(files, capsys):
+    with pytest.raises(SystemExit):
+        train_main(args(files, "--dev-train", "all"))
+    assert "--keep-last" in capsys.readouterr().err
+    assert train_main(args(files, "--dev-train", "all", "--keep-last")) == 0
+    training = read_meta(files / "m.pt")["training"]
+    dev = read_conll(files / "dev.txt")
+    assert training["train_sentences"] == 15 + len(dev)  # train.txt and all of dev.txt
+    assert "in-sample" in training["dev"]
