@@ -228,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CONLL",
         help="without --recipe: the training data, to tell seen entities from unseen ones",
     )
+    ap.add_argument(
+        "--halves",
+        nargs=2,
+        metavar=("FIRST", "LAST"),
+        help="with a --recipe that trains on all of dev: score the recipe on dev out of sample, "
+        "each half with a model of the recipe trained with --dev-train first or last (the half "
+        "it was not trained on)",
+    )
     ap.add_argument("--json", help="also write the figures to this file (JSON)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
@@ -266,12 +274,40 @@ def _by_recipe(args: argparse.Namespace) -> int:
     seen = entity_surfaces(corpus.train)
     out: dict = {"model": f"{tagger.name}@{tagger.version}", "recipe": args.recipe}
     print(f"{out['model']}, recipe {args.recipe}: {len(corpus.train)} training pieces")
-    for name, sents, desc in (
-        ("dev", corpus.dev, corpus.dev_desc),
-        ("holdout", corpus.holdout, corpus.holdout_desc),
-    ):
+    scored = [("holdout", tagger, corpus.holdout, corpus.holdout_desc, seen)]
+    if recipe.dev_train == "all":  # the model's own dev scores would be in-sample
+        if not args.halves:
+            print(
+                f"error: {args.recipe} trains on all of dev: score the recipe out of sample "
+                "with --halves FIRST LAST",
+                file=sys.stderr,
+            )
+            return 2
+        dev = read_conll(recipe.dev)
+        half = len(dev) // 2
+        train_only = [s for f in recipe.train for s in read_conll(f)]
+        for name, model, part, learnt in (
+            ("dev_last", args.halves[0], dev[half:], dev[:half]),
+            ("dev_first", args.halves[1], dev[:half], dev[half:]),
+        ):
+            other = "first" if name == "dev_last" else "last"
+            desc = (
+                f"the {name[4:]} half of {recipe.dev}, tagged by {model} ({other} half trained on)"
+            )
+            scored.append(
+                (
+                    name,
+                    load(model, threads=args.threads),
+                    part,
+                    desc,
+                    entity_surfaces(train_only + learnt),
+                )
+            )
+    else:
+        scored.insert(0, ("dev", tagger, corpus.dev, corpus.dev_desc, seen))
+    for name, scorer, sents, desc, known in scored:
         if sents:
-            out[name] = yardstick(tagger, sents, seen)
+            out[name] = yardstick(scorer, sents, known)
             out[name]["from"] = desc
             print(format_yardstick(f"{name} ({desc})", out[name]))
     _write_json(args.json, out)

@@ -81,9 +81,14 @@ def test_an_artifact_with_a_malformed_calibration_is_refused(tiny_model, tmp_pat
         load(bad)
 
 
-def test_a_model_trained_on_all_of_dev_is_calibrated_on_the_halves_models(tmp_path, monkeypatch):
+def test_a_model_trained_on_all_of_dev_is_scored_and_calibrated_on_the_halves_models(
+    tmp_path, monkeypatch
+):
+    import json
+
     from tagstream.model.artifact import read_meta
     from tagstream.model.training.calibrate import main as calibrate_main
+    from tagstream.model.training.evaluate import main as evaluate_main
     from tagstream.model.training.train import main as train_main
 
     sentences = [
@@ -115,3 +120,15 @@ def test_a_model_trained_on_all_of_dev_is_calibrated_on_the_halves_models(tmp_pa
     cal = read_meta(tmp_path / "all.pt")["calibration"]
     assert "each half scored by the recipe trained on the other" in cal["fitted_on"]
     assert set(cal["ece"]) == {"dev halves, raw", "dev halves, cross-fitted"}
+
+    assert evaluate_main(["--recipe", str(recipe)]) == 2  # its own dev scores are in-sample
+    figures = tmp_path / "f.json"
+    assert (
+        evaluate_main(["--recipe", str(recipe), "--halves", *halves, "--json", str(figures)]) == 0
+    )
+    out = json.loads(figures.read_text())
+    assert "dev" not in out
+    assert out["dev_last"]["sentences"] == out["dev_first"]["sentences"] == 9
+    assert "first.pt (first half trained on)" in out["dev_last"]["from"]
+    # every form of dev is in train.txt: none is unseen
+    assert out["dev_last"]["recall_by_novelty"]["unseen"]["gold"] == 0
