@@ -224,4 +224,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error(f"--teacher lac tags Chinese only, not --language {args.language}")
     if not 0 <= args.lowercase <= 1:
         ap.error(f"--lowercase is a chance, from 0 to 1, not {args.lowercase}")
+    if not 0 <= args.bigram_dropout <= 1:
+        ap.error(f"--bigram-dropout is a chance, from 0 to 1, not {args.bigram_dropout}")
+    if args.bigram_dropout and args.language != "zh":
+        ap.error(
+            f"--bigram-dropout drops character bigrams, which --language {args.language} "
+            "does not use (--language zh does)"
+        )
     return args

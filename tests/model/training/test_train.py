@@ -150,3 +150,16 @@ def test_dev_train_all_trains_on_the_whole_dev_file_and_needs_keep_last(files, c
     dev = read_conll(files / "dev.txt")
     assert training["train_sentences"] == 15 + len(dev)  # train.txt and all of dev.txt
     assert "in-sample" in training["dev"]
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        (["--bigram-dropout", "0.2"], "--language en does not use"),
+        (["--bigram-dropout", "1.5"], "from 0 to 1"),
+    ],
+)
+def test_a_bigram_dropout_that_cannot_apply_is_refused(files, capsys, extra, says):
+    with pytest.raises(SystemExit):
+        train_main(args(files, *extra))
+    assert says in capsys.readouterr().err
