@@ -45,8 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--keep-last",
         action="store_true",
-        help="train all --epochs and keep the last weights: no early stopping and no learning "
-        "rate decay on dev (dev is only reported)",
+        help="train all --epochs and keep the last weights: no early stopping, and the "
+        "learning rate is multiplied by --lr-decay after every evaluation instead of after "
+        "those that do not improve dev (dev is only reported)",
     )
     ap.add_argument(
         "--transfer",

@@ -249,7 +249,8 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         else:
             bad_evals += 1
             run.scale_lr(args.lr_decay)
-        if args.keep_last:
+        if args.keep_last:  # a fixed schedule: dev does not decide anything
+            run.scale_lr(args.lr_decay)
             continue
         if bad_evals >= args.patience:
             run.stop()

@@ -133,9 +133,14 @@ def test_a_recipe_with_an_unknown_option_is_refused(tmp_path, capsys):
     assert e.value.code == 2 and "unknown options ['hiden']" in capsys.readouterr().err
 
 
-def test_keep_last_trains_every_epoch_and_keeps_the_last_weights(files, capsys):
+def test_keep_last_trains_every_epoch_and_keeps_the_last_weights(files, capsys, monkeypatch):
+    from tagstream.model.training.loop import TrainingRun
+
+    scaled = []
+    monkeypatch.setattr(TrainingRun, "scale_lr", lambda self, factor: scaled.append(factor))
     given = args(files, "--epochs", "3", "--patience", "1", "--lr", "1e-12", "--keep-last")
-    assert train_main(given) == 0  # dev cannot improve, so patience 1 would stop at once
+    assert train_main([*given, "--lr-decay", "0.9"]) == 0  # patience 1 would stop at once
+    assert scaled == [0.9, 0.9, 0.9]  # after every evaluation, improved or not
     meta = read_meta(files / "m.pt")
     assert meta["training"]["best_epoch"] == 3.0
     assert meta["training"]["keep_last"] is True
