@@ -5,6 +5,7 @@ the defaults (``tagstream.model.training.recipe``)."""
 from __future__ import annotations
 
 import argparse
+import pathlib
 
 from ..network_config import NetworkConfig
 from .conll import add_split_options
@@ -233,3 +234,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "does not use (--language zh does)"
         )
     return args
+
+
+def missing_inputs(args: argparse.Namespace) -> list[str]:
+    """The data files of ``args`` (train, dev, transfer) that do not exist, one message each."""
+    missing = []
+    for name in ("train", "dev", "transfer"):
+        given = getattr(args, name, None) or []
+        for path in [given] if isinstance(given, str) else given:
+            if not pathlib.Path(path).is_file():
+                missing.append(f"--{name}: no such file: {path}")
+    return missing

@@ -38,7 +38,7 @@ from ..network import NetworkConfig
 from ..spans import tags_to_spans
 from ..tokenize import join_tokens
 from ..tokenize import spec as tokenizer_spec
-from .args import parse_args
+from .args import missing_inputs, parse_args
 from .data import (
     GAZETTEER_FEATURE,
     LANGUAGES,
@@ -274,6 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    missing = missing_inputs(args)
+    if missing:
+        for message in missing:
+            print(f"error: {message}", file=sys.stderr)
+        print(
+            "(a recipe's paths are under the data directory; given ones as they are)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         train(args, command="python -m tagstream.model.training.train " + " ".join(argv))
     except MissingExtra as e:

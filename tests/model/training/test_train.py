@@ -168,3 +168,9 @@ def test_a_bigram_dropout_that_cannot_apply_is_refused(files, capsys, extra, say
     with pytest.raises(SystemExit):
         train_main(args(files, *extra))
     assert says in capsys.readouterr().err
+
+
+def test_a_missing_training_file_is_a_clear_error(files, capsys):
+    assert train_main(args(files, "--transfer", str(files / "nowhere.txt"))) == 2
+    assert "--transfer: no such file" in capsys.readouterr().err
+    assert not (files / "m.pt").exists()
