@@ -23,7 +23,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from ..artifact import read_meta
+from ..artifact import ArtifactError, read_meta
 from ..calibration import Calibration, logit, sigmoid
 from ..spans import tags_to_spans
 from ..tagger import load
@@ -135,6 +135,14 @@ def out_of_sample(halves: Sequence[str], dev_file: str, threads: int | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ArtifactError as e:  # a model file that is missing or not an artifact
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m tagstream.model.training.calibrate", description=__doc__.split("\n\n")[0]
     )

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from ..artifact import ArtifactError
 from ..spans import tags_to_spans
 from ..tagger import load
 from .conll import add_split_options, read_conll, scored_slice
@@ -210,6 +211,14 @@ def format_yardstick(name: str, result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ArtifactError as e:  # a model file that is missing or not an artifact
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m tagstream.model.training.evaluate", description=__doc__.split("\n\n")[0]
     )

@@ -95,3 +95,18 @@ def test_the_yardstick_of_a_model(tiny_model):
     novelty = result["recall_by_novelty"]
     assert (novelty["seen"]["gold"], novelty["unseen"]["gold"]) == (3, 1)
     assert "ECE" in format_yardstick("tiny", result)
+
+
+def test_a_missing_model_file_is_a_clear_error(tmp_path, capsys):
+    from tagstream.model.training.calibrate import main as calibrate_main
+    from tagstream.model.training.evaluate import main as evaluate_main
+
+    data = tmp_path / "d.conll"
+    data.write_text("Paris B-LOC\n")
+    missing = str(tmp_path / "nowhere.pt")
+    assert evaluate_main(["--model", missing, "--data", str(data)]) == 2
+    assert "nowhere.pt: does not exist" in capsys.readouterr().err
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'train = ["{data}"]\ndev = "{data}"\noutput = "{missing}"\n')
+    assert calibrate_main(["--recipe", str(recipe)]) == 2
+    assert "nowhere.pt: does not exist" in capsys.readouterr().err
