@@ -5,6 +5,8 @@ for a while costs time, not records."""
 
 from __future__ import annotations
 
+import functools
+import http.client
 import io
 import json
 import time
@@ -52,9 +54,17 @@ def registry():
 
 def call(url: str, method: str = "GET", body=None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": CT})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
+    for attempt in range(3):  # a GET is asked again if the registry drops the connection
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": CT}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return json.loads(answer.read())
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            if method != "GET" or attempt == 2:
+                raise
+            time.sleep(0.5)
 
 
 def register(registry: str, subject: str, schema: dict) -> int:
@@ -69,10 +79,14 @@ def encode(schema_id: int, schema: dict, datum: dict) -> bytes:
     return join_wire(schema_id, out.getvalue())
 
 
+@functools.cache
+def schema_of(registry: str, schema_id: int) -> dict:
+    return fastavro.parse_schema(json.loads(call(f"{registry}/schemas/ids/{schema_id}")["schema"]))
+
+
 def decode(registry: str, value: bytes) -> dict:
     schema_id, payload = split_wire(value)
-    schema = json.loads(call(f"{registry}/schemas/ids/{schema_id}")["schema"])
-    return fastavro.schemaless_reader(io.BytesIO(payload), fastavro.parse_schema(schema), None)
+    return fastavro.schemaless_reader(io.BytesIO(payload), schema_of(registry, schema_id), None)
 
 
 def article(i: int) -> dict:
