@@ -23,13 +23,13 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from ..artifact import ArtifactError, read_meta
+from ..artifact import read_meta
 from ..calibration import Calibration, logit, sigmoid
 from ..spans import tags_to_spans
 from ..tagger import load
-from .conll import read_conll
+from .conll import dev_halves, read_conll
 from .evaluate import calibration as reliability
-from .evaluate import predict
+from .evaluate import predict, reporting_artifact_errors
 from .export import rescript
 
 MIN_SPANS = 50  # dev spans a label needs for a pair of its own
@@ -124,22 +124,13 @@ def out_of_sample(halves: Sequence[str], dev_file: str, threads: int | None = No
     """The sentences of ``dev_file`` and their raw spans, each half (in file order, as
     ``--dev-train`` splits it) tagged by the model of ``halves`` trained on the other half:
     ``halves[0]`` was trained on the first half and tags the last, ``halves[1]`` the reverse."""
-    dev = read_conll(dev_file)
-    half = len(dev) // 2
+    first, last = dev_halves(read_conll(dev_file))
     pred = []
-    for model, part in zip(halves, (dev[half:], dev[:half])):
+    for model, part in zip(halves, (last, first)):
         tagger = load(model, threads=threads)
         tagger.calibration = Calibration()
         pred.append(predict(tagger, part))
-    return dev[half:] + dev[:half], pred[0] + pred[1]
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except ArtifactError as e:  # a model file that is missing or not an artifact
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return last + first, pred[0] + pred[1]
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -211,6 +202,8 @@ def _main(argv: list[str] | None = None) -> int:
     print(f"{meta['name']}@{meta['version']}: calibration stored in {out}")
     return 0
 
+
+main = reporting_artifact_errors(_main)
 
 if __name__ == "__main__":
     sys.exit(main())

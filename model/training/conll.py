@@ -71,6 +71,12 @@ def split_dev(
     ]
 
 
+def dev_halves(sents: list[Sentence]) -> tuple[list[Sentence], list[Sentence]]:
+    """A dev file's first and last halves in file order, as ``--dev-train`` splits it."""
+    half = len(sents) // 2
+    return sents[:half], sents[half:]
+
+
 def split_latest(sents: list[Sentence], fraction: float) -> tuple[list[Sentence], list[Sentence]]:
     """``(earlier, latest)``: the last ``round(fraction * len)`` sentences in file order set aside.
 

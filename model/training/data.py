@@ -24,7 +24,7 @@ from ..features import Featurizer
 from ..spans import bioes_tags, detect_scheme, spans_to_tags, tags_to_spans
 from ..tokenize import join_tokens
 from ..vocab import Vocab, digit_key, word_key
-from .conll import Sentence, read_conll, split_dev, split_latest
+from .conll import Sentence, dev_halves, read_conll, split_dev, split_latest
 
 log = logging.getLogger(__name__)
 Example = tuple[
@@ -100,12 +100,8 @@ def read_corpus(
         train_sents = train_sents + dev_sents
         dev_desc = f"{dev_file}, trained on as well (in-sample)"
     elif dev_train:
-        half = len(dev_sents) // 2
-        learnt, dev_sents = (
-            (dev_sents[:half], dev_sents[half:])
-            if dev_train == "first"
-            else (dev_sents[half:], dev_sents[:half])
-        )
+        first, last = dev_halves(dev_sents)
+        learnt, dev_sents = (first, last) if dev_train == "first" else (last, first)
         other = "last" if dev_train == "first" else "first"
         dev_desc = f"the {other} half of {dev_file} (its {dev_train} half is trained on)"
         train_sents = train_sents + learnt

@@ -24,12 +24,12 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..artifact import ArtifactError
 from ..spans import tags_to_spans
 from ..tagger import load
-from .conll import add_split_options, read_conll, scored_slice
+from .conll import add_split_options, dev_halves, read_conll, scored_slice
 
 SpanSet = Sequence[tuple[int, int, str]]
 
@@ -210,12 +210,18 @@ def format_yardstick(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except ArtifactError as e:  # a model file that is missing or not an artifact
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def reporting_artifact_errors(body: Callable[[list[str] | None], int]):
+    """``body`` as a command's main: a model file that is missing or not an artifact is an error
+    message and exit status 2, not a traceback."""
+
+    def main(argv: list[str] | None = None) -> int:
+        try:
+            return body(argv)
+        except ArtifactError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
+    return main
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -292,12 +298,11 @@ def _by_recipe(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        dev = read_conll(recipe.dev)
-        half = len(dev) // 2
+        first, last = dev_halves(read_conll(recipe.dev))
         train_only = [s for f in recipe.train for s in read_conll(f)]
         for name, model, part, learnt in (
-            ("dev_last", args.halves[0], dev[half:], dev[:half]),
-            ("dev_first", args.halves[1], dev[:half], dev[half:]),
+            ("dev_last", args.halves[0], last, first),
+            ("dev_first", args.halves[1], first, last),
         ):
             other = "first" if name == "dev_last" else "last"
             desc = (
@@ -329,6 +334,8 @@ def _write_json(path: str | None, figures: dict) -> None:
             json.dump(figures, f, indent=1)
             f.write("\n")
 
+
+main = reporting_artifact_errors(_main)
 
 if __name__ == "__main__":
     sys.exit(main())
