@@ -28,8 +28,8 @@ from ..calibration import Calibration, logit, sigmoid
 from ..spans import tags_to_spans
 from ..tagger import load
 from .conll import dev_halves, read_conll
+from .evaluate import at_floors, format_reliability, predict, reporting_artifact_errors
 from .evaluate import calibration as reliability
-from .evaluate import predict, reporting_artifact_errors
 from .export import rescript
 
 MIN_SPANS = 50  # dev spans a label needs for a pair of its own
@@ -173,10 +173,13 @@ def _main(argv: list[str] | None = None) -> int:
     else:
         sents, dev_pred, where = corpus.dev, predict(tagger, corpus.dev), "dev"
     cal = fit(examples(sents, dev_pred))
+    out_of_fit = cross_fitted(sents, dev_pred)
     ece = {
         f"{where}, raw": reliability(sents, dev_pred)["ece"],
-        f"{where}, cross-fitted": reliability(sents, cross_fitted(sents, dev_pred))["ece"],
+        f"{where}, cross-fitted": reliability(sents, out_of_fit)["ece"],
     }
+    print(f"{where}, each span's score calibrated by the pair fitted on the other sentences:")
+    print(format_reliability(reliability(sents, out_of_fit), at_floors(sents, out_of_fit)))
     if corpus.holdout:
         held_pred = predict(tagger, corpus.holdout)
         ece["held-out slice, raw"] = reliability(corpus.holdout, held_pred)["ece"]

@@ -199,13 +199,21 @@ def format_yardstick(name: str, result: dict) -> str:
         f"recall, entities seen in train: {novelty['seen']['recall']:.2f} "
         f"({novelty['seen']['gold']}); unseen: {novelty['unseen']['recall']:.2f} "
         f"({novelty['unseen']['gold']})",
+        format_reliability(cal, result["floors"]),
+    ]
+    return "\n".join(lines)
+
+
+def format_reliability(cal: dict, floors: dict) -> str:
+    """The calibration table (`calibration`) and the scores at each floor (`at_floors`)."""
+    lines = [
         f"calibration: ECE {cal['ece']:.2f} over {cal['spans']} spans",
         f"{'score':<12}{'spans':>8}{'mean':>8}{'correct':>9}",
     ]
     for low, high, n, confidence, accuracy in cal["table"]:
         lines.append(f"{low:.1f}-{high:.1f}    {n:>8}{confidence:>8.3f}{accuracy:>9.3f}")
     lines.append(f"{'min score':<12}{'P':>8}{'R':>8}{'F1':>8}")
-    for floor, r in result["floors"].items():
+    for floor, r in floors.items():
         lines.append(f"{floor:<12}{r['precision']:>8.2f}{r['recall']:>8.2f}{r['f1']:>8.2f}")
     return "\n".join(lines)
 
