@@ -104,7 +104,8 @@ def add_split_options(ap: argparse.ArgumentParser, scoring: bool, holdout: bool 
         dev_help = "score only the dev slice set aside by train (e.g. 0.05 for MSRA)"
         holdout_help = (
             "score only the held-out slice set aside by train (the last F of the data, or with "
-            "--dev-fraction of what the dev slice leaves)"
+            "--dev-fraction of what the dev slice leaves); with --recipe, the recipe as trained "
+            "with that slice held out (--model: such a run), its dev and held-out slice"
         )
     else:
         dev_help = "slice of train used as dev when --dev is not given"

@@ -291,7 +291,10 @@ def _by_recipe(args: argparse.Namespace) -> int:
     from .args import parse_args
     from .data import corpus_of
 
-    recipe = parse_args(["--recipe", args.recipe])
+    given = ["--recipe", args.recipe]
+    if args.holdout_fraction:  # a model of the recipe trained with this slice held out
+        given += ["--holdout-fraction", str(args.holdout_fraction)]
+    recipe = parse_args(given)
     corpus = corpus_of(recipe)
     tagger = load(args.model or recipe.output, threads=args.threads)
     seen = entity_surfaces(corpus.train)

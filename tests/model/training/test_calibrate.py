@@ -132,3 +132,43 @@ def test_a_model_trained_on_all_of_dev_is_scored_and_calibrated_on_the_halves_mo
     assert "first.pt (first half trained on)" in out["dev_last"]["from"]
     # every form of dev is in train.txt: none is unseen
     assert out["dev_last"]["recall_by_novelty"]["unseen"]["gold"] == 0
+
+
+def test_a_recipe_without_a_held_out_slice_is_scored_on_one_by_a_run_that_kept_it_out(
+    tmp_path, monkeypatch
+):
+    """A recipe that trains on all of its training file (en-news) was chosen by runs of it with
+    the latest slice held out: ``evaluate --recipe R --holdout-fraction F --model RUN`` scores
+    such a run on that slice, its entities unseen unless the rest of the file has them."""
+    import json
+
+    from tagstream.model.training.evaluate import main as evaluate_main
+    from tagstream.model.training.train import main as train_main
+
+    early = [("John Smith lives in Paris .", "B-PER I-PER O O B-LOC O")] * 6
+    late = [("Olga Ivanova visited Kyiv .", "B-PER I-PER O B-LOC O")] * 6
+    lines = []
+    for text, tags in early + late:
+        lines += [f"{t} {g}" for t, g in zip(text.split(), tags.split())] + [""]
+    (tmp_path / "train.txt").write_text("\n".join(lines))
+    (tmp_path / "dev.txt").write_text("\n".join(lines[: 7 * 6]))
+    monkeypatch.setenv("TAGSTREAM_DATA_DIR", str(tmp_path))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'name = "r"\nversion = "1.0.0"\nlanguage = "en"\ntrain = ["train.txt"]\n'
+        'dev = "dev.txt"\nepochs = 1\nword-dim = 8\nchar-dim = 4\nchar-filters = 4\n'
+        "extra-dim = 2\nhidden = 8\nheads = 2\nbatch-tokens = 32\nthreads = 1\n"
+        f'output = "{tmp_path / "all.pt"}"\n'
+    )
+    held = str(tmp_path / "held.pt")
+    assert train_main(["--recipe", str(recipe), "--holdout-fraction", "0.5", "--output", held]) == 0
+    figures = tmp_path / "f.json"
+    given = ["--recipe", str(recipe), "--holdout-fraction", "0.5", "--model", held]
+    assert evaluate_main([*given, "--json", str(figures)]) == 0
+    out = json.loads(figures.read_text())
+    assert out["holdout"]["sentences"] == 6
+    assert out["holdout"]["recall_by_novelty"]["unseen"]["gold"] == 12  # Olga Ivanova, Kyiv
+    assert out["dev"]["recall_by_novelty"]["unseen"]["gold"] == 0
+    figures.unlink()
+    assert evaluate_main(["--recipe", str(recipe), "--model", held, "--json", str(figures)]) == 0
+    assert "holdout" not in json.loads(figures.read_text())  # the recipe as it is: no slice
