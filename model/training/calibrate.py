@@ -174,12 +174,13 @@ def _main(argv: list[str] | None = None) -> int:
         sents, dev_pred, where = corpus.dev, predict(tagger, corpus.dev), "dev"
     cal = fit(examples(sents, dev_pred))
     out_of_fit = cross_fitted(sents, dev_pred)
+    out_of_fit_table = reliability(sents, out_of_fit)
     ece = {
         f"{where}, raw": reliability(sents, dev_pred)["ece"],
-        f"{where}, cross-fitted": reliability(sents, out_of_fit)["ece"],
+        f"{where}, cross-fitted": out_of_fit_table["ece"],
     }
     print(f"{where}, each span's score calibrated by the pair fitted on the other sentences:")
-    print(format_reliability(reliability(sents, out_of_fit), at_floors(sents, out_of_fit)))
+    print(format_reliability(out_of_fit_table, at_floors(sents, out_of_fit)))
     if corpus.holdout:
         held_pred = predict(tagger, corpus.holdout)
         ece["held-out slice, raw"] = reliability(corpus.holdout, held_pred)["ece"]

@@ -82,7 +82,7 @@ def test_an_artifact_with_a_malformed_calibration_is_refused(tiny_model, tmp_pat
 
 
 def test_a_model_trained_on_all_of_dev_is_scored_and_calibrated_on_the_halves_models(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     import json
 
@@ -120,6 +120,9 @@ def test_a_model_trained_on_all_of_dev_is_scored_and_calibrated_on_the_halves_mo
     cal = read_meta(tmp_path / "all.pt")["calibration"]
     assert "each half scored by the recipe trained on the other" in cal["fitted_on"]
     assert set(cal["ece"]) == {"dev halves, raw", "dev halves, cross-fitted"}
+    printed = capsys.readouterr().out  # the out-of-sample table the card quotes, with its ECE
+    assert f"calibration: ECE {cal['ece']['dev halves, cross-fitted']:.2f} over" in printed
+    assert "min score" in printed
 
     assert evaluate_main(["--recipe", str(recipe)]) == 2  # its own dev scores are in-sample
     figures = tmp_path / "f.json"
