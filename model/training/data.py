@@ -222,9 +222,12 @@ def build_vocabs(
     pretrained: dict | None,
     pretrained_top: int,
     min_bigram_freq: int,
+    bigram_sents: Sequence[Sentence] | None = None,
 ) -> tuple[Vocab, Vocab, Vocab | None]:
     """Word, character and (for zh) bigram vocabularies from the training sentences (+ pretrained
-    words)."""
+    words). Bigrams are counted in ``bigram_sents`` when given: the training sentences without
+    the augmented copies, which repeat their contexts and would let a bigram seen once pass
+    ``min_bigram_freq``."""
     words, chars = Vocab(), Vocab()
     counts = Counter(word_key(t) for tokens, _ in sents for t in tokens)
     for w, _ in counts.most_common():
@@ -242,7 +245,7 @@ def build_vocabs(
     bigrams = None
     if language == "zh":
         bigram_counts: Counter = Counter()
-        for tokens, _ in sents:
+        for tokens, _ in sents if bigram_sents is None else bigram_sents:
             padded = ["<s>"] + tokens + ["</s>"]
             bigram_counts.update(a + b for a, b in zip(padded, padded[1:]))
         bigrams = Vocab(b for b, n in bigram_counts.most_common() if n >= min_bigram_freq)

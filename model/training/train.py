@@ -87,6 +87,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     # 1. data
     corpus = corpus_of(args)
     labels, tags = corpus.labels, corpus.tags
+    written = corpus.train  # the sentences as written, before the augmented copies join
     if args.mention_swap:
         swapped = mention_swapped(corpus.train, args.mention_swap, args.seed)
         log.info("%d sentences with swapped mentions join training", len(swapped))
@@ -95,7 +96,12 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     # 2. vocabularies and network
     pretrained = load_pretrained(args.pretrained)
     words, chars, bigrams = build_vocabs(
-        corpus.train, args.language, pretrained, args.pretrained_top, args.min_bigram_freq
+        corpus.train,
+        args.language,
+        pretrained,
+        args.pretrained_top,
+        args.min_bigram_freq,
+        bigram_sents=written,
     )
     word_dim = pretrained["vectors"].size(1) if pretrained is not None else args.word_dim
     extra_sizes = [table_rows(f, len(bigrams) if bigrams else 0) for f in features]
