@@ -174,3 +174,36 @@ def test_a_missing_training_file_is_a_clear_error(files, capsys):
     assert train_main(args(files, "--transfer", str(files / "nowhere.txt"))) == 2
     assert "--transfer: no such file" in capsys.readouterr().err
     assert not (files / "m.pt").exists()
+
+
+def test_mention_swap_leaves_the_chinese_bigram_table_as_the_text_makes_it(
+    tmp_path, monkeypatch, capsys
+):
+    """The swapped copies repeat their sentences' contexts; counted, every bigram seen once would
+    reach --min-bigram-freq 2 and the artifact's bigram tables would grow."""
+    import zipfile
+
+    monkeypatch.setattr(
+        tagstream.model.training.train, "load_lexicon", lambda language, top: ["北京", "上海"]
+    )
+    sents = [("张三昨天去北京", "PPOOOLL"), ("李四今天在上海", "PPOOOLL"), ("王五回家", "PPOO")]
+    lines = []
+    for text, kinds in sents * 2:  # each bigram twice: kept by --min-bigram-freq 2
+        for i, (ch, kind) in enumerate(zip(text, kinds)):
+            label = {"P": "PER", "L": "LOC"}.get(kind)
+            prev = kinds[i - 1] if i else "O"
+            tag = "O" if label is None else ("I-" if prev == kind else "B-") + label
+            lines.append(f"{ch}\t{tag}")
+        lines.append("")
+    (tmp_path / "train.txt").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "dev.txt").write_text("\n".join(lines[:8]), encoding="utf-8")
+
+    def bigrams(*extra):
+        assert train_main(args(tmp_path, "--language", "zh", "--char-dim", "0", *extra)) == 0
+        with zipfile.ZipFile(tmp_path / "m.pt") as z:
+            name = next(n for n in z.namelist() if n.endswith("extra/bigrams.txt"))
+            return set(z.read(name).decode("utf-8").split())
+
+    plain = bigrams()
+    assert "昨天" in plain
+    assert bigrams("--mention-swap", "2") == plain
