@@ -71,6 +71,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "replaced by a random training mention of its label (0: none)",
     )
     ap.add_argument(
+        "--run-together",
+        type=float,
+        default=0.0,
+        help="chance that a training sentence runs on from the one before it in the file into "
+        "one training sequence (within --max-length), so that the network learns to read texts "
+        "of several sentences as users send them (0: each sentence alone)",
+    )
+    ap.add_argument(
         "--transfer-limit",
         type=int,
         default=0,

@@ -358,6 +358,37 @@ def mention_swapped(sents: Sequence[Sentence], copies: int, seed: int) -> list[S
     return out
 
 
+def run_together(
+    sents: Sequence[Sentence], chance: float, max_length: int, seed: int
+) -> list[Sentence]:
+    """The sentences in file order, each run on from the one before it into one training
+    sequence with ``chance`` (``--run-together``), as long as the sequence stays within
+    ``max_length`` tokens: a text a user sends often holds several sentences, some without a
+    final full stop (a headline, a dateline), and a network that has only read single
+    sentences reads the start of the second one as part of the first. Every token is kept
+    once; the entities keep their boundaries (tags rewritten in the input's scheme)."""
+    if not chance:
+        return list(sents)
+    scheme = detect_scheme([t for _, t in sents])
+    rng = random.Random(seed)
+    out: list[Sentence] = []
+    tokens: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+
+    def flush() -> None:
+        if tokens:
+            out.append((list(tokens), spans_to_tags(spans, len(tokens), scheme)))
+
+    for toks, tags in sents:
+        if not tokens or len(tokens) + len(toks) > max_length or rng.random() >= chance:
+            flush()
+            tokens, spans = [], []
+        spans = spans + [(len(tokens) + a, len(tokens) + b, t) for a, b, t in tags_to_spans(tags)]
+        tokens = tokens + list(toks)
+    flush()
+    return out
+
+
 def lower_cased(sents: Sequence[Sentence]) -> list[Sentence]:
     """The sentences with every token lower-cased, tags kept (``--lowercase``)."""
     return [([t.lower() for t in tokens], tags) for tokens, tags in sents]

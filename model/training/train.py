@@ -53,6 +53,7 @@ from .data import (
     lower_cased,
     mention_swapped,
     pieces,
+    run_together,
 )
 from .evaluate import format_report
 from .export import build_network, confidence_note, export, read_meta
@@ -88,8 +89,11 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     corpus = corpus_of(args)
     labels, tags = corpus.labels, corpus.tags
     written = corpus.train  # the sentences as written, before the augmented copies join
+    if args.run_together:
+        corpus.train = run_together(written, args.run_together, args.max_length, args.seed)
+        log.info("%d sentences run together into %d sequences", len(written), len(corpus.train))
     if args.mention_swap:
-        swapped = mention_swapped(corpus.train, args.mention_swap, args.seed)
+        swapped = mention_swapped(written, args.mention_swap, args.seed)
         log.info("%d sentences with swapped mentions join training", len(swapped))
         corpus.train = corpus.train + pieces(swapped, args.max_length)
 
@@ -225,6 +229,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "recall_margin": args.recall_margin or None,
                 "lowercase": args.lowercase or None,
                 "mention_swap": args.mention_swap or None,
+                "run_together": args.run_together or None,
                 "keep_last": args.keep_last or None,
                 "teacher": f"{args.teacher} x {args.teacher_weight}" if args.teacher else None,
                 "best_epoch": round(ev.epoch, 2),

@@ -86,3 +86,36 @@ def test_mention_swap_keeps_labels_and_draws_names_from_training(files):
         for a, b, typ in tags_to_spans(tags):
             assert known[" ".join(tokens[a:b])] == typ
     assert mention_swapped(sents, 3, seed=1) == swapped
+
+
+@pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "BIOES"])
+def test_run_together_keeps_every_token_once_and_every_entity_whole(scheme):
+    """Consecutive sentences joined into one training sequence: nothing lost or repeated, no
+    sequence over the limit, and two entities that meet at a join stay two (in IOB1 a sentence
+    starting I-PER after one ending I-PER would otherwise read as one name)."""
+    import random
+
+    from tagstream.model.spans import spans_to_tags, tags_to_spans
+    from tagstream.model.training.data import run_together
+
+    rng = random.Random(3)
+    sents, names = [], []
+    for i in range(300):
+        n = rng.randint(1, 9)
+        tokens = [f"w{i}.{j}" for j in range(n)]
+        opens = rng.choice(["PER", "LOC", None])  # a name opens the sentence
+        spans = [(0, 1, opens)] if opens else []
+        if n > 2:
+            spans.append((n - 2, n, "LOC"))  # and one ends it
+        names += [tuple(tokens[a:b]) + (t,) for a, b, t in spans]
+        sents.append((tokens, spans_to_tags(spans, n, scheme)))
+    joined = run_together(sents, 0.7, 20, seed=1)
+    assert [t for tokens, _ in joined for t in tokens] == [t for tokens, _ in sents for t in tokens]
+    assert max(len(tokens) for tokens, _ in joined) <= 20
+    assert sum(len(tokens) > 9 for tokens, _ in joined) > 50  # many joins happened
+    found = [
+        tuple(tokens[a:b]) + (t,) for tokens, tags in joined for a, b, t in tags_to_spans(tags)
+    ]
+    assert found == names
+    assert run_together(sents, 0.7, 20, seed=1) == joined  # seeded
+    assert run_together(sents, 0.0, 20, seed=1) == sents
