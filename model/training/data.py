@@ -369,23 +369,38 @@ def run_together(
     once; the entities keep their boundaries (tags rewritten in the input's scheme)."""
     if not chance:
         return list(sents)
-    scheme = detect_scheme([t for _, t in sents])
     rng = random.Random(seed)
+    groups: list[list[Sentence]] = []
+    length = 0
+    for sent in sents:
+        if not groups or length + len(sent[0]) > max_length or rng.random() >= chance:
+            groups.append([])
+            length = 0
+        groups[-1].append(sent)
+        length += len(sent[0])
+    return _joined(groups, detect_scheme([t for _, t in sents]))
+
+
+def in_groups(sents: Sequence[Sentence], size: int) -> list[Sentence]:
+    """Every ``size`` consecutive sentences joined into one (the last group may be shorter):
+    texts of several sentences, as a user sends a paragraph (``evaluate --sentences-per-text``)."""
+    if size <= 1:
+        return list(sents)
+    groups = [list(sents[i : i + size]) for i in range(0, len(sents), size)]
+    return _joined(groups, detect_scheme([t for _, t in sents]))
+
+
+def _joined(groups: Sequence[Sequence[Sentence]], scheme: str) -> list[Sentence]:
+    """Each group of sentences as one, its entities kept whole: tags rewritten from the spans,
+    so that in IOB1 a sentence starting ``I-PER`` after one ending ``I-PER`` stays two names."""
     out: list[Sentence] = []
-    tokens: list[str] = []
-    spans: list[tuple[int, int, str]] = []
-
-    def flush() -> None:
-        if tokens:
-            out.append((list(tokens), spans_to_tags(spans, len(tokens), scheme)))
-
-    for toks, tags in sents:
-        if not tokens or len(tokens) + len(toks) > max_length or rng.random() >= chance:
-            flush()
-            tokens, spans = [], []
-        spans = spans + [(len(tokens) + a, len(tokens) + b, t) for a, b, t in tags_to_spans(tags)]
-        tokens = tokens + list(toks)
-    flush()
+    for group in groups:
+        tokens: list[str] = []
+        spans: list[tuple[int, int, str]] = []
+        for toks, tags in group:
+            spans += [(len(tokens) + a, len(tokens) + b, t) for a, b, t in tags_to_spans(tags)]
+            tokens += toks
+        out.append((tokens, spans_to_tags(spans, len(tokens), scheme)))
     return out
 
 

@@ -30,6 +30,7 @@ from ..artifact import ArtifactError
 from ..spans import tags_to_spans
 from ..tagger import load
 from .conll import add_split_options, dev_halves, read_conll, scored_slice
+from .data import in_groups
 
 SpanSet = Sequence[tuple[int, int, str]]
 
@@ -194,7 +195,8 @@ def format_yardstick(name: str, result: dict) -> str:
     novelty = result["recall_by_novelty"]
     cal = result["calibration"]
     lines = [
-        f"== {name}: {result['sentences']} sentences",
+        f"== {name}: {result['sentences']} "
+        + ("sentences" if result.get("per_text", 1) == 1 else f"texts of {result['per_text']}"),
         format_report(result["scores"]),
         f"recall, entities seen in train: {novelty['seen']['recall']:.2f} "
         f"({novelty['seen']['gold']}); unseen: {novelty['unseen']['recall']:.2f} "
@@ -259,6 +261,14 @@ def _main(argv: list[str] | None = None) -> int:
         "each half with a model of the recipe trained with --dev-train first or last (the half "
         "it was not trained on)",
     )
+    ap.add_argument(
+        "--sentences-per-text",
+        type=int,
+        default=1,
+        metavar="K",
+        help="score texts of K consecutive sentences each (joined as the tokenizer joins "
+        "tokens), as a user sends a paragraph, instead of each sentence alone",
+    )
     ap.add_argument("--json", help="also write the figures to this file (JSON)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
@@ -269,6 +279,7 @@ def _main(argv: list[str] | None = None) -> int:
     tagger = load(args.model, threads=args.threads)
     sents = read_conll(args.data)
     sents = scored_slice(sents, args.dev_fraction, args.split_seed, args.holdout_fraction)
+    sents = in_groups(sents, args.sentences_per_text)
     t0 = time.perf_counter()
     if args.seen_from:
         seen = entity_surfaces([s for f in args.seen_from for s in read_conll(f)])
@@ -279,7 +290,8 @@ def _main(argv: list[str] | None = None) -> int:
         report = format_report(result)
     took = time.perf_counter() - t0
     print(
-        f"{tagger.name}@{tagger.version} on {args.data}: {len(sents)} sentences, "
+        f"{tagger.name}@{tagger.version} on {args.data}: {len(sents)} "
+        f"{'sentences' if args.sentences_per_text <= 1 else 'texts'}, "
         f"{sum(len(t) for t, _ in sents)} tokens, {took:.1f} s"
     )
     print(report)
@@ -330,9 +342,13 @@ def _by_recipe(args: argparse.Namespace) -> int:
             )
     else:
         scored.insert(0, ("dev", tagger, corpus.dev, corpus.dev_desc, seen))
+    k = args.sentences_per_text
     for name, scorer, sents, desc, known in scored:
         if sents:
+            if k > 1:
+                sents = in_groups(sents, k)
             out[name] = yardstick(scorer, sents, known)
+            out[name]["per_text"] = k
             out[name]["from"] = desc
             print(format_yardstick(f"{name} ({desc})", out[name]))
     _write_json(args.json, out)

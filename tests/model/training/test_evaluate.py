@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from tagstream.model.training.evaluate import (
@@ -110,3 +112,22 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path, capsys):
     recipe.write_text(f'train = ["{data}"]\ndev = "{data}"\noutput = "{missing}"\n')
     assert calibrate_main(["--recipe", str(recipe)]) == 2
     assert "nowhere.pt: does not exist" in capsys.readouterr().err
+
+
+def test_texts_of_several_sentences_keep_every_gold_entity(tiny_model, tmp_path):
+    """``--sentences-per-text K`` scores texts of K consecutive sentences: fewer, longer texts,
+    the same gold entities (two names meeting at a join stay two)."""
+    from tagstream.model.training.evaluate import main as evaluate_main
+
+    data = tmp_path / "d.conll"
+    data.write_text(
+        "Paris B-LOC\nis O\nnice O\n\nLondon B-LOC\n\nAnn B-PER\nsang O\n\nBob B-PER\n\nend O\n"
+    )
+    got = {}
+    for k in (1, 2, 3):
+        out = tmp_path / f"{k}.json"
+        argv = ["--model", str(tiny_model), "--data", str(data), "--seen-from", str(data)]
+        assert evaluate_main([*argv, "--sentences-per-text", str(k), "--json", str(out)]) == 0
+        result = json.loads(out.read_text())["data"]
+        got[k] = (result["sentences"], result["scores"]["micro"]["gold"])
+    assert got == {1: (5, 4), 2: (3, 4), 3: (2, 4)}
