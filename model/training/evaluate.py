@@ -313,14 +313,16 @@ def _by_recipe(args: argparse.Namespace) -> int:
     out: dict = {"model": f"{tagger.name}@{tagger.version}", "recipe": args.recipe}
     print(f"{out['model']}, recipe {args.recipe}: {len(corpus.train)} training pieces")
     scored = [("holdout", tagger, corpus.holdout, corpus.holdout_desc, seen)]
-    if recipe.dev_train == "all":  # the model's own dev scores would be in-sample
-        if not args.halves:
+    if recipe.dev_train == "all" and not args.halves:  # its own dev scores are in-sample
+        if not corpus.holdout:
             print(
                 f"error: {args.recipe} trains on all of dev: score the recipe out of sample "
                 "with --halves FIRST LAST",
                 file=sys.stderr,
             )
             return 2
+        print(f"{args.recipe} trains on all of dev: the held-out slice only (dev: --halves)")
+    elif recipe.dev_train == "all":
         first, last = dev_halves(read_conll(recipe.dev))
         train_only = [s for f in recipe.train for s in read_conll(f)]
         for name, model, part, learnt in (

@@ -135,6 +135,19 @@ def test_a_model_trained_on_all_of_dev_is_scored_and_calibrated_on_the_halves_mo
     assert "first.pt (first half trained on)" in out["dev_last"]["from"]
     # every form of dev is in train.txt: none is unseen
     assert out["dev_last"]["recall_by_novelty"]["unseen"]["gold"] == 0
+    # a run of the recipe with a held-out slice: that slice alone, without the halves
+    held = tmp_path / "held.json"
+    given = [
+        "--recipe",
+        str(recipe),
+        "--holdout-fraction",
+        "0.5",
+        "--model",
+        str(tmp_path / "all.pt"),
+    ]
+    assert evaluate_main([*given, "--json", str(held)]) == 0
+    out = json.loads(held.read_text())
+    assert set(out) == {"model", "recipe", "holdout"} and out["holdout"]["sentences"] == 9
 
 
 def test_a_recipe_without_a_held_out_slice_is_scored_on_one_by_a_run_that_kept_it_out(
