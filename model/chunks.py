@@ -1,8 +1,9 @@
 """Cutting texts into chunks the network reads, and chunks into sub-batches it runs together.
 
-Texts longer than a model's ``max_length`` tokens are cut after a sentence end, else at
-whitespace between tokens, else hard (``chunk_bounds``); chunks sorted longest first are grouped
-into sub-batches of similar length, bounded in size and in padding (``sub_batches``).
+A blank line always ends a chunk; paragraphs longer than a model's ``max_length`` tokens are
+cut after a sentence end, else at whitespace between tokens, else hard (``chunk_bounds``);
+chunks sorted longest first are grouped into sub-batches of similar length, bounded in size and
+in padding (``sub_batches``).
 
 Then the inputs of one sub-batch (chunks ``(length, doc, first token)`` sorted longest first,
 see ``Tagger.tag_prepared``): ``gather`` collects its ids and the real tokens' offsets into the
@@ -32,12 +33,29 @@ def chunk_bounds(
 ) -> list[tuple[int, int]]:
     """Cut ``n`` tokens into ranges of at most ``max_length`` tokens.
 
-    Each cut is after the last sentence-ending token in the second half of the window, else at
-    the last whitespace between tokens there, else at the window's end.
+    A blank line between two tokens always ends a chunk: paragraphs are read apart, as the
+    models learnt from single sentences (a headline or a dateline without a final full stop
+    would otherwise run into the next line's reading). Within a paragraph each cut is after the
+    last sentence-ending token in the second half of the window, else at the last whitespace
+    between tokens there, else at the window's end.
     """
-    n = len(starts)
+    if text.count("\n", 0, ends[-1] if ends else 0) < 2:  # most texts: no blank line to find
+        return _windows(text, starts, ends, 0, len(starts), max_length)
     chunks: list[tuple[int, int]] = []
-    s = 0
+    first = 0
+    for j in range(1, len(starts)):
+        if text.count("\n", ends[j - 1], starts[j]) >= 2:
+            chunks += _windows(text, starts, ends, first, j, max_length)
+            first = j
+    chunks += _windows(text, starts, ends, first, len(starts), max_length)
+    return chunks
+
+
+def _windows(
+    text: str, starts: Sequence[int], ends: Sequence[int], s: int, n: int, max_length: int
+) -> list[tuple[int, int]]:
+    """Tokens ``[s, n)`` cut into ranges of at most ``max_length`` (``chunk_bounds``)."""
+    chunks: list[tuple[int, int]] = []
     while n - s > max_length:
         e = s + max_length
         lo = s + max(1, max_length // 2)

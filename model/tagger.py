@@ -10,8 +10,9 @@ mean, over the span's tokens, of the CRF posterior marginal probability of the p
 calibrated on the dev split where the artifact carries a calibration
 (``tagstream.model.calibration``), in [0, 1].
 
-Texts longer than ``max_length`` tokens are cut into chunks at sentence ends (else at whitespace
-between tokens, else hard) and their spans merged back; nothing is truncated.
+Paragraphs (text between blank lines) are read apart, and those longer than ``max_length``
+tokens are cut into chunks at sentence ends (else at whitespace between tokens, else hard); the
+spans are merged back; nothing is truncated.
 """
 
 from __future__ import annotations

@@ -24,9 +24,16 @@ def _glued(text: str) -> tuple[list[int], list[int]]:
         ("a,b,c,d,e,f,g", 4, [(0, 4), (4, 8), (8, 12), (12, 13)]),
         # short enough: one chunk
         ("one two three", 3, [(0, 3)]),
+        # a blank line always ends a chunk (also one of spaces, or CRLF); a line break does not
+        ("a b\n\nc d e", 10, [(0, 2), (2, 5)]),
+        ("a b\r\n  \r\nc d e\nf", 10, [(0, 2), (2, 6)]),
+        # and the windows go on within each paragraph
+        ("a b c . d e f g h\n\ni j", 6, [(0, 4), (4, 9), (9, 11)]),
     ],
 )
-def test_chunk_bounds_prefer_sentence_ends_then_whitespace(text, max_length, chunks):
+def test_chunk_bounds_cut_at_blank_lines_then_sentence_ends_then_whitespace(
+    text, max_length, chunks
+):
     from tagstream.model.tagger import chunk_bounds
 
     starts, ends = _glued(text)

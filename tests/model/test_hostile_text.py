@@ -123,7 +123,7 @@ def test_char_tokenizer_is_linear(unit):
     assert ratio < _RATIO, f"{unit!r}: {4 * n} characters take {ratio:.1f} times {n}"
 
 
-@pytest.mark.parametrize("unit", ["a_", "中", "a ", "a.", ". "])
+@pytest.mark.parametrize("unit", ["a_", "中", "a ", "a.", ". ", "a\n\n"])
 def test_chunk_bounds_are_linear(unit):
     def run(n: int) -> Callable[[], object]:
         text = _repeat(unit)(n)

@@ -164,6 +164,22 @@ def test_long_text_is_chunked_not_truncated(tiny):
     assert len(berlins) == 40, "an entity in every chunk, the last included"
 
 
+def test_paragraphs_are_read_apart(tiny):
+    """A blank line ends a chunk: each paragraph gets the spans it gets alone, at its offset;
+    a single line break does not cut (hard-wrapped text runs on over it)."""
+    paragraphs = ["Mary Jones visited Tokyo on Monday", "Anna Lee lives in London ."]
+    text = "\n \n".join(paragraphs)
+    assert tiny.prepare(text).chunks == ((0, 6), (6, 12))
+    assert tiny.prepare(text.replace("\n \n", "\n")).chunks == ((0, 12),)
+    alone = [
+        (s.start + text.index(p), s.end + text.index(p), s.label, s.text)
+        for p, spans in zip(paragraphs, tiny.tag(paragraphs))
+        for s in spans
+    ]
+    assert [(s.start, s.end, s.label, s.text) for s in tiny.tag([text])[0]] == alone
+    assert len(alone) == 4
+
+
 def test_prepare_then_tag_prepared_equals_tag_and_keeps_order(tiny):
     texts = HARD_TEXTS + ["Anna Lee lives in London ."]
     docs = [tiny.prepare(t) for t in texts]
