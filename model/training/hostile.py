@@ -3,9 +3,10 @@
 ``pathological_texts(n)``: ``n`` characters each of shapes that give a tokeniser, a featuriser or
 the network the most work per character: runs of one-character tokens (up to one token per
 character), runs of the characters the token pattern's alternatives start on, no whitespace at
-all, combining marks, emoji sequences, Chinese with punctuation. ``ordinary_text(tokens, joiner,
-n)``: ``n`` characters of a model's own training sentences, the yardstick the bound of a hostile
-text is set against (twice its time, or 3 s, whichever is more).
+all, combining marks, emoji sequences, Chinese with punctuation, one token a paragraph (a chunk
+each). ``ordinary_text(tokens, joiner, n)``: ``n`` characters of a model's own training
+sentences, the yardstick the bound of a hostile text is set against (twice its time, or 3 s,
+whichever is more).
 
 ``python -m tagstream.model.training.hostile --model en-news`` prints the seconds each takes to
 tag (``Tagger.tag``, which ``tagstream tag`` runs, beyond start-up); `make bench` records it.
@@ -55,6 +56,7 @@ def pathological_texts(n: int = TEXT_CHARS) -> dict[str, str]:
         ". repeated": _repeat(".", n),
         "a, repeated": _repeat("a, ", n),
         "1 repeated": _repeat("1 ", n),
+        "a\\n\\n repeated": _repeat("a\n\n", n),  # every token a paragraph, a chunk
         "no whitespace": "".join(rng.choices(no_space, k=n)),
         "combining marks": "".join(rng.choices(marks, k=n)),
         "emoji": emoji[:n],
