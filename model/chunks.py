@@ -14,6 +14,8 @@ W characters per token.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ import torch
 
 from .texts import Prepared
 
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")  # a line of nothing but whitespace
 _SENTENCE_ENDS = frozenset(".!?;。！？；…")
 _MAX_BATCH_TOKENS = 8192  # padded tokens per network call
 _MAX_BATCH_CHUNKS = 256
@@ -39,15 +42,15 @@ def chunk_bounds(
     last sentence-ending token in the second half of the window, else at the last whitespace
     between tokens there, else at the window's end.
     """
-    if text.count("\n", 0, ends[-1] if ends else 0) < 2:  # most texts: no blank line to find
-        return _windows(text, starts, ends, 0, len(starts), max_length)
+    n = len(starts)
     chunks: list[tuple[int, int]] = []
     first = 0
-    for j in range(1, len(starts)):
-        if text.count("\n", ends[j - 1], starts[j]) >= 2:
+    for blank in _BLANK_LINE.finditer(text):  # tokens hold no line break: each is between two
+        j = bisect_left(starts, blank.end(), first)
+        if first < j < n:
             chunks += _windows(text, starts, ends, first, j, max_length)
             first = j
-    chunks += _windows(text, starts, ends, first, len(starts), max_length)
+    chunks += _windows(text, starts, ends, first, n, max_length)
     return chunks
 
 

@@ -284,6 +284,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.seen_from:
         seen = entity_surfaces([s for f in args.seen_from for s in read_conll(f)])
         result = yardstick(tagger, sents, seen)
+        result["per_text"] = args.sentences_per_text
         report = format_yardstick(args.data, result)
     else:
         result = evaluate_tagger(tagger, sents)
@@ -347,9 +348,7 @@ def _by_recipe(args: argparse.Namespace) -> int:
     k = args.sentences_per_text
     for name, scorer, sents, desc, known in scored:
         if sents:
-            if k > 1:
-                sents = in_groups(sents, k)
-            out[name] = yardstick(scorer, sents, known)
+            out[name] = yardstick(scorer, in_groups(sents, k), known)
             out[name]["per_text"] = k
             out[name]["from"] = desc
             print(format_yardstick(f"{name} ({desc})", out[name]))
