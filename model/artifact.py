@@ -58,6 +58,26 @@ def char_table(chars: Vocab) -> torch.Tensor:
     return table
 
 
+def int8_rows(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A float table (V, D) as int8 rows and a float32 scale per row (V,): row i is about
+    ``rows[i] * scale[i]``, each value within half a step (the row's largest magnitude / 127)."""
+    scale = table.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero row (padding)
+    rows = torch.round(table / scale.unsqueeze(1)).clamp(-127, 127).to(torch.int8)
+    return rows, scale
+
+
+def plain_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A network's state dict in float32 with an int8 word table turned back into floats (and
+    an empty ``word_scale``), as a network built from its config expects it."""
+    state = {k: v.float() for k, v in state.items()}
+    scale = state.pop("word_scale", torch.zeros(0))
+    if scale.numel() > 0:
+        state["word_table"] = state["word_table"] * scale.unsqueeze(1)
+    state["word_scale"] = torch.zeros(0)
+    return state
+
+
 def save(
     net: TaggerNet,
     meta: dict,
@@ -66,8 +86,9 @@ def save(
     path: str | os.PathLike,
     lexicon: Sequence[str] | None = None,
 ) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
-    """Script ``net`` (a copy, in eval mode, big tables in fp16) and save it with ``meta`` to
-    ``path``.
+    """Script ``net`` (a copy, in eval mode, big tables in float16; a big word table that
+    training kept frozen in int8 with a scale per row, half the bytes again: its values are the
+    pretrained vectors as they came) and save it with ``meta`` to ``path``.
 
     Returns the scripted module and the extra files written, for a caller that saves it again
     with other metadata (``save_again``).
@@ -76,7 +97,11 @@ def save(
     net = copy.deepcopy(net).eval()
     net.sparse = False
     with torch.no_grad():
-        if net.word_table.size(0) > _HALF_ROWS:
+        if net.word_table.size(0) > _HALF_ROWS and not meta["network"].get("tune_words", True):
+            table, scale = int8_rows(net.word_table.detach().float())
+            net.word_table = torch.nn.Parameter(table, requires_grad=False)
+            net.word_scale = scale
+        elif net.word_table.size(0) > _HALF_ROWS:
             net.word_table = torch.nn.Parameter(net.word_table.detach().half(), requires_grad=False)
         for emb in net.extras:
             if emb.weight.size(0) > _HALF_ROWS:

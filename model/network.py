@@ -46,6 +46,9 @@ class TaggerNet(nn.Module):
     ) -> None:
         super().__init__()
         self.word_table = nn.Parameter(torch.randn(cfg.num_words, cfg.word_dim) * 0.1)  # (V, Dw)
+        # (V,) when the word table is stored as int8 (a frozen table, see artifact.save): a word's
+        # vector is its row times its scale. Empty otherwise.
+        self.register_buffer("word_scale", torch.zeros(0))
         self.fast_lstm = True  # bfloat16 dense LSTM at inference (see bilstm)
         self.sparse = (
             False  # sparse gradients for the big tables (training sets it; see sparse_parameters)
@@ -118,6 +121,14 @@ class TaggerNet(nn.Module):
             return torch.zeros(chars.size(0), 0)
         return self.chars(self.char_ids(chars))
 
+    def word_vectors(self, words: Tensor) -> Tensor:
+        """Word ids (any shape) -> their float32 vectors (..., Dw). The table may be float32,
+        float16, or int8 with a scale per row (``word_scale``)."""
+        vectors = F.embedding(words, self.word_table, sparse=self.sparse).float()
+        if self.word_scale.numel() > 0:
+            vectors = vectors * F.embedding(words, self.word_scale.unsqueeze(1))
+        return vectors
+
     @torch.jit.export
     def emissions(self, words: Tensor, extras: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
         """Tag scores (B, T, C) for each token (0 at padding); chars (B, T, W) code points."""
@@ -140,9 +151,7 @@ class TaggerNet(nn.Module):
             B * T
         )  # (B*T,)
         idx = real.nonzero().squeeze(1)  # (N,) flat positions of the real tokens
-        parts = [
-            F.embedding(words, self.word_table, sparse=self.sparse).float()
-        ]  # (B, T, Dw); the table may be fp16
+        parts = [self.word_vectors(words)]  # (B, T, Dw)
         if self.chars is not None:
             c = char_feats.float()
             full = torch.zeros(B * T, c.size(1), dtype=c.dtype, device=c.device).index_copy(
@@ -168,7 +177,7 @@ class TaggerNet(nn.Module):
         distinct token and cache them (``Tagger`` does), then run ``emissions_from_gates``. This
         projection is the largest matrix product of the network (D inputs to 8H per token).
         """
-        parts = [F.embedding(words, self.word_table).float()]  # (N, Dw)
+        parts = [self.word_vectors(words)]  # (N, Dw)
         if self.chars is not None:
             parts.append(char_feats.float())  # (N, F)
         for i, emb in enumerate(self.extras):

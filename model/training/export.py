@@ -28,6 +28,7 @@ from ..artifact import (
     META_FILE,
     WORDS_FILE,
     char_table,
+    plain_state,
     read,
     read_meta,
     save,
@@ -133,11 +134,14 @@ def export_random(
     max_length: int = 64,
     name: str = "tiny-random",
     version: str = "0.0.0",
+    frozen_words: int = 0,
 ) -> pathlib.Path:
     """Write a tiny, randomly initialised but complete and loadable artifact (for tests).
 
     ``language`` "en": conll-en tokenizer, casing feature, labels PER/LOC/ORG/MISC;
     "zh": character tokenizer, bigram, lexicon and gazetteer features, labels PER/LOC/ORG.
+    ``frozen_words``: (English) made-up words "w0", "w1"... join the vocabulary up to that
+    many, and the word table is marked frozen, as ``--freeze-words`` trains it.
     """
     if language not in ("en", "zh"):
         raise ValueError(f"export_random knows languages 'en' and 'zh', not {language!r}")
@@ -146,6 +150,8 @@ def export_random(
     if language == "en":
         labels, kind, features = ["PER", "LOC", "ORG", "MISC"], "conll-en", ["case"]
         words = Vocab(_EN_WORDS)
+        for i in range(frozen_words - len(words)):
+            words.add(f"w{i}")
         chars = Vocab(chr(c) for c in range(33, 127))
         bigrams, lexicon = None, None
         extra_sizes, extra_dims, char_dim = [len(CASES)], [4], 8
@@ -189,6 +195,7 @@ def export_random(
         hidden=16,
         heads=2,
         num_tags=len(bioes_tags(labels)),
+        tune_words=not frozen_words,
     )
     net = build_network(cfg, labels, chars)
     meta = {
@@ -246,7 +253,7 @@ def rescript(
     )
     if net is None:
         raise ValueError("rescript supports CRF models only")
-    net.load_state_dict({k: v.float() for k, v in module.state_dict().items()})
+    net.load_state_dict(plain_state(module.state_dict()))
     words = Vocab.loads(files[WORDS_FILE])
     bigrams = Vocab.loads(files[BIGRAMS_FILE]) if files[BIGRAMS_FILE] else None
     lexicon = files[LEXICON_FILE].split("\n") if files[LEXICON_FILE] else None

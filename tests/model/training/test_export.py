@@ -90,6 +90,43 @@ def test_rescript_keeps_weights_and_outputs(tmp_path):
     assert renamed.info["version"] == "9.1.0" and renamed.tag([text]) == a.tag([text])
 
 
+def test_int8_rows_are_within_half_a_step():
+    from tagstream.model.artifact import int8_rows
+
+    table = torch.randn(300, 16) * torch.rand(300, 1) * 5
+    table[0] = 0.0  # the padding row
+    rows, scale = int8_rows(table)
+    assert rows.dtype == torch.int8 and scale.shape == (300,)
+    error = (rows.float() * scale.unsqueeze(1) - table).abs()
+    assert torch.all(error <= scale.unsqueeze(1) / 2 + 1e-6)
+    assert torch.equal(rows[0], torch.zeros(16, dtype=torch.int8))
+    assert rows.abs().amax(dim=1)[1:].eq(127).all()  # each row spans the whole int8 range
+
+
+def test_a_big_frozen_word_table_is_stored_in_int8(tmp_path):
+    from tagstream.model.artifact import plain_state
+
+    path = export_random(tmp_path / "frozen.pt", frozen_words=6000)
+    module = torch.jit.load(str(path))
+    assert module.word_table.dtype == torch.int8 and module.word_scale.shape == (6000,)
+    tuned = torch.jit.load(str(export_random(tmp_path / "tuned.pt")))
+    assert tuned.word_table.dtype == torch.float32 and tuned.word_scale.numel() == 0
+
+    # the network reads each row times its scale, as a float table of those values gives
+    state = plain_state(module.state_dict())
+    ids = torch.tensor([[5, 4000, 5999], [1, 2, 0]])
+    with torch.inference_mode():
+        got = module.word_vectors(ids)
+    want = state["word_table"][ids]
+    assert torch.allclose(got, want, atol=1e-6)
+
+    tagger = load(path, threads=1)  # every load check passes
+    again = load(rescript(path, tmp_path / "again.pt"), threads=1)  # float, then int8 again
+    text = "Some text here about w17 and w5000 ."
+    assert tagger.tag([text]) == again.tag([text])
+    assert torch.equal(torch.jit.load(str(tmp_path / "again.pt")).word_table, module.word_table)
+
+
 def test_artifact_without_the_decode_method_is_incompatible(tmp_path):
     """An artifact written before emissions/decode existed (all else valid) is refused."""
 
