@@ -97,12 +97,13 @@ def save(
     net = copy.deepcopy(net).eval()
     net.sparse = False
     with torch.no_grad():
-        if net.word_table.size(0) > _HALF_ROWS and not meta["network"].get("tune_words", True):
-            table, scale = int8_rows(net.word_table.detach().float())
+        if net.word_table.size(0) > _HALF_ROWS:
+            table = net.word_table.detach()
+            if meta["network"].get("tune_words", True):
+                table = table.half()
+            else:  # frozen: the pretrained vectors, stored in int8
+                table, net.word_scale = int8_rows(table.float())
             net.word_table = torch.nn.Parameter(table, requires_grad=False)
-            net.word_scale = scale
-        elif net.word_table.size(0) > _HALF_ROWS:
-            net.word_table = torch.nn.Parameter(net.word_table.detach().half(), requires_grad=False)
         for emb in net.extras:
             if emb.weight.size(0) > _HALF_ROWS:
                 emb.weight = torch.nn.Parameter(emb.weight.detach().half(), requires_grad=False)
