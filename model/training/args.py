@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(in a recipe also a table)",
     )
     ap.add_argument(
+        "--init-from",
+        help="start from the weights of this tagstream model (transfer from another corpus, "
+        "e.g. a news model for social media): a network of the same shape and features; its "
+        "output layer and CRF only if the labels are the same",
+    )
+    ap.add_argument(
         "--mention-swap",
         type=int,
         default=0,
@@ -247,9 +253,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def missing_inputs(args: argparse.Namespace) -> list[str]:
     """The data files of ``args`` (train, dev, transfer) that do not exist, one message each."""
     missing = []
-    for name in ("train", "dev", "transfer"):
+    for name in ("train", "dev", "transfer", "init_from"):
         given = getattr(args, name, None) or []
         for path in [given] if isinstance(given, str) else given:
             if not pathlib.Path(path).is_file():
-                missing.append(f"--{name}: no such file: {path}")
+                missing.append(f"--{name.replace('_', '-')}: no such file: {path}")
     return missing

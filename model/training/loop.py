@@ -11,7 +11,9 @@ the next one.
 
 from __future__ import annotations
 
+import json
 import logging
+import pathlib
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..artifact import META_FILE, WORDS_FILE, plain_state, read
 from ..network import TaggerNet
 from ..spans import tags_to_spans
 from ..vocab import UNK, Vocab
@@ -125,6 +128,86 @@ def init_word_table(net: TaggerNet, words: Vocab, pretrained: dict | None) -> in
         src = torch.tensor([r[1] for r in rows])
         net.word_table[dst] = vecs[src]
     return len(rows)
+
+
+# never taken from the source: the code-point map is the new vocabulary's, the CRF's allowed moves
+# follow from the tags, and an int8 table's scales are set on export
+_OWN = frozenset(
+    {"char_table", "word_scale", "crf.penalty", "crf.start_penalty", "crf.end_penalty"}
+)
+_OUTPUT = ("out.", "crf.")
+_BY_ROW = ("chars.embed.weight", "word_table")  # taken by character / by word
+
+
+def init_from(
+    net: TaggerNet,
+    words: Vocab,
+    chars: Vocab,
+    features: Sequence[str],
+    tags: Sequence[str],
+    path: str,
+) -> list[str]:
+    """Start ``net`` from the weights of the tagstream artifact at ``path`` (transfer from a
+    model of another corpus); returns the names of the tensors taken.
+
+    The two networks must have the same shape (hidden size, layers, heads, character CNN, word
+    dimension) and the same features: ValueError naming each difference otherwise. Character
+    rows are taken by character and, when ``net`` fine-tunes its words, word rows by word;
+    characters and words the source does not know keep their fresh (or pretrained) rows, and a
+    frozen word table keeps its pretrained vectors. The output layer and the CRF are taken only
+    when the two models have the same ``tags``; otherwise they start fresh."""
+    source, files = read(pathlib.Path(path))
+    meta = json.loads(files[META_FILE])
+    if list(meta["features"]) != list(features):
+        raise ValueError(
+            f"--init-from {path}: its features {meta['features']} are not this model's "
+            f"{list(features)}"
+        )
+    theirs = plain_state(source.state_dict())
+    ours = net.state_dict()
+    wrong = [
+        f"{k} {tuple(theirs[k].shape) if k in theirs else 'missing'} (here {tuple(v.shape)})"
+        for k, v in ours.items()
+        if k not in _OWN
+        and not k.startswith(_OUTPUT)
+        and k not in _BY_ROW
+        and (k not in theirs or theirs[k].shape != v.shape)
+    ]
+    wrong += [
+        f"{k} rows of {theirs[k].size(1)} (here {ours[k].size(1)})"
+        for k in _BY_ROW
+        if theirs[k].size(1) != ours[k].size(1)
+    ]
+    if wrong:
+        raise ValueError(f"--init-from {path}: a network of another shape: " + "; ".join(wrong))
+    same_tags = list(meta.get("tags", ())) == list(tags)
+    source_words = Vocab.loads(files[WORDS_FILE])
+    code = source.char_table
+    rows = {
+        "chars.embed.weight": [
+            (i, int(code[ord(c)])) for c, i in chars.stoi.items() if ord(c) < code.numel()
+        ],
+        "word_table": [(i, source_words[w]) for w, i in words.stoi.items()]
+        if net.word_table.requires_grad
+        else [],
+    }
+    taken = []
+    with torch.no_grad():
+        for k, v in ours.items():
+            if k in _OWN or (k.startswith(_OUTPUT) and not same_tags):
+                continue
+            if k in _BY_ROW:
+                pairs = [(i, j) for i, j in rows[k] if j > UNK]
+                if not pairs:
+                    continue
+                v[torch.tensor([i for i, _ in pairs])] = theirs[k][
+                    torch.tensor([j for _, j in pairs])
+                ]
+                log.info("--init-from: %d of %d rows of %s", len(pairs), v.size(0), k)
+            else:
+                v.copy_(theirs[k])
+            taken.append(k)
+    return taken
 
 
 class TrainingRun:

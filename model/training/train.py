@@ -57,7 +57,7 @@ from .data import (
 )
 from .evaluate import format_report
 from .export import build_network, confidence_note, export, read_meta
-from .loop import LoopOptions, TrainingRun, init_word_table
+from .loop import LoopOptions, TrainingRun, init_from, init_word_table
 from .progress import progress
 from .teacher import LAC_TAGS, AuxTask, lac_tags
 
@@ -128,6 +128,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     net = build_network(cfg, labels, chars)
     covered = init_word_table(net, words, pretrained)
     net.word_table.requires_grad_(cfg.tune_words)
+    if args.init_from:
+        taken = init_from(net, words, chars, features, tags, args.init_from)
+        log.info("--init-from %s: %d tensors taken", args.init_from, len(taken))
     featurizer = Featurizer(
         words, features, bigrams, cfg.max_word_chars, frozenset(lexicon) if lexicon else None
     )
@@ -161,6 +164,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "pretrained": (pretrained or {}).get("source"),
         "lexicon": lexicon_source(args, lexicon) if lexicon else None,
     }
+    source_desc = ""
+    if args.init_from:
+        source = read_meta(args.init_from)
+        source_desc = f"{source['name']} {source['version']}"
     teacher = None
     if args.teacher:  # LAC's tag of each training token's first character
         texts = [join_tokens(tokens, sep) for tokens, _ in corpus.train]
@@ -230,6 +237,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "lowercase": args.lowercase or None,
                 "mention_swap": args.mention_swap or None,
                 "run_together": args.run_together or None,
+                "init_from": source_desc or None,
                 "keep_last": args.keep_last or None,
                 "teacher": f"{args.teacher} x {args.teacher_weight}" if args.teacher else None,
                 "best_epoch": round(ev.epoch, 2),

@@ -207,3 +207,87 @@ def test_mention_swap_leaves_the_chinese_bigram_table_as_the_text_makes_it(
     plain = bigrams()
     assert "昨天" in plain
     assert bigrams("--mention-swap", "2") == plain
+
+
+def _net_like(path, chars, labels=("LOC", "PER"), **changes):
+    """A fresh network of the artifact's shape (or with ``changes``) for ``chars``."""
+    import dataclasses
+
+    from tagstream.model.network_config import NetworkConfig
+    from tagstream.model.spans import bioes_tags
+    from tagstream.model.training.export import build_network
+
+    meta = read_meta(path)
+    cfg = NetworkConfig.from_dict(meta["network"])
+    cfg = dataclasses.replace(
+        cfg, num_chars=len(chars), num_tags=len(bioes_tags(labels)), **changes
+    )
+    return build_network(cfg, list(labels), chars), meta
+
+
+def test_init_from_takes_the_source_weights_and_its_characters_by_character(files):
+    import torch
+
+    from tagstream.model.artifact import WORDS_FILE, plain_state, read
+    from tagstream.model.spans import bioes_tags
+    from tagstream.model.training.loop import init_from
+    from tagstream.model.vocab import Vocab
+
+    assert train_main(args(files)) == 0
+    src = files / "m.pt"
+    module, extra = read(src)
+    theirs = plain_state(module.state_dict())
+    words = Vocab.loads(extra[WORDS_FILE])
+    chars = Vocab(["§", "n", "J", "o"])  # another order, and a character the source never saw
+    torch.manual_seed(5)
+    net, meta = _net_like(src, chars)
+    fresh = net.chars.embed.weight.detach().clone()
+    taken = init_from(net, words, chars, meta["features"], bioes_tags(["LOC", "PER"]), str(src))
+    ours = net.state_dict()
+    assert {"lstm.weight_ih_l0", "attn.in_proj_weight", "out.weight", "crf.transitions"} <= set(
+        taken
+    )
+    for k in ("lstm.weight_hh_l0_reverse", "norm.weight", "out.bias", "crf.transitions"):
+        assert torch.equal(ours[k], theirs[k]), k
+    code = module.char_table
+    for c in "nJo":
+        assert torch.equal(
+            ours["chars.embed.weight"][chars[c]], theirs["chars.embed.weight"][code[ord(c)]]
+        )
+    assert torch.equal(ours["chars.embed.weight"][chars["§"]], fresh[chars["§"]])
+    assert torch.equal(ours["char_table"], net.char_table)  # the new vocabulary's code points
+
+    # other labels: the output layer and the CRF start fresh, the rest is taken
+    other = ["person", "location", "product"]
+    net, _ = _net_like(src, chars, labels=other)
+    taken = init_from(net, words, chars, meta["features"], bioes_tags(other), str(src))
+    assert "lstm.weight_ih_l0" in taken and not any(k.startswith(("out.", "crf.")) for k in taken)
+
+
+def test_init_from_refuses_another_shape_or_other_features(files):
+    from tagstream.model.artifact import WORDS_FILE, read
+    from tagstream.model.spans import bioes_tags
+    from tagstream.model.training.loop import init_from
+    from tagstream.model.vocab import Vocab
+
+    assert train_main(args(files)) == 0
+    src = files / "m.pt"
+    words = Vocab.loads(read(src)[1][WORDS_FILE])
+    chars = Vocab("abc")
+    net, meta = _net_like(src, chars, hidden=12)
+    with pytest.raises(
+        ValueError, match=r"another shape: lstm\.weight_ih_l0 \(32, 14\) \(here \(48, 14\)\)"
+    ):
+        init_from(net, words, chars, meta["features"], bioes_tags(["LOC", "PER"]), str(src))
+    net, meta = _net_like(src, chars)
+    with pytest.raises(ValueError, match=r"its features \['case'\] are not this model's \[\]"):
+        init_from(net, words, chars, [], bioes_tags(["LOC", "PER"]), str(src))
+
+
+def test_training_with_init_from_names_its_source(files, capsys):
+    assert train_main(args(files, "--name", "news", "--version", "2.0.0")) == 0
+    (files / "m.pt").rename(files / "news.pt")
+    assert train_main(args(files, "--init-from", str(files / "news.pt"))) == 0
+    assert read_meta(files / "m.pt")["training"]["init_from"] == "news 2.0.0"
+    assert train_main(args(files, "--init-from", str(files / "none.pt"))) == 2
+    assert f"--init-from: no such file: {files / 'none.pt'}" in capsys.readouterr().err
