@@ -9,9 +9,9 @@ or underscores); options given on the command line override it::
         --output /tmp/en-news-seed2.pt
 
 Paths: ``train``, ``transfer`` and ``dev`` are relative to the data directory
-(``$TAGSTREAM_DATA_DIR``, default ``../shared/data``), ``pretrained`` may start with ``~``,
-``output`` is relative to the working directory. The shipped models' recipes are in
-``model/recipes/``; each model card in docs/models.md cites its recipe.
+(``$TAGSTREAM_DATA_DIR``, default ``../shared/data``); ``pretrained`` and ``init-from`` may start
+with ``~``; ``output`` and ``init-from`` are relative to the working directory. The shipped
+models' recipes are in ``model/recipes/``; each model card in docs/models.md cites its recipe.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def read_recipe(path: str | os.PathLike, known: set[str]) -> dict:
             values[key] = [str(root / p) for p in values[key]]
     if "dev" in values:
         values["dev"] = str(root / values["dev"])
-    if "pretrained" in values:
-        values["pretrained"] = os.path.expanduser(values["pretrained"])
+    for key in ("pretrained", "init_from"):
+        if key in values:
+            values[key] = os.path.expanduser(values[key])
     return values
