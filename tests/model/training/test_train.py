@@ -291,3 +291,12 @@ def test_training_with_init_from_names_its_source(files, capsys):
     assert read_meta(files / "m.pt")["training"]["init_from"] == "news 2.0.0"
     assert train_main(args(files, "--init-from", str(files / "none.pt"))) == 2
     assert f"--init-from: no such file: {files / 'none.pt'}" in capsys.readouterr().err
+
+
+def test_a_recipe_expands_home_in_init_from(tmp_path, monkeypatch):
+    from tagstream.model.training.train import parse_args
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('train = ["a.txt"]\noutput = "x.pt"\ninit-from = "~/news.pt"\n')
+    assert parse_args(["--recipe", str(recipe)]).init_from == str(tmp_path / "news.pt")
