@@ -152,9 +152,9 @@ def init_from(
 
     The two networks must have the same shape (hidden size, layers, heads, character CNN, word
     dimension) and the same features: ValueError naming each difference otherwise. Character
-    rows are taken by character and, when ``net`` fine-tunes its words, word rows by word;
-    characters and words the source does not know keep their fresh (or pretrained) rows, and a
-    frozen word table keeps its pretrained vectors. The output layer and the CRF are taken only
+    rows are taken by character and, when ``net`` fine-tunes its words, word rows by word (the
+    rows of padding and "unknown" as they are); characters and words the source does not know
+    keep their fresh (or pretrained) rows, and a frozen word table keeps its pretrained vectors. The output layer and the CRF are taken only
     when the two models have the same ``tags``; otherwise they start fresh."""
     source, files = read(pathlib.Path(path))
     meta = json.loads(files[META_FILE])
@@ -185,7 +185,9 @@ def init_from(
     code = source.char_table
     rows = {
         "chars.embed.weight": [
-            (i, int(code[ord(c)])) for c, i in chars.stoi.items() if ord(c) < code.numel()
+            (i, int(code[ord(c)]))
+            for c, i in chars.stoi.items()
+            if len(c) == 1 and ord(c) < code.numel()
         ],
         "word_table": [(i, source_words[w]) for w, i in words.stoi.items()]
         if net.word_table.requires_grad
@@ -194,12 +196,13 @@ def init_from(
     taken = []
     with torch.no_grad():
         for k, v in ours.items():
-            if k in _OWN or (k.startswith(_OUTPUT) and not same_tags):
+            output = k.startswith(_OUTPUT)
+            if k in _OWN or output and not (same_tags and k in theirs):  # a softmax source
                 continue
             if k in _BY_ROW:
-                pairs = [(i, j) for i, j in rows[k] if j > UNK]
-                if not pairs:
+                if not rows[k]:
                     continue
+                pairs = [(0, 0), (UNK, UNK)] + [(i, j) for i, j in rows[k] if j > UNK]
                 v[torch.tensor([i for i, _ in pairs])] = theirs[k][
                     torch.tensor([j for _, j in pairs])
                 ]

@@ -255,6 +255,7 @@ def test_init_from_takes_the_source_weights_and_its_characters_by_character(file
             ours["chars.embed.weight"][chars[c]], theirs["chars.embed.weight"][code[ord(c)]]
         )
     assert torch.equal(ours["chars.embed.weight"][chars["§"]], fresh[chars["§"]])
+    assert torch.equal(ours["word_table"], theirs["word_table"])  # fine-tuned words: by word
     assert torch.equal(ours["char_table"], net.char_table)  # the new vocabulary's code points
 
     # other labels: the output layer and the CRF start fresh, the rest is taken
