@@ -154,8 +154,9 @@ def init_from(
     dimension) and the same features: ValueError naming each difference otherwise. Character
     rows are taken by character and, when ``net`` fine-tunes its words, word rows by word (the
     rows of padding and "unknown" as they are); characters and words the source does not know
-    keep their fresh (or pretrained) rows, and a frozen word table keeps its pretrained vectors. The output layer and the CRF are taken only
-    when the two models have the same ``tags``; otherwise they start fresh."""
+    keep their fresh (or pretrained) rows, and a frozen word table keeps its pretrained vectors.
+    The output layer and the CRF are taken only when the two models have the same ``tags``;
+    otherwise they start fresh."""
     source, files = read(pathlib.Path(path))
     meta = json.loads(files[META_FILE])
     if list(meta["features"]) != list(features):
