@@ -251,7 +251,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def missing_inputs(args: argparse.Namespace) -> list[str]:
-    """The data files of ``args`` (train, dev, transfer) that do not exist, one message each."""
+    """The input files of ``args`` (train, dev, transfer, init-from) that do not exist, one
+    message each."""
     missing = []
     for name in ("train", "dev", "transfer", "init_from"):
         given = getattr(args, name, None) or []

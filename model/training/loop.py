@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..artifact import META_FILE, WORDS_FILE, plain_state, read
+from ..artifact import META_FILE, WORDS_FILE, ArtifactError, plain_state, read
 from ..network import TaggerNet
 from ..spans import tags_to_spans
 from ..vocab import UNK, Vocab
@@ -139,6 +139,11 @@ _OUTPUT = ("out.", "crf.")
 _BY_ROW = ("chars.embed.weight", "word_table")  # taken by character / by word
 
 
+class InitFromError(ValueError):
+    """``--init-from`` names a model that cannot start this network (unreadable, or another
+    shape or features)."""
+
+
 def init_from(
     net: TaggerNet,
     words: Vocab,
@@ -151,16 +156,19 @@ def init_from(
     model of another corpus); returns the names of the tensors taken.
 
     The two networks must have the same shape (hidden size, layers, heads, character CNN, word
-    dimension) and the same features: ValueError naming each difference otherwise. Character
+    dimension) and the same features: `InitFromError` naming each difference otherwise. Character
     rows are taken by character and, when ``net`` fine-tunes its words, word rows by word (the
     rows of padding and "unknown" as they are); characters and words the source does not know
     keep their fresh (or pretrained) rows, and a frozen word table keeps its pretrained vectors.
     The output layer and the CRF are taken only when the two models have the same ``tags``;
     otherwise they start fresh."""
-    source, files = read(pathlib.Path(path))
+    try:
+        source, files = read(pathlib.Path(path))
+    except ArtifactError as e:
+        raise InitFromError(f"--init-from: {e}") from None
     meta = json.loads(files[META_FILE])
     if list(meta["features"]) != list(features):
-        raise ValueError(
+        raise InitFromError(
             f"--init-from {path}: its features {meta['features']} are not this model's "
             f"{list(features)}"
         )
@@ -180,7 +188,7 @@ def init_from(
         if theirs[k].size(1) != ours[k].size(1)
     ]
     if wrong:
-        raise ValueError(f"--init-from {path}: a network of another shape: " + "; ".join(wrong))
+        raise InitFromError(f"--init-from {path}: a network of another shape: " + "; ".join(wrong))
     same_tags = list(meta.get("tags", ())) == list(tags)
     source_words = Vocab.loads(files[WORDS_FILE])
     code = source.char_table

@@ -57,7 +57,7 @@ from .data import (
 )
 from .evaluate import format_report
 from .export import build_network, confidence_note, export, read_meta
-from .loop import LoopOptions, TrainingRun, init_from, init_word_table
+from .loop import InitFromError, LoopOptions, TrainingRun, init_from, init_word_table
 from .progress import progress
 from .teacher import LAC_TAGS, AuxTask, lac_tags
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         train(args, command="python -m tagstream.model.training.train " + " ".join(argv))
-    except MissingExtra as e:
+    except (MissingExtra, InitFromError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -292,6 +292,11 @@ def test_training_with_init_from_names_its_source(files, capsys):
     assert read_meta(files / "m.pt")["training"]["init_from"] == "news 2.0.0"
     assert train_main(args(files, "--init-from", str(files / "none.pt"))) == 2
     assert f"--init-from: no such file: {files / 'none.pt'}" in capsys.readouterr().err
+    assert train_main(args(files, "--init-from", str(files / "news.pt"), "--hidden", "12")) == 2
+    assert "a network of another shape: lstm.weight_ih_l0" in capsys.readouterr().err
+    (files / "bad.pt").write_bytes(b"not a model")
+    assert train_main(args(files, "--init-from", str(files / "bad.pt"))) == 2
+    assert "--init-from: model file" in capsys.readouterr().err
 
 
 def test_a_recipe_expands_home_in_init_from(tmp_path, monkeypatch):
