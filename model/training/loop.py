@@ -151,9 +151,10 @@ def init_from(
     features: Sequence[str],
     tags: Sequence[str],
     path: str,
-) -> list[str]:
+) -> tuple[str, list[str]]:
     """Start ``net`` from the weights of the tagstream artifact at ``path`` (transfer from a
-    model of another corpus); returns the names of the tensors taken.
+    model of another corpus); returns the source's name and version and the names of the
+    tensors taken.
 
     The two networks must have the same shape (hidden size, layers, heads, character CNN, word
     dimension) and the same features: `InitFromError` naming each difference otherwise. Character
@@ -183,9 +184,9 @@ def init_from(
         and (k not in theirs or theirs[k].shape != v.shape)
     ]
     wrong += [
-        f"{k} rows of {theirs[k].size(1)} (here {ours[k].size(1)})"
+        f"{k} rows of {theirs[k].size(1) if k in theirs else 'missing'} (here {ours[k].size(1)})"
         for k in _BY_ROW
-        if theirs[k].size(1) != ours[k].size(1)
+        if k in ours and (k not in theirs or theirs[k].size(1) != ours[k].size(1))
     ]
     if wrong:
         raise InitFromError(f"--init-from {path}: a network of another shape: " + "; ".join(wrong))
@@ -219,7 +220,7 @@ def init_from(
             else:
                 v.copy_(theirs[k])
             taken.append(k)
-    return taken
+    return f"{meta['name']} {meta['version']}", taken
 
 
 class TrainingRun:

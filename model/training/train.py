@@ -128,9 +128,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     net = build_network(cfg, labels, chars)
     covered = init_word_table(net, words, pretrained)
     net.word_table.requires_grad_(cfg.tune_words)
+    source_desc = ""
     if args.init_from:
-        taken = init_from(net, words, chars, features, tags, args.init_from)
-        log.info("--init-from %s: %d tensors taken", args.init_from, len(taken))
+        source_desc, taken = init_from(net, words, chars, features, tags, args.init_from)
+        log.info("--init-from %s (%s): %d tensors taken", args.init_from, source_desc, len(taken))
     featurizer = Featurizer(
         words, features, bigrams, cfg.max_word_chars, frozenset(lexicon) if lexicon else None
     )
@@ -164,10 +165,6 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "pretrained": (pretrained or {}).get("source"),
         "lexicon": lexicon_source(args, lexicon) if lexicon else None,
     }
-    source_desc = ""
-    if args.init_from:
-        source = read_meta(args.init_from)
-        source_desc = f"{source['name']} {source['version']}"
     teacher = None
     if args.teacher:  # LAC's tag of each training token's first character
         texts = [join_tokens(tokens, sep) for tokens, _ in corpus.train]

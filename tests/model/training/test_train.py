@@ -242,7 +242,10 @@ def test_init_from_takes_the_source_weights_and_its_characters_by_character(file
     torch.manual_seed(5)
     net, meta = _net_like(src, chars)
     fresh = net.chars.embed.weight.detach().clone()
-    taken = init_from(net, words, chars, meta["features"], bioes_tags(["LOC", "PER"]), str(src))
+    name, taken = init_from(
+        net, words, chars, meta["features"], bioes_tags(["LOC", "PER"]), str(src)
+    )
+    assert name == "custom 0.1.0"
     ours = net.state_dict()
     assert {"lstm.weight_ih_l0", "attn.in_proj_weight", "out.weight", "crf.transitions"} <= set(
         taken
@@ -261,7 +264,7 @@ def test_init_from_takes_the_source_weights_and_its_characters_by_character(file
     # other labels: the output layer and the CRF start fresh, the rest is taken
     other = ["person", "location", "product"]
     net, _ = _net_like(src, chars, labels=other)
-    taken = init_from(net, words, chars, meta["features"], bioes_tags(other), str(src))
+    _, taken = init_from(net, words, chars, meta["features"], bioes_tags(other), str(src))
     assert "lstm.weight_ih_l0" in taken and not any(k.startswith(("out.", "crf.")) for k in taken)
 
 
@@ -306,3 +309,25 @@ def test_a_recipe_expands_home_in_init_from(tmp_path, monkeypatch):
     recipe = tmp_path / "r.toml"
     recipe.write_text('train = ["a.txt"]\noutput = "x.pt"\ninit-from = "~/news.pt"\n')
     assert parse_args(["--recipe", str(recipe)]).init_from == str(tmp_path / "news.pt")
+
+
+def test_init_from_a_model_without_a_character_cnn(tmp_path):
+    """Chinese networks read characters as tokens (no character CNN): the rest is taken."""
+    import torch
+
+    from tagstream.model.artifact import WORDS_FILE, plain_state, read
+    from tagstream.model.training.export import export_random
+    from tagstream.model.training.loop import init_from
+    from tagstream.model.vocab import Vocab
+
+    src = export_random(tmp_path / "zh.pt", language="zh")
+    module, extra = read(src)
+    meta = read_meta(src)
+    net, _ = _net_like(src, Vocab(), labels=meta["labels"])
+    _, taken = init_from(
+        net, Vocab.loads(extra[WORDS_FILE]), Vocab(), meta["features"], meta["tags"], str(src)
+    )
+    assert "chars.embed.weight" not in net.state_dict() and "lstm.weight_ih_l0" in taken
+    assert torch.equal(
+        net.state_dict()["out.weight"], plain_state(module.state_dict())["out.weight"]
+    )
