@@ -5,6 +5,7 @@ the defaults (``tagstream.model.training.recipe``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 
 from ..network_config import NetworkConfig
@@ -193,6 +194,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "target (model.teacher; training only, the artifact is unchanged)",
     )
     ap.add_argument(
+        "--teacher-model",
+        help="en: a token classifier that `python -m tagstream.model.training.finetune --output "
+        "DIR` fine-tuned on the same split; its tag probabilities of every training word are a "
+        "second target (training only, the artifact is unchanged)",
+    )
+    ap.add_argument(
         "--teacher-weight", type=float, default=0.3, help="weight of the teacher's loss"
     )
     ap.add_argument(
@@ -238,6 +245,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--dev-train all leaves no dev to choose an epoch on: give --keep-last")
     if args.teacher and args.language != "zh":
         ap.error(f"--teacher lac tags Chinese only, not --language {args.language}")
+    if args.teacher_model:
+        if args.teacher:
+            ap.error("--teacher-model and --teacher: one teacher at a time")
+        if args.language != "en":
+            ap.error(f"--teacher-model reads English, not --language {args.language}")
+        args.teacher_model = os.path.expanduser(args.teacher_model)
+        if not os.path.isdir(args.teacher_model):
+            ap.error(f"--teacher-model: no such directory: {args.teacher_model}")
     if not 0 <= args.lowercase <= 1:
         ap.error(f"--lowercase is a chance, from 0 to 1, not {args.lowercase}")
     if not 0 <= args.bigram_dropout <= 1:

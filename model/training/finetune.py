@@ -44,8 +44,8 @@ MAX_PIECES = 256  # word pieces per sentence; words past it are tagged O
 
 
 def encoder_model(labels: Sequence[str], path: str | None = None) -> tuple[Any, Any]:
-    """``(tokenizer, model)``: the packaged encoder (or the one at ``path``) with a fresh token
-    classification layer over ``labels``."""
+    """``(tokenizer, model)``: the packaged encoder with a fresh token classification layer
+    over ``labels``; or, with ``path`` and no labels, the classifier saved there."""
     try:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
         from transformers.utils import logging as transformers_logging
@@ -58,6 +58,8 @@ def encoder_model(labels: Sequence[str], path: str | None = None) -> tuple[Any, 
 
         path = str(encoder_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if not labels:
+        return tokenizer, AutoModelForTokenClassification.from_pretrained(path)
     model = AutoModelForTokenClassification.from_pretrained(
         path,
         num_labels=len(labels),
@@ -113,6 +115,34 @@ def predict_tags(
                     tags[word] = labels[int(best[i, j])]
                 out.append(tags)
     return out
+
+
+def soft_tags(
+    directory: str, sents: Sequence[Sentence], batch_size: int = 64
+) -> tuple[list[str], list[torch.Tensor]]:
+    """``(tags, probabilities)``: the tags of the classifier saved in ``directory`` (``main``'s
+    ``--output``) and, per sentence, a ``(words, tags)`` tensor of its probabilities for each
+    word (from the word's first piece; a word without one gets all of it on ``O``). The
+    teacher target of ``train --teacher-model``."""
+    tokenizer, model = encoder_model((), directory)
+    tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if "O" not in tags:
+        raise ValueError(f"{directory}: the classifier's tags {tags} have no O")
+    outside = tags.index("O")
+    model.eval()
+    out: list[torch.Tensor] = []
+    with torch.no_grad():
+        for k in range(0, len(sents), batch_size):
+            part = sents[k : k + batch_size]
+            batch, _, firsts = encode(tokenizer, part)
+            probabilities = model(**batch).logits.softmax(-1)
+            for i, (tokens, _) in enumerate(part):
+                rows = torch.zeros(len(tokens), len(tags))
+                rows[:, outside] = 1.0
+                for word, j in firsts[i]:
+                    rows[word] = probabilities[i, j]
+                out.append(rows)
+    return tags, out
 
 
 def finetune(

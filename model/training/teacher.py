@@ -140,12 +140,13 @@ class AuxTask(nn.Module):
 
     def loss(self, targets: Sequence[Tensor]) -> Tensor:
         """``weight`` x the summed cross-entropy of the last forward pass's features against
-        ``targets``: the teacher's tags of that batch's sentences, in batch order."""
+        ``targets``: the teacher's tags of that batch's sentences, in batch order, as tag ids
+        (one per token) or as probabilities (a row of ``num_tags`` per token)."""
         feats, self._features = self._features, None
         if feats is None:
             raise RuntimeError("AuxTask.loss before a training forward pass")
         gold = torch.cat(list(targets))
-        if gold.numel() != feats.size(0):
-            raise ValueError(f"{gold.numel()} teacher tags for {feats.size(0)} tokens")
+        if gold.size(0) != feats.size(0):
+            raise ValueError(f"{gold.size(0)} teacher tags for {feats.size(0)} tokens")
         logits = self.head(feats)
         return self.weight * nn.functional.cross_entropy(logits, gold, reduction="sum")

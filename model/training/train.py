@@ -171,6 +171,12 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         char_tags = lac_tags([text for text, _ in texts])
         targets = [tags[[a for a, _ in offsets]] for tags, (_, offsets) in zip(char_tags, texts)]
         teacher = (AuxTask(net, LAC_TAGS, args.teacher_weight), targets)
+    elif args.teacher_model:  # the fine-tuned classifier's tag probabilities of each word
+        from .finetune import soft_tags
+
+        teacher_tags, probabilities = soft_tags(args.teacher_model, corpus.train)
+        log.info("--teacher-model %s: %d tags", args.teacher_model, len(teacher_tags))
+        teacher = (AuxTask(net, len(teacher_tags), args.teacher_weight), probabilities)
     options = LoopOptions(
         epochs=args.epochs,
         batch_tokens=args.batch_tokens,
@@ -236,7 +242,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "run_together": args.run_together or None,
                 "init_from": source_desc or None,
                 "keep_last": args.keep_last or None,
-                "teacher": f"{args.teacher} x {args.teacher_weight}" if args.teacher else None,
+                "teacher": f"{args.teacher or args.teacher_model} x {args.teacher_weight}"
+                if args.teacher or args.teacher_model
+                else None,
                 "best_epoch": round(ev.epoch, 2),
                 "command": command,
                 "train_seconds": round(time.perf_counter() - t_start),

@@ -85,3 +85,60 @@ def test_the_command_refuses_what_it_cannot_score(capsys):
     assert "reads English" in capsys.readouterr().err
     assert finetune.main(["--recipe", "model/recipes/en-social.toml"]) == 2
     assert "--dev-train first or last" in capsys.readouterr().err
+
+
+def saved_teacher(tokenizer, directory):
+    model = tiny_model(tokenizer)
+    model.config.id2label = dict(enumerate(LABELS))
+    model.config.label2id = {t: i for i, t in enumerate(LABELS)}
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return model
+
+
+def test_soft_tags_are_the_saved_classifiers_probabilities_per_word(tokenizer, tmp_path):
+    model = saved_teacher(tokenizer, tmp_path)
+    tags, rows = finetune.soft_tags(str(tmp_path), SENTS, batch_size=2)
+    assert tags == LABELS
+    assert [r.shape for r in rows] == [(len(tokens), len(LABELS)) for tokens, _ in SENTS]
+    for r in rows:
+        assert torch.allclose(r.sum(-1), torch.ones(len(r)), atol=1e-5)
+    assert rows[2][1].tolist() == [0.0, 0.0, 0.0, 1.0]  # no piece: all on O
+    batch, _, firsts = finetune.encode(tokenizer, SENTS[:1])
+    with torch.no_grad():
+        expected = model.eval()(**batch).logits.softmax(-1)[0]
+    for word, piece in firsts[0]:
+        assert torch.allclose(rows[0][word], expected[piece], atol=1e-5)
+
+
+def test_training_with_a_teacher_model_exports_a_plain_artifact(tokenizer, tmp_path):
+    from tagstream.model import load
+    from tagstream.model.training.export import read_meta
+    from tagstream.model.training.train import main as train_main
+
+    saved_teacher(tokenizer, tmp_path / "teacher")
+    lines = []
+    for tokens, tags in SENTS[:2] * 6:
+        lines += [f"{w} {t}" for w, t in zip(tokens, tags)] + [""]
+    (tmp_path / "train.conll").write_text("\n".join(lines), encoding="utf-8")
+    out = tmp_path / "m.pt"
+    common = ["--train", str(tmp_path / "train.conll"), "--language", "en", "--output", str(out)]
+    small = ["--epochs", "1", "--dev-fraction", "0.2", "--hidden", "8", "--heads", "2"]
+    teacher = ["--teacher-model", str(tmp_path / "teacher"), "--teacher-weight", "0.5"]
+    assert train_main([*common, *small, *teacher]) == 0
+    assert read_meta(out)["training"]["teacher"] == f"{tmp_path / 'teacher'} x 0.5"
+    tagger = load(out)
+    assert not any("head" in name for name in tagger.module.state_dict())
+    tagger.tag(["Barack Obama visited Reykjavik"])
+
+
+def test_a_teacher_model_is_english_and_a_directory(tmp_path, capsys):
+    from tagstream.model.training.train import main as train_main
+
+    common = ["--train", "x.txt", "--output", str(tmp_path / "m.pt")]
+    with pytest.raises(SystemExit):
+        train_main([*common, "--language", "en", "--teacher-model", str(tmp_path / "none")])
+    assert "no such directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_main([*common, "--language", "zh", "--teacher-model", str(tmp_path)])
+    assert "reads English" in capsys.readouterr().err

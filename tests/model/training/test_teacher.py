@@ -98,3 +98,21 @@ def test_training_with_the_teacher_exports_a_plain_artifact(tmp_path):
     tagger = load(out)
     assert not any("head" in name for name in tagger.module.state_dict())  # the net's own layers
     tagger.tag(["王五在广州工作"])
+
+
+def test_aux_task_takes_probabilities_as_targets():
+    net = make_net().train()
+    aux = AuxTask(net, num_tags=3, weight=1.0)
+    words, extras, chars, lengths = inputs()
+    with aux.watching():
+        net.emissions(words, extras, chars, lengths)
+    targets = [torch.full((int(n), 3), 1 / 3) for n in lengths]  # uniform: loss is log 3 a token
+    with torch.no_grad():
+        aux.head.weight.zero_()
+        aux.head.bias.zero_()
+    loss = aux.loss(targets)
+    assert abs(loss.item() - float(lengths.sum()) * torch.log(torch.tensor(3.0)).item()) < 1e-3
+    with aux.watching():
+        net.emissions(words, extras, chars, lengths)
+    with pytest.raises(ValueError, match="teacher tags for 18 tokens"):
+        aux.loss([torch.full((3, 3), 1 / 3)])
