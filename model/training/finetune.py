@@ -205,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", required=True, help="a recipe file (model/recipes/*.toml)")
     ap.add_argument(
         "--dev-train",
-        choices=("first", "last"),
+        choices=("first", "last", "all"),
         help="train on that half of the recipe's dev file as well and score the other (the "
-        "recipe's own setting when not given; a recipe that trains on all of dev needs it)",
+        "recipe's own setting when not given); 'all': train on all of it, the teacher of the "
+        "recipe's final model, with --output (nothing is left to score)",
     )
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--lr", type=float, default=5e-5)
@@ -228,10 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             f"error: the encoder reads English, not --language {recipe.language}", file=sys.stderr
         )
         return 2
-    if recipe.dev_train == "all":
+    in_sample = recipe.dev_train == "all"
+    if in_sample and not args.output:
         print(
-            f"error: {args.recipe} trains on all of dev: give --dev-train first or last to "
-            "score the other half",
+            f"error: {args.recipe} trains on all of dev, which leaves nothing to score: give "
+            "--dev-train first or last to score the other half, or --output to keep the model",
             file=sys.stderr,
         )
         return 2
@@ -246,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict = {}
 
     def report(epoch: int, loss: float) -> None:
+        if in_sample:  # its dev is trained on
+            print(f"epoch {epoch}: loss {loss:.4f}; {time.perf_counter() - started:.0f} s")
+            figures.update(loss=loss, epoch=epoch)
+            return
         result = yardstick(model, tokenizer, corpus.dev, labels, seen)
         m, novelty = result["scores"]["micro"], result["recall_by_novelty"]
         print(
@@ -260,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer, corpus.train, labels, args.epochs, args.lr, args.batch,
         random.Random(args.seed), report,
     )  # fmt: skip
-    print(format_report(figures["scores"]))
+    if not in_sample:
+        print(format_report(figures["scores"]))
     if args.output:
         model.save_pretrained(args.output)
         tokenizer.save_pretrained(args.output)

@@ -84,7 +84,7 @@ def test_the_command_refuses_what_it_cannot_score(capsys):
     assert finetune.main(["--recipe", "model/recipes/zh-news.toml"]) == 2
     assert "reads English" in capsys.readouterr().err
     assert finetune.main(["--recipe", "model/recipes/en-social.toml"]) == 2
-    assert "--dev-train first or last" in capsys.readouterr().err
+    assert "--dev-train first or last" in capsys.readouterr().err  # all of dev: no --output
 
 
 def saved_teacher(tokenizer, directory):
@@ -142,3 +142,38 @@ def test_a_teacher_model_is_english_and_a_directory(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_main([*common, "--language", "zh", "--teacher-model", str(tmp_path)])
     assert "reads English" in capsys.readouterr().err
+
+
+def test_a_teacher_of_all_of_dev_is_trained_and_kept_without_scores(
+    tokenizer, tmp_path, monkeypatch, capsys
+):
+    def conll(sents):
+        return "\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*s)) for s in sents) + "\n"
+
+    (tmp_path / "train.conll").write_text(conll(SENTS[:2] * 3), encoding="utf-8")
+    (tmp_path / "dev.conll").write_text(conll(SENTS[:2]), encoding="utf-8")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        f'language = "en"\ntrain = ["{tmp_path / "train.conll"}"]\n'
+        f'dev = "{tmp_path / "dev.conll"}"\ndev-train = "all"\nkeep-last = true\n'
+        f'output = "{tmp_path / "m.pt"}"\n',
+        encoding="utf-8",
+    )
+    shown = []
+
+    def tiny(labels, path=None):
+        shown.append(list(labels))
+        model = tiny_model(tokenizer)
+        model.classifier = torch.nn.Linear(32, len(labels))
+        model.config.num_labels = len(labels)
+        return tokenizer, model
+
+    monkeypatch.setattr(finetune, "encoder_model", tiny)
+    argv = ["--recipe", str(recipe), "--epochs", "1"]
+    assert finetune.main(argv) == 2  # nothing to score, nothing kept
+    assert "--output" in capsys.readouterr().err
+    assert finetune.main([*argv, "--output", str(tmp_path / "teacher")]) == 0
+    out = capsys.readouterr().out
+    assert "8 training sentences" in out and "epoch 1: loss" in out and "F1" not in out
+    assert shown == [LABELS]
+    assert (tmp_path / "teacher" / "config.json").exists()
