@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 MAX_PIECES = 256  # word pieces per sentence; words past it are tagged O
 
 
+class TeacherModelError(Exception):
+    """A ``--teacher-model`` directory that holds no usable token classifier."""
+
+
 def encoder_model(labels: Sequence[str], path: str | None = None) -> tuple[Any, Any]:
     """``(tokenizer, model)``: the packaged encoder with a fresh token classification layer
     over ``labels``; or, with ``path`` and no labels, the classifier saved there."""
@@ -124,10 +128,16 @@ def soft_tags(
     ``--output``) and, per sentence, a ``(words, tags)`` tensor of its probabilities for each
     word (from the word's first piece; a word without one gets all of it on ``O``). The
     teacher target of ``train --teacher-model``."""
-    tokenizer, model = encoder_model((), directory)
+    try:
+        tokenizer, model = encoder_model((), directory)
+    except (OSError, ValueError) as e:  # no model there, or not one transformers can read
+        raise TeacherModelError(f"--teacher-model {directory}: not a saved classifier: {e}")
     tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if "O" not in tags:
-        raise ValueError(f"{directory}: the classifier's tags {tags} have no O")
+        raise TeacherModelError(
+            f"--teacher-model {directory}: the classifier's tags {tags} have no O "
+            "(save it with python -m tagstream.model.training.finetune --output)"
+        )
     outside = tags.index("O")
     model.eval()
     out: list[torch.Tensor] = []

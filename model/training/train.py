@@ -57,6 +57,7 @@ from .data import (
 )
 from .evaluate import format_report
 from .export import build_network, confidence_note, export, read_meta
+from .finetune import TeacherModelError, soft_tags
 from .loop import InitFromError, LoopOptions, TrainingRun, init_from, init_word_table
 from .progress import progress
 from .teacher import LAC_TAGS, AuxTask, lac_tags
@@ -172,8 +173,6 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         targets = [tags[[a for a, _ in offsets]] for tags, (_, offsets) in zip(char_tags, texts)]
         teacher = (AuxTask(net, LAC_TAGS, args.teacher_weight), targets)
     elif args.teacher_model:  # the fine-tuned classifier's tag probabilities of each word
-        from .finetune import soft_tags
-
         teacher_tags, probabilities = soft_tags(args.teacher_model, corpus.train)
         log.info("--teacher-model %s: %d tags", args.teacher_model, len(teacher_tags))
         teacher = (AuxTask(net, len(teacher_tags), args.teacher_weight), probabilities)
@@ -309,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         train(args, command="python -m tagstream.model.training.train " + " ".join(argv))
-    except (MissingExtra, InitFromError) as e:
+    except (MissingExtra, InitFromError, TeacherModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -177,3 +177,20 @@ def test_a_teacher_of_all_of_dev_is_trained_and_kept_without_scores(
     assert "8 training sentences" in out and "epoch 1: loss" in out and "F1" not in out
     assert shown == [LABELS]
     assert (tmp_path / "teacher" / "config.json").exists()
+
+
+def test_a_directory_without_a_usable_classifier_is_a_clear_error(tokenizer, tmp_path, capsys):
+    from tagstream.model.training.train import main as train_main
+
+    (tmp_path / "train.conll").write_text("Paris B-LOC\nis O\n\nRome B-LOC\n", encoding="utf-8")
+    common = ["--train", str(tmp_path / "train.conll"), "--language", "en", "--epochs", "1"]
+    common += ["--dev-fraction", "0.5", "--output", str(tmp_path / "m.pt"), "--teacher-model"]
+    (tmp_path / "empty").mkdir()
+    assert train_main([*common, str(tmp_path / "empty")]) == 2
+    assert "not a saved classifier" in capsys.readouterr().err
+    model = tiny_model(tokenizer)  # saved without tag names: LABEL_0 ...
+    model.save_pretrained(tmp_path / "unnamed")
+    tokenizer.save_pretrained(tmp_path / "unnamed")
+    assert train_main([*common, str(tmp_path / "unnamed")]) == 2
+    assert "have no O" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
