@@ -102,32 +102,41 @@ def encode(
     return batch, labels, firsts
 
 
-def predict_tags(
-    model, tokenizer, sents: Sequence[Sentence], labels: Sequence[str], batch_size: int = 64
-) -> list[list[str]]:
-    """Each word's most likely tag, from its first piece (O for a word with none)."""
+def word_probabilities(
+    model, tokenizer, sents: Sequence[Sentence], outside: int, batch_size: int = 64
+) -> list[torch.Tensor]:
+    """Per sentence, a ``(words, tags)`` tensor of the model's tag probabilities for each word,
+    from the word's first piece; a word without one gets all of it on tag ``outside`` (O)."""
     model.eval()
-    out: list[list[str]] = []
+    out: list[torch.Tensor] = []
     with torch.no_grad():
         for k in range(0, len(sents), batch_size):
             part = sents[k : k + batch_size]
             batch, _, firsts = encode(tokenizer, part)
-            best = model(**batch).logits.argmax(-1)
+            probabilities = model(**batch).logits.softmax(-1)
             for i, (tokens, _) in enumerate(part):
-                tags = ["O"] * len(tokens)
+                rows = torch.zeros(len(tokens), probabilities.size(-1))
+                rows[:, outside] = 1.0
                 for word, j in firsts[i]:
-                    tags[word] = labels[int(best[i, j])]
-                out.append(tags)
+                    rows[word] = probabilities[i, j]
+                out.append(rows)
     return out
+
+
+def predict_tags(
+    model, tokenizer, sents: Sequence[Sentence], labels: Sequence[str], batch_size: int = 64
+) -> list[list[str]]:
+    """Each word's most likely tag, from its first piece (O for a word with none)."""
+    rows = word_probabilities(model, tokenizer, sents, list(labels).index("O"), batch_size)
+    return [[labels[int(t)] for t in r.argmax(-1)] for r in rows]
 
 
 def soft_tags(
     directory: str, sents: Sequence[Sentence], batch_size: int = 64
 ) -> tuple[list[str], list[torch.Tensor]]:
     """``(tags, probabilities)``: the tags of the classifier saved in ``directory`` (``main``'s
-    ``--output``) and, per sentence, a ``(words, tags)`` tensor of its probabilities for each
-    word (from the word's first piece; a word without one gets all of it on ``O``). The
-    teacher target of ``train --teacher-model``."""
+    ``--output``) and its `word_probabilities` of ``sents``: the teacher target of ``train
+    --teacher-model``."""
     try:
         tokenizer, model = encoder_model((), directory)
     except (OSError, ValueError) as e:  # no model there, or not one transformers can read
@@ -138,21 +147,7 @@ def soft_tags(
             f"--teacher-model {directory}: the classifier's tags {tags} have no O "
             "(save it with python -m tagstream.model.training.finetune --output)"
         )
-    outside = tags.index("O")
-    model.eval()
-    out: list[torch.Tensor] = []
-    with torch.no_grad():
-        for k in range(0, len(sents), batch_size):
-            part = sents[k : k + batch_size]
-            batch, _, firsts = encode(tokenizer, part)
-            probabilities = model(**batch).logits.softmax(-1)
-            for i, (tokens, _) in enumerate(part):
-                rows = torch.zeros(len(tokens), len(tags))
-                rows[:, outside] = 1.0
-                for word, j in firsts[i]:
-                    rows[word] = probabilities[i, j]
-                out.append(rows)
-    return tags, out
+    return tags, word_probabilities(model, tokenizer, sents, tags.index("O"), batch_size)
 
 
 def finetune(
