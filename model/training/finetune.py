@@ -26,6 +26,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -41,6 +42,7 @@ from .evaluate import entity_surfaces, format_report, recall_by_novelty, score
 log = logging.getLogger(__name__)
 
 MAX_PIECES = 256  # word pieces per sentence; words past it are tagged O
+RECORD = "tagstream-teacher.json"  # beside a saved classifier: the data and command that made it
 
 
 class TeacherModelError(Exception):
@@ -150,6 +152,49 @@ def soft_tags(
     return tags, word_probabilities(model, tokenizer, sents, tags.index("O"), batch_size)
 
 
+def record(directory: str, recipe: argparse.Namespace, seed: int, command: str) -> None:
+    """Write `RECORD` in ``directory``: the recipe's data the classifier saved there was fine-tuned
+    on (with the half of dev it saw), its seed and the command, for `check_split` and the
+    student's metadata."""
+    made = {
+        "train": list(recipe.train),
+        "dev": recipe.dev,
+        "dev_train": recipe.dev_train,
+        "seed": seed,
+        "command": command,
+    }
+    with open(os.path.join(directory, RECORD), "w", encoding="utf-8") as f:
+        json.dump(made, f, indent=1)
+
+
+def check_split(directory: str, dev_train: str | None) -> dict | None:
+    """What `record` wrote of the classifier in ``directory``, or None when it holds no record.
+
+    A teacher fine-tuned on the half of dev that its student is scored on would carry that half
+    into the student's scores, so a student trained on ``dev_train`` (None: no part of dev) takes
+    only a teacher that saw the same part of dev or none of it; a student of all of dev takes any.
+    Raises `TeacherModelError` otherwise, and for a record it cannot read."""
+    try:
+        with open(os.path.join(directory, RECORD), encoding="utf-8") as f:
+            made = json.load(f)
+        if not isinstance(made, dict):
+            raise ValueError(f"an object was expected, not {type(made).__name__}")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise TeacherModelError(f"--teacher-model {directory}: unreadable {RECORD}: {e}")
+    saw = made.get("dev_train")
+    if saw and dev_train != "all" and saw != dev_train:
+        part = "all" if saw == "all" else f"the {saw} half"
+        want = f"with --dev-train {dev_train}" if dev_train else "on none of dev"
+        raise TeacherModelError(
+            f"--teacher-model {directory} was fine-tuned on {part} of {made.get('dev')}, which "
+            f"this run (--dev-train {dev_train or 'none'}) is scored on: give it a teacher "
+            f"fine-tuned {want} (python -m tagstream.model.training.finetune --output)"
+        )
+    return made
+
+
 def finetune(
     model,
     tokenizer,
@@ -222,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--output", help="save the fine-tuned model and tokenizer in this directory")
     ap.add_argument("--json", help="write the last epoch's figures to this file")
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
 
     from .args import parse_args
@@ -276,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         model.save_pretrained(args.output)
         tokenizer.save_pretrained(args.output)
+        command = "python -m tagstream.model.training.finetune " + " ".join(argv)
+        record(args.output, recipe, args.seed, command)
     if args.json:
         figures.update(recipe=args.recipe, dev=corpus.dev_desc, seed=args.seed)
         with open(args.json, "w", encoding="utf-8") as f:

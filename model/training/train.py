@@ -57,7 +57,7 @@ from .data import (
 )
 from .evaluate import format_report
 from .export import build_network, confidence_note, export, read_meta
-from .finetune import TeacherModelError, soft_tags
+from .finetune import TeacherModelError, check_split, soft_tags
 from .loop import InitFromError, LoopOptions, TrainingRun, init_from, init_word_table
 from .progress import progress
 from .teacher import LAC_TAGS, AuxTask, lac_tags
@@ -166,13 +166,20 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         "pretrained": (pretrained or {}).get("source"),
         "lexicon": lexicon_source(args, lexicon) if lexicon else None,
     }
-    teacher = None
+    teacher, taught = None, None
     if args.teacher:  # LAC's tag of each training token's first character
         texts = [join_tokens(tokens, sep) for tokens, _ in corpus.train]
         char_tags = lac_tags([text for text, _ in texts])
         targets = [tags[[a for a, _ in offsets]] for tags, (_, offsets) in zip(char_tags, texts)]
         teacher = (AuxTask(net, LAC_TAGS, args.teacher_weight), targets)
     elif args.teacher_model:  # the fine-tuned classifier's tag probabilities of each word
+        taught = check_split(args.teacher_model, args.dev_train)
+        if taught is None:
+            log.warning(
+                "--teacher-model %s records no data it was fine-tuned on: if it saw the "
+                "sentences this run is scored on, the scores are in-sample",
+                args.teacher_model,
+            )
         teacher_tags, probabilities = soft_tags(args.teacher_model, corpus.train)
         log.info("--teacher-model %s: %d tags", args.teacher_model, len(teacher_tags))
         teacher = (AuxTask(net, len(teacher_tags), args.teacher_weight), probabilities)
@@ -243,6 +250,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "keep_last": args.keep_last or None,
                 "teacher": f"{args.teacher or args.teacher_model} x {args.teacher_weight}"
                 if args.teacher or args.teacher_model
+                else None,
+                "teacher_data": {k: taught.get(k) for k in ("train", "dev", "dev_train", "seed")}
+                if taught
                 else None,
                 "best_epoch": round(ev.epoch, 2),
                 "command": command,

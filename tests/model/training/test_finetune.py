@@ -177,6 +177,8 @@ def test_a_teacher_of_all_of_dev_is_trained_and_kept_without_scores(
     assert "8 training sentences" in out and "epoch 1: loss" in out and "F1" not in out
     assert shown == [LABELS]
     assert (tmp_path / "teacher" / "config.json").exists()
+    made = finetune.check_split(str(tmp_path / "teacher"), "all")
+    assert made["dev_train"] == "all" and made["seed"] == 1 and "--epochs 1" in made["command"]
 
 
 def test_a_directory_without_a_usable_classifier_is_a_clear_error(tokenizer, tmp_path, capsys):

@@ -116,3 +116,44 @@ def test_aux_task_takes_probabilities_as_targets():
         net.emissions(words, extras, chars, lengths)
     with pytest.raises(ValueError, match="teacher tags for 18 tokens"):
         aux.loss([torch.full((3, 3), 1 / 3)])
+
+
+def test_a_teacher_model_that_saw_the_scored_half_of_dev_is_refused(tmp_path):
+    from argparse import Namespace
+
+    from tagstream.model.training.finetune import TeacherModelError, check_split, record
+
+    data = {"train": ["wnut17/train.conll"], "dev": "wnut17/dev.conll"}
+    record(str(tmp_path), Namespace(**data, dev_train="first"), 2, "finetune --dev-train first")
+    made = check_split(str(tmp_path), "first")
+    assert made == {**data, "dev_train": "first", "seed": 2, "command": made["command"]}
+    assert check_split(str(tmp_path), "all")  # a student trained on all of dev takes any teacher
+    for student in ("last", None):  # scored on the first half, or on all of dev
+        with pytest.raises(TeacherModelError, match="the first half of wnut17/dev.conll"):
+            check_split(str(tmp_path), student)
+    record(str(tmp_path), Namespace(**data, dev_train=None), 2, "finetune")
+    assert check_split(str(tmp_path), "last")  # a teacher that saw none of dev
+    for broken in ("{", "[]"):
+        (tmp_path / "tagstream-teacher.json").write_text(broken, encoding="utf-8")
+        with pytest.raises(TeacherModelError, match="unreadable"):
+            check_split(str(tmp_path), "last")
+    assert check_split(str(tmp_path / "elsewhere"), "last") is None  # no record: nothing to check
+
+
+def test_training_refuses_a_teacher_model_of_the_other_half(tmp_path, capsys):
+    from argparse import Namespace
+
+    from tagstream.model.training.finetune import record
+
+    text = "Paris B-LOC\nis O\nbig O\n\nRome B-LOC\nis O\n\n"
+    (tmp_path / "train.conll").write_text(text * 3, encoding="utf-8")
+    (tmp_path / "dev.conll").write_text(text * 2, encoding="utf-8")
+    teacher_dir = tmp_path / "teacher"
+    teacher_dir.mkdir()
+    record(str(teacher_dir), Namespace(train=[], dev="dev.conll", dev_train="all"), 1, "")
+    out = tmp_path / "m.pt"
+    argv = ["--train", str(tmp_path / "train.conll"), "--dev", str(tmp_path / "dev.conll")]
+    argv += ["--language", "en", "--epochs", "1", "--output", str(out), "--dev-train", "last"]
+    assert train_main([*argv, "--teacher-model", str(teacher_dir)]) == 2
+    assert "fine-tuned on all of dev.conll" in capsys.readouterr().err
+    assert not out.exists()
