@@ -251,8 +251,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if args.language != "en":
             ap.error(f"--teacher-model reads English, not --language {args.language}")
         args.teacher_model = os.path.expanduser(args.teacher_model)
-        if not os.path.isdir(args.teacher_model):
-            ap.error(f"--teacher-model: no such directory: {args.teacher_model}")
     if not 0 <= args.lowercase <= 1:
         ap.error(f"--lowercase is a chance, from 0 to 1, not {args.lowercase}")
     if not 0 <= args.bigram_dropout <= 1:
@@ -266,12 +264,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def missing_inputs(args: argparse.Namespace) -> list[str]:
-    """The input files of ``args`` (train, dev, transfer, init-from) that do not exist, one
-    message each."""
+    """The inputs of ``args`` (train, dev, transfer, init-from files, the teacher-model
+    directory) that do not exist, one message each. Only training reads them: the commands that
+    read a recipe to score its models (evaluate, calibrate, finetune) need none of them."""
     missing = []
     for name in ("train", "dev", "transfer", "init_from"):
         given = getattr(args, name, None) or []
         for path in [given] if isinstance(given, str) else given:
             if not pathlib.Path(path).is_file():
                 missing.append(f"--{name.replace('_', '-')}: no such file: {path}")
+    teacher = getattr(args, "teacher_model", None)
+    if teacher and not os.path.isdir(teacher):
+        missing.append(
+            f"--teacher-model: no such directory: {teacher} (fine-tune it with python -m "
+            "tagstream.model.training.finetune --recipe RECIPE --dev-train "
+            f"{args.dev_train or 'first|last|all'} --output DIR)"
+        )
     return missing

@@ -132,18 +132,6 @@ def test_training_with_a_teacher_model_exports_a_plain_artifact(tokenizer, tmp_p
     tagger.tag(["Barack Obama visited Reykjavik"])
 
 
-def test_a_teacher_model_is_english_and_a_directory(tmp_path, capsys):
-    from tagstream.model.training.train import main as train_main
-
-    common = ["--train", "x.txt", "--output", str(tmp_path / "m.pt")]
-    with pytest.raises(SystemExit):
-        train_main([*common, "--language", "en", "--teacher-model", str(tmp_path / "none")])
-    assert "no such directory" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        train_main([*common, "--language", "zh", "--teacher-model", str(tmp_path)])
-    assert "reads English" in capsys.readouterr().err
-
-
 def test_a_teacher_of_all_of_dev_is_trained_and_kept_without_scores(
     tokenizer, tmp_path, monkeypatch, capsys
 ):

@@ -157,3 +157,27 @@ def test_training_refuses_a_teacher_model_of_the_other_half(tmp_path, capsys):
     assert train_main([*argv, "--teacher-model", str(teacher_dir)]) == 2
     assert "fine-tuned on all of dev.conll" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_teacher_model_is_english_and_a_directory_made_by_finetune(tmp_path, capsys):
+    common = ["--train", "x.txt", "--output", str(tmp_path / "m.pt")]
+    teacher = ["--teacher-model", str(tmp_path / "none"), "--dev", "d.txt", "--dev-train", "last"]
+    assert train_main([*common, "--language", "en", *teacher]) == 2
+    err = capsys.readouterr().err
+    assert "--teacher-model: no such directory" in err and "finetune --recipe" in err
+    assert "--dev-train last --output DIR" in err
+    with pytest.raises(SystemExit):
+        train_main([*common, "--language", "zh", "--teacher-model", str(tmp_path)])
+    assert "reads English" in capsys.readouterr().err
+
+
+def test_a_recipe_with_a_teacher_model_is_read_without_it(tmp_path):
+    from tagstream.model.training.args import parse_args
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'language = "en"\ntrain = ["t.conll"]\noutput = "m.pt"\nteacher-model = "~/not-made-yet"\n',
+        encoding="utf-8",
+    )
+    args = parse_args(["--recipe", str(recipe)])  # as evaluate, calibrate and finetune read it
+    assert not args.teacher_model.startswith("~")
