@@ -31,6 +31,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -167,13 +168,14 @@ def record(directory: str, recipe: argparse.Namespace, seed: int, command: str) 
         json.dump(made, f, indent=1)
 
 
-def check_split(directory: str, dev_train: str | None) -> dict | None:
+def check_split(directory: str, dev_train: str | None, dev: str | None = None) -> dict | None:
     """What `record` wrote of the classifier in ``directory``, or None when it holds no record.
 
     A teacher fine-tuned on the half of dev that its student is scored on would carry that half
-    into the student's scores, so a student trained on ``dev_train`` (None: no part of dev) takes
-    only a teacher that saw the same part of dev or none of it; a student of all of dev takes any.
-    Raises `TeacherModelError` otherwise, and for a record it cannot read."""
+    into the student's scores, so a student trained on ``dev_train`` (None: no part of dev) of
+    the dev file ``dev`` takes only a teacher that saw the same part of that file or none of it;
+    a student of all of dev takes any, and so does one whose dev file has another name than the
+    teacher's. Raises `TeacherModelError` otherwise, and for a record it cannot read."""
     try:
         with open(os.path.join(directory, RECORD), encoding="utf-8") as f:
             made = json.load(f)
@@ -184,7 +186,8 @@ def check_split(directory: str, dev_train: str | None) -> dict | None:
     except (OSError, ValueError) as e:
         raise TeacherModelError(f"--teacher-model {directory}: unreadable {RECORD}: {e}")
     saw = made.get("dev_train")
-    if saw and dev_train != "all" and saw != dev_train:
+    other_file = dev and made.get("dev") and Path(dev).name != Path(made["dev"]).name
+    if saw and dev_train != "all" and saw != dev_train and not other_file:
         part = "all" if saw == "all" else f"the {saw} half"
         want = f"with --dev-train {dev_train}" if dev_train else "on none of dev"
         raise TeacherModelError(

@@ -173,7 +173,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         targets = [tags[[a for a, _ in offsets]] for tags, (_, offsets) in zip(char_tags, texts)]
         teacher = (AuxTask(net, LAC_TAGS, args.teacher_weight), targets)
     elif args.teacher_model:  # the fine-tuned classifier's tag probabilities of each word
-        taught = check_split(args.teacher_model, args.dev_train)
+        taught = check_split(args.teacher_model, args.dev_train, args.dev)
         if taught is None:
             log.warning(
                 "--teacher-model %s records no data it was fine-tuned on: if it saw the "

@@ -131,6 +131,9 @@ def test_a_teacher_model_that_saw_the_scored_half_of_dev_is_refused(tmp_path):
     for student in ("last", None):  # scored on the first half, or on all of dev
         with pytest.raises(TeacherModelError, match="the first half of wnut17/dev.conll"):
             check_split(str(tmp_path), student)
+    with pytest.raises(TeacherModelError):  # the same file, wherever the data directory is
+        check_split(str(tmp_path), "last", "/elsewhere/wnut17/dev.conll")
+    assert check_split(str(tmp_path), "last", "other/dev.txt")  # another dev file: no overlap
     record(str(tmp_path), Namespace(**data, dev_train=None), 2, "finetune")
     assert check_split(str(tmp_path), "last")  # a teacher that saw none of dev
     for broken in ("{", "[]"):
